@@ -1,0 +1,1 @@
+"""Training: STEM tokenizer, MLA model construction, data rendering and TRL stages."""

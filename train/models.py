@@ -1,0 +1,47 @@
+"""MLA model construction: transformers' native ``YoutuForCausalLM`` (dense MLA + SwiGLU)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+# The paper's 2B values (PAPER.md). Tiny/small sizes keep the same shape family for CPU runs.
+YOUTU_2B: dict[str, Any] = dict(
+    vocab_size=128256, hidden_size=2048, intermediate_size=6144, num_hidden_layers=32, num_attention_heads=16,
+    num_key_value_heads=16, q_lora_rank=1536, kv_lora_rank=512, qk_nope_head_dim=128, qk_rope_head_dim=64,
+    v_head_dim=128, max_position_embeddings=131072, rope_parameters={"rope_type": "default", "rope_theta": 1.6e6},
+    rope_interleave=True, tie_word_embeddings=True,
+)
+TINY_MLA: dict[str, Any] = dict(
+    hidden_size=256, intermediate_size=768, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=4,
+    q_lora_rank=None, kv_lora_rank=64, qk_nope_head_dim=32, qk_rope_head_dim=16, v_head_dim=32,
+    max_position_embeddings=4096, rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+    rope_interleave=True, tie_word_embeddings=True,
+)
+
+
+def build_model(arch: dict[str, Any], tokenizer=None, seed: int = 0):
+    """A freshly initialised ``YoutuForCausalLM`` from ``arch``, sized to ``tokenizer`` when given."""
+    import torch
+    from transformers import YoutuConfig, YoutuForCausalLM
+
+    arch = dict(arch)
+    if tokenizer is not None:
+        arch.update(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                    eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(seed)
+    model = YoutuForCausalLM(YoutuConfig(**arch))
+    if tokenizer is not None:
+        model.generation_config.eos_token_id = tokenizer.eos_token_id
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+        model.generation_config.bos_token_id = tokenizer.bos_token_id
+    return model
+
+
+def save_model(model, tokenizer, out: str | Path) -> Path:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(out)
+    return out
