@@ -38,7 +38,11 @@ class Registry(Generic[T]):
             return
         self._loaded = True
         for module in self._modules:
-            importlib.import_module(module)
+            try:
+                importlib.import_module(module)
+            except ModuleNotFoundError as exc:
+                if exc.name != module:  # a real missing dependency, not an optional built-in
+                    raise
         for entry in entry_points(group=f"agentkit.{self.kind}"):
             self._entries.setdefault(entry.name, entry.load())
 
@@ -61,5 +65,5 @@ class Registry(Generic[T]):
 
 
 SANDBOXES: Registry = Registry("sandbox", ("envs.sandbox",))
-ENVS: Registry = Registry("env", ("envs",))
+ENVS: Registry = Registry("env", ("envs.math", "envs.code", "envs.tooluse", "envs.research"))
 STRATEGIES: Registry = Registry("strategy", ("synth.strategies",))

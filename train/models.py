@@ -20,12 +20,28 @@ TINY_MLA: dict[str, Any] = dict(
 )
 
 
+PRESETS: dict[str, dict[str, Any]] = {"tiny-mla": TINY_MLA, "youtu-2b": YOUTU_2B}
+
+
+def resolve_arch(arch: dict[str, Any]) -> dict[str, Any]:
+    """``{preset: name, **overrides}`` -> full YoutuConfig keyword arguments."""
+    arch = dict(arch)
+    preset = arch.pop("preset", None)
+    if preset is None:
+        return arch
+    if preset not in PRESETS:
+        from agentkit.errors import ConfigError
+
+        raise ConfigError(f"model.arch.preset: unknown preset '{preset}'; known: {', '.join(PRESETS)}")
+    return {**PRESETS[preset], **arch}
+
+
 def build_model(arch: dict[str, Any], tokenizer=None, seed: int = 0):
     """A freshly initialised ``YoutuForCausalLM`` from ``arch``, sized to ``tokenizer`` when given."""
     import torch
     from transformers import YoutuConfig, YoutuForCausalLM
 
-    arch = dict(arch)
+    arch = resolve_arch(arch)
     if tokenizer is not None:
         arch.update(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
                     eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
