@@ -57,6 +57,34 @@ class EpisodeLimitsConfig(EpisodeLimits):
     pass
 
 
+@dataclass
+class TaskSourceConfig:
+    """Where an env's tasks come from. Bad rows fail at load time with ``path:line``."""
+
+    source: str = "generated"
+    """``generated`` (the env's procedural generator), ``jsonl``, ``parquet``, ``hf`` (a local
+    ``datasets`` directory), or an env-specific name (``humaneval``, ``bfcl``, ...)."""
+    path: str | None = None
+    split: str | None = None
+    """A deterministic split (``train``/``test``) of the source, by stable hash of the task id."""
+    test_fraction: float = 0.2
+    n: int | None = None
+    seed: int = 0
+    fields: dict[str, str] = field(default_factory=dict)
+    """Field-name mapping for files: ``{id: qid, prompt: question, answer: solution}``."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """Generator options (difficulty levels, task kinds...)."""
+
+
+@dataclass
+class EnvConfig:
+    name: str = "math"
+    tasks: TaskSourceConfig = field(default_factory=TaskSourceConfig)
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+    options: dict[str, Any] = field(default_factory=dict)
+    """Env-specific constructor options; an unknown one is a ConfigError naming ``env.options.<key>``."""
+
+
 def to_object(cfg: Any) -> Any:
     """A composed DictConfig as its typed dataclass, with interpolations resolved."""
     from omegaconf import OmegaConf

@@ -11,11 +11,14 @@ import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from agentkit.client import ModelClient
 from agentkit.errors import ToolError
 from agentkit.records import FunctionSpec, Message, Task, ToolCall, ToolSpec, Verdict
+
+if TYPE_CHECKING:
+    from agentkit.config import EnvConfig, SandboxConfig, TaskSourceConfig
 
 YOUTU_AGENT_PROMPT = """You are a careful agent that solves tasks with tools.
 Think inside <think>...</think>: analyse the task, make a plan, act, then reflect on each result.
@@ -103,6 +106,12 @@ class Env(ABC):
     version: ClassVar[str] = "1"
     system_prompt: str = YOUTU_AGENT_PROMPT
 
+    def __init__(self, sandbox: SandboxConfig | None = None, **options: Any):
+        """Subclasses take their own keyword options; ``sandbox`` configures their sandbox pool."""
+        if options:
+            raise TypeError(f"unexpected options: {', '.join(sorted(options))}")
+        self.sandbox_config = sandbox
+
     @abstractmethod
     def tools(self, task: Task) -> list[ToolSpec]:
         """The tool schemas offered to the model for ``task``."""
@@ -118,10 +127,22 @@ class Env(ABC):
         """A client that solves ``task`` correctly by calling the real tools, or None if there is none."""
         return None
 
-    def load_tasks(self, **source: Any) -> list[Task]:
+    def load_tasks(self, source: TaskSourceConfig) -> list[Task]:
         """Tasks from a source (generated, a file, a package's data). Bad rows fail here, at load time."""
         raise NotImplementedError(f"env '{self.name}' has no task loader")
 
     async def aclose(self) -> None:
         """Release env-wide resources (sandbox pools, process pools)."""
         return None
+
+
+def build_env(cfg: EnvConfig) -> Env:
+    """Build the env named by ``cfg.name`` with its options; unknown options name their key."""
+    from agentkit.errors import ConfigError
+    from agentkit.registry import ENVS
+
+    cls = ENVS.get(cfg.name)
+    try:
+        return cls(sandbox=cfg.sandbox, **dict(cfg.options))
+    except TypeError as exc:
+        raise ConfigError(f"env.options for '{cfg.name}': {exc}") from None
