@@ -21,8 +21,8 @@ from agentkit.errors import DataError
 M = TypeVar("M", bound=BaseModel)
 
 
-def _open_text(path: Path, mode: str) -> IO[str]:
-    if path.suffix == ".zst":
+def _open_text(path: Path, mode: str, compressed: bool | None = None) -> IO[str]:
+    if compressed if compressed is not None else path.suffix == ".zst":
         import zstandard
 
         raw = open(path, mode.replace("t", "") + "b")  # noqa: SIM115
@@ -119,7 +119,7 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[BaseModel | dict]) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     count = 0
-    with _open_text(tmp, "wt") as handle:
+    with _open_text(tmp, "wt", compressed=path.suffix == ".zst") as handle:
         for record in records:
             handle.write(dumps(record) + "\n")
             count += 1

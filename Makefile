@@ -1,0 +1,37 @@
+# Every target sets itself up on a fresh machine: a .venv with the CPU torch first, then agentkit.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.agentkit-installed
+
+.PHONY: setup system test test-fast demo bench lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@# Keep an existing torch; otherwise take the CPU build (a bare `pip install torch` pulls CUDA).
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[test]"
+	@touch $@
+
+# Sandboxing tools from Debian (bubblewrap; podman + runc for the Docker-API backend). Needs root.
+system:
+	@bash .ci/system-deps.sh
+
+test: setup system
+	$(VENV)/bin/pytest -q
+
+test-fast: setup
+	$(VENV)/bin/pytest -q -m "not slow"
+
+demo: setup system
+	$(VENV)/bin/agentkit demo
+
+bench: setup system
+	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf runs outputs multirun .pytest_cache

@@ -1,0 +1,4 @@
+from agentkit.schemas import TRAJECTORY_SCHEMA, render
+
+TRAJECTORY_SCHEMA.write_text(render())
+print(f"wrote {TRAJECTORY_SCHEMA}")

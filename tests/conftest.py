@@ -1,0 +1,25 @@
+"""Shared fixtures: the tiny MLA checkpoint is built once per session from the shipped tokenizer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSETS = Path(__file__).resolve().parent / "assets"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A random-init tiny YoutuForCausalLM checkpoint with the shipped tokenizer and chat template."""
+    from train.assets import materialize
+
+    return materialize({"preset": "tiny-mla"}, tmp_path_factory.mktemp("tiny-mla"))
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    from train.assets import load_tokenizer
+
+    return load_tokenizer()
