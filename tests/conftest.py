@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = Path(__file__).resolve().parent / "assets"
+
+# Generated caches (tiny checkpoints, research indexes) stay inside the checkout, not in $HOME.
+os.environ.setdefault("AGENTKIT_CACHE", str(ROOT / ".cache" / "agentkit"))
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+ROOT = Path(__file__).resolve().parents[2]
 
 AGENTKIT = str(Path(sys.executable).with_name("agentkit"))
 
