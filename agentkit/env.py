@@ -85,6 +85,11 @@ class Episode(ABC):
     async def verify(self, messages: Sequence[Message]) -> Verdict:
         """Score the finished conversation against this task (and the episode's final state)."""
 
+    async def next_user_message(self, messages: Sequence[Message]) -> Message | None:
+        """The user's next turn after the agent answered without a tool call (multi-turn tasks such as
+        BFCL multi-turn); None ends the episode."""
+        return None
+
     def feedback(self, verdict: Verdict) -> str:
         """What a retrying agent is told after a failed verification (used by the ``reflect`` strategy)."""
         return f"Your answer was checked and it is not correct: {verdict.reason}. Try again."

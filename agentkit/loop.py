@@ -132,6 +132,11 @@ async def drive_episode(env: Env, episode: Episode, task: Task, client: ModelCli
             on_turn(message)
         calls = list(message.tool_calls or [])
         if not calls and not completion.parse_errors:
+            next_user = getattr(episode, "next_user_message", None)
+            follow_up = await next_user(history) if next_user and last_finish != "length" else None
+            if follow_up is not None:  # multi-turn tasks: the user speaks again
+                history.append(follow_up)
+                continue
             status = Status.completed if last_finish != "length" else Status.max_tokens
             break
         # The model sees its own mistakes: parse errors, invalid arguments and failing tools.

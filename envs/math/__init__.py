@@ -1,0 +1,8 @@
+"""The math env (registered as ``math``): sandboxed Python tool, procedural tasks, math-verify verdicts."""
+
+from agentkit.registry import ENVS
+from envs.math.env import MathEnv, MathEpisode
+
+ENVS.register("math")(MathEnv)
+
+__all__ = ["MathEnv", "MathEpisode"]

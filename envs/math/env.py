@@ -1,0 +1,186 @@
+"""The math env: a ``python`` tool backed by a warm sandboxed session, answers checked with math-verify."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+from agentkit.client import GeneratorClient, ModelClient
+from agentkit.config import SandboxConfig, TaskSourceConfig
+from agentkit.env import Env, Episode, Tool, ToolOutput
+from agentkit.errors import ConfigError, VerifierError
+from agentkit.records import Message, Task, ToolSpec, Verdict
+from agentkit.toolcalls import render_tool_call
+from envs.math.generator import kinds_for, make_task
+from envs.math.verify import CONVENTIONS, MathVerifier
+from envs.prompts import agent_prompt
+from envs.tasks import FILE_SOURCES, generate, load_task_rows
+
+PYTHON_TOOL = ToolSpec.model_validate({"type": "function", "function": {
+    "name": "python",
+    "description": "Run Python code in a persistent session (variables and imports are kept between calls; "
+                   "sympy and numpy are installed). Returns what the code prints, or the error.",
+    "parameters": {"type": "object", "properties": {"code": {"type": "string", "description": "Python code"}},
+                   "required": ["code"], "additionalProperties": False},
+}})
+
+_FORMATS = {
+    "boxed": "Put the final answer in \\boxed{...} in your last message.",
+    "answer_tag": "Put the final answer inside <answer>...</answer> in your last message.",
+    "final_line": "End your last message with a line 'Final answer: ...'.",
+    "last_number": "End your last message with the final number.",
+}
+
+
+def sandbox_pool(config: SandboxConfig | None, *, warm_python: bool) -> Any:
+    """A sandbox pool built from an env's sandbox config (``envs.sandbox`` is imported on first use)."""
+    from envs.sandbox import SandboxPool
+
+    return SandboxPool.from_config(config or SandboxConfig(), warm_python=warm_python)
+
+
+class MathEpisode(Episode):
+    """One math task: a sandbox (taken from the pool at the first ``python`` call) and the verifier."""
+
+    def __init__(self, task: Task, env: MathEnv):
+        super().__init__(task)
+        self._env = env
+        self._stack = contextlib.AsyncExitStack()
+        self._session: Any = None
+        self._lock = asyncio.Lock()
+        self.closed = False
+
+    @property
+    def tools(self) -> list[Tool]:
+        return [Tool(PYTHON_TOOL.name, PYTHON_TOOL.function.description, PYTHON_TOOL.function.parameters,
+                     self._python)] if self._env.python_tool else []
+
+    async def _python(self, code: str) -> ToolOutput:
+        async with self._lock:
+            if self.closed:
+                raise RuntimeError("the episode is closed")
+            if self._session is None:
+                sandbox = await self._stack.enter_async_context(self._env.pool().sandbox())
+                self._session = await sandbox.python()
+            result = await self._session.run(code)
+        return ToolOutput(content=result.observation(), error=not result.ok)
+
+    async def verify(self, messages: Sequence[Message]) -> Verdict:
+        final = next((m for m in reversed(messages) if m.role == "assistant"), None)
+        if final is None or final.tool_calls:
+            return Verdict(passed=False, reward=0.0, reason="the conversation has no final answer message")
+        gold = self.task.meta.get("answer")
+        if gold is None or str(gold).strip() == "":
+            raise VerifierError(f"task {self.task.id} has no reference answer in meta.answer")
+        check = await self._env.verifier().check(final.content, str(gold),
+                                                 variables=self.task.meta.get("variables"))
+        return Verdict(passed=check.passed, reward=1.0 if check.passed else 0.0, reason=check.reason,
+                       details=check.details)
+
+    def feedback(self, verdict: Verdict) -> str:
+        extracted = verdict.details.get("extracted")
+        if extracted is None:
+            return f"I could not find your final answer: {verdict.reason}. Try again."
+        return f"Your final answer {extracted} is not correct. Check your work and try again."
+
+    async def close(self) -> None:
+        async with self._lock:
+            self.closed = True
+            self._session = None
+            await self._stack.aclose()
+
+
+class MathEnv(Env):
+    """Math problems with a sandboxed Python tool; the verdict is math-verify on the final answer."""
+
+    name = "math"
+    version = "1"
+
+    def __init__(self, sandbox: SandboxConfig | None = None, *, answer_format: Sequence[str] = ("boxed",),
+                 include_think: bool = False, max_answer_chars: int = 300, verify_timeout: int = 5,
+                 verify_hard_timeout: float = 30.0, verify_workers: int = 1, python_tool: bool = True):
+        super().__init__(sandbox)
+        formats = [answer_format] if isinstance(answer_format, str) else list(answer_format)
+        for name in formats:
+            if name not in CONVENTIONS:
+                raise ConfigError(f"env.options.answer_format: unknown convention '{name}'; "
+                                  f"known: {', '.join(CONVENTIONS)}")
+        self.answer_format = tuple(formats)
+        self.python_tool = python_tool
+        self._verifier_options = dict(include_think=include_think, max_chars=max_answer_chars,
+                                      timeout=verify_timeout, hard_timeout=verify_hard_timeout,
+                                      workers=verify_workers)
+        self._verifier: MathVerifier | None = None
+        self._pool: Any = None
+        tool_line = "Use the python tool to compute and to check your work. " if python_tool else ""
+        self.system_prompt = agent_prompt(tool_line + _FORMATS[self.answer_format[0]])
+
+    def pool(self) -> Any:
+        if self._pool is None:
+            self._pool = sandbox_pool(self.sandbox_config, warm_python=True)
+        return self._pool
+
+    def verifier(self) -> MathVerifier:
+        if self._verifier is None:
+            self._verifier = MathVerifier(self.answer_format, **self._verifier_options)
+        return self._verifier
+
+    def tools(self, task: Task) -> list[ToolSpec]:
+        return [PYTHON_TOOL] if self.python_tool else []
+
+    async def open(self, task: Task) -> MathEpisode:
+        return MathEpisode(task, self)
+
+    def reference_solver(self, task: Task) -> ModelClient | None:
+        program = task.meta.get("solution")
+        if not program or not self.python_tool:
+            return None
+        call = render_tool_call("python", {"code": program})
+
+        def solve():
+            observations = yield (
+                "<think>Analysis: the task asks for an exact value, so floating point is not enough.\n"
+                "Plan: compute it symbolically with sympy in the python tool and print it as LaTeX.</think>\n"
+                + call)
+            printed = observations[-1].content.strip() if observations else ""
+            yield ("<think>Reflection: the tool printed the exact result without errors, so I can report "
+                   "it as it is.</think>\n"
+                   f"Summary: computed exactly with sympy. The answer is $\\boxed{{{printed}}}$.")
+
+        return GeneratorClient(solve, name="reference")
+
+    def load_tasks(self, source: TaskSourceConfig) -> list[Task]:
+        if source.source == "generated":
+            options = dict(source.options)
+            kinds = kinds_for(options)
+            check = bool(options.get("check", False))
+            return generate(lambda i: make_task(i, source.seed, kinds, check=check, env_name=self.name), source)
+        if source.source in FILE_SOURCES:
+            return load_task_rows(source, self.name, required=("prompt", "answer"), check=_check_math_row)
+        raise ConfigError(f"tasks.source '{source.source}' is not known to the math env; "
+                          f"use generated, {', '.join(FILE_SOURCES)}")
+
+    async def aclose(self) -> None:
+        pool, self._pool = self._pool, None
+        verifier, self._verifier = self._verifier, None
+        try:
+            if pool is not None:
+                await pool.close()
+        finally:
+            if verifier is not None:
+                await asyncio.to_thread(verifier.close)
+
+
+def _check_math_row(task: Task) -> None:
+    answer = task.meta["answer"]
+    if isinstance(answer, bool) or not isinstance(answer, str | int | float):
+        raise ValueError(f"field 'answer' must be a string or a number, not {type(answer).__name__}")
+    task.meta["answer"] = str(answer)
+    variables = task.meta.get("variables")
+    if variables is not None and not (isinstance(variables, list) and all(isinstance(v, str) for v in variables)):
+        raise ValueError("field 'variables' must be a list of variable names")
+    solution = task.meta.get("solution")
+    if solution is not None and not isinstance(solution, str):
+        raise ValueError("field 'solution' must be a Python program (a string)")

@@ -1,0 +1,9 @@
+"""The tool-use env (registered as ``tooluse``): simulated file system, shop and calendar behind
+JSON-schema tools, generated tasks with reference solvers, and BFCL function calling."""
+
+from agentkit.registry import ENVS
+from envs.tooluse.env import ToolUseEnv, ToolUseEpisode
+
+ENVS.register("tooluse")(ToolUseEnv)
+
+__all__ = ["ToolUseEnv", "ToolUseEpisode"]
