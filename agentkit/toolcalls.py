@@ -112,7 +112,7 @@ def parse_tool_calls(text: str, *, id_prefix: str = "call", start: int = 0) -> P
         errors.append(CallError("unterminated <tool_call> block (missing </tool_call>)", tail[dangling:],
                                 f"{id_prefix}_{start + len(calls) + len(errors)}"))
     kept.append(tail)
-    content = re.sub(r"\n{3,}", "\n\n", "".join(kept)).strip()
+    content = "".join(kept).strip()
     return ParsedTurn(content=content, tool_calls=calls, errors=errors)
 
 
