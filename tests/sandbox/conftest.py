@@ -1,0 +1,44 @@
+"""Backends under test: ``bwrap`` always, ``docker`` when a Docker-API socket answers (Podman in CI)."""
+
+from __future__ import annotations
+
+import functools
+import shutil
+
+import pytest
+
+from envs.sandbox.conformance import Harness
+
+
+@functools.cache
+def docker_reason() -> str | None:
+    """None when a Docker-API socket is reachable, else why not."""
+    from envs.sandbox.docker import socket_status
+
+    ok, reason = socket_status()
+    return None if ok else reason
+
+
+BACKENDS = [
+    pytest.param("bwrap", marks=[pytest.mark.bwrap]),
+    pytest.param("docker", marks=[pytest.mark.docker]),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def harness(request) -> Harness:
+    backend = request.param
+    if backend == "bwrap" and shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap is not installed (apt-get install bubblewrap)")
+    if backend == "docker":
+        reason = docker_reason()
+        if reason:
+            pytest.skip(f"no Docker-API socket reachable: {reason}")
+    return Harness(backend)
+
+
+@pytest.fixture
+def need_docker() -> None:
+    reason = docker_reason()
+    if reason:
+        pytest.skip(f"no Docker-API socket reachable: {reason}")
