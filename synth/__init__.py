@@ -1,0 +1,1 @@
+"""Trajectory synthesis: strategies, the rollout engine, curation, sharded datasets, reports, evaluation."""

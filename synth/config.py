@@ -1,0 +1,145 @@
+"""Structured configs of ``agentkit synth`` and ``agentkit eval``. Types only: nothing runs at import.
+
+Every key is declared here, so a misspelled override fails when Hydra composes the config, before
+any server, sandbox or model starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentkit.config import EnvConfig, EpisodeLimitsConfig, ModelConfig, SamplingConfig, TaskSourceConfig
+
+
+@dataclass
+class StrategyConfig:
+    """A synthesis strategy by its registered name, with its own keyword options."""
+
+    name: str = "direct"
+    options: dict[str, Any] = field(default_factory=dict)
+    """Strategy-specific options (``reflect``: max_attempts; ``teacher``: mistakes...); an unknown
+    one is an error naming ``strategy.options.<key>``."""
+
+
+@dataclass
+class DecontamSource:
+    """An evaluation task set to keep out of the training data, loaded through an env's task loader."""
+
+    env: str | None = None
+    """The env whose loader reads ``tasks``; None: the env being synthesized."""
+    tasks: TaskSourceConfig = field(default_factory=TaskSourceConfig)
+
+
+@dataclass
+class DecontamConfig:
+    sources: list[DecontamSource] = field(default_factory=list)
+    ngram: int = 13
+    """Word n-gram length; shorter evaluation texts are matched as a whole."""
+    threshold: float = 0.5
+    """Drop a trajectory when it contains this fraction of some evaluation task's n-grams."""
+
+
+@dataclass
+class DedupConfig:
+    exact: bool = True
+    near: bool = True
+    threshold: float = 0.9
+    """Estimated Jaccard similarity (MinHash LSH) above which two trajectories are near duplicates."""
+    num_perm: int = 128
+    shingle: int = 5
+    """Word shingle length for MinHash."""
+
+
+@dataclass
+class CurationConfig:
+    """Filters applied, in order, to the raw rollouts to produce the training dataset."""
+
+    enabled: bool = True
+    require_passed: bool = True
+    """Keep only trajectories whose verdict passed."""
+    statuses: list[str] = field(default_factory=lambda: ["completed"])
+    """Statuses kept (before ``require_passed``)."""
+    min_turns: int = 1
+    max_turns: int | None = None
+    min_chars: int = 0
+    max_chars: int | None = None
+    """Bounds on the characters of all message contents and tool-call arguments."""
+    max_tool_error_rate: float | None = None
+    """Tool errors / tool calls above this are dropped (None: no bound)."""
+    check_format: bool = True
+    """Well-formed turns: balanced <think>, parseable calls, a final answer; plus the strategy's own check."""
+    min_pass_rate: float | None = None
+    max_pass_rate: float | None = None
+    """Per-task difficulty bounds from the pass rate across samples (drop trivial or hopeless tasks)."""
+    max_per_task: int | None = None
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    decontam: DecontamConfig = field(default_factory=DecontamConfig)
+
+
+@dataclass
+class OutputConfig:
+    compression: str = "none"
+    """``none`` or ``zstd`` for the curated dataset shards (raw rollouts stay plain JSONL)."""
+    rows_per_file: int = 10000
+    fsync: bool = False
+    """fsync after every raw line (slower; survives power loss, not only a killed process)."""
+
+
+@dataclass
+class ReportConfig:
+    progress: bool = True
+    plots: bool = True
+
+
+@dataclass
+class RunConfig:
+    """What synth and eval share: where the tasks, the policy and the outputs are."""
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    tasks: str | None = None
+    """Shorthand for a task file or ``datasets`` directory: sets ``env.tasks.source`` and ``path``."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    limits: EpisodeLimitsConfig = field(default_factory=EpisodeLimitsConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    policy: str = "model"
+    """``model`` (the served model) or ``reference`` (the env's reference solver, no model)."""
+    n_samples: int = 1
+    seed: int = 0
+    out: str = "runs/synth"
+    shard: str = "0/1"
+    """``i/n``: this machine takes the tasks whose stable id hash falls in slice i of n."""
+    concurrency: int = 0
+    """Episodes in flight; 0 sizes it from the endpoints and the sandbox pool."""
+    retries: int = 3
+    """Reruns of an episode that ended in an infrastructure failure."""
+    retry_backoff: float = 1.0
+    """Seconds before the first rerun; doubles each time, with jitter."""
+    resume: str = "auto"
+    """``auto``: continue a run in ``out`` with the same config, refuse another; ``overwrite``: start over."""
+    output: OutputConfig = field(default_factory=OutputConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+
+
+@dataclass
+class SynthConfig(RunConfig):
+    curation: CurationConfig = field(default_factory=CurationConfig)
+
+
+@dataclass
+class EvalConfig(RunConfig):
+    out: str = "runs/eval"
+    ks: list[int] = field(default_factory=lambda: [1])
+    """pass@k reported for each k <= n_samples."""
+    confidence: float = 0.95
+    bootstrap: int = 2000
+    """Bootstrap resamples (over tasks) for the confidence intervals; 0 turns them off."""
+
+
+def register() -> None:
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    store.store(name="synth_schema", node=SynthConfig)
+    store.store(name="eval_schema", node=EvalConfig)
