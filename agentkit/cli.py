@@ -21,6 +21,8 @@ class Command:
     schema: str
     """``module:function`` that registers the structured schema in Hydra's ConfigStore."""
     help: str
+    rewrite: str | None = None
+    """Optional ``module:function`` rewriting the command's shorthand arguments before Hydra parses them."""
 
 
 COMMANDS: dict[str, Command] = {
@@ -31,7 +33,8 @@ COMMANDS: dict[str, Command] = {
     "eval": Command("eval", "synth.cli:evaluate", "synth.config:register",
                     "evaluate an agent (model or reference policy): pass@k with confidence intervals"),
     "train": Command("train", "train.cli:train", "train.config:register",
-                     "run a training stage (tokenizer, pretrain, midtrain, sft) on TRL"),
+                     "run a training stage (tokenizer, pretrain, midtrain, sft) on TRL",
+                     rewrite="train.cli:rewrite_args"),
     "demo": Command("demo", "synth.demo:demo", "synth.demo:register",
                     "train a tiny MLA agent from scratch and show mid-training lift its pass rate"),
     "sandbox exec": Command("sandbox_exec", "envs.sandbox.cli:exec_code", "envs.sandbox.cli:register",
@@ -117,6 +120,8 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(result, int) and result:
             raise SystemExit(result)
 
+    if command.rewrite:
+        rest = _resolve(command.rewrite)(rest)
     sys.argv = [f"agentkit {name}", *_rewrite_model_path(rest)]
     run()
 

@@ -20,7 +20,16 @@ TINY_MLA: dict[str, Any] = dict(
 )
 
 
-PRESETS: dict[str, dict[str, Any]] = {"tiny-mla": TINY_MLA, "youtu-2b": YOUTU_2B}
+# ~25M parameters with a 4k vocabulary: q-LoRA on, like the 2B, still trainable on a laptop CPU.
+SMALL_MLA: dict[str, Any] = dict(
+    hidden_size=512, intermediate_size=1536, num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=8,
+    q_lora_rank=256, kv_lora_rank=128, qk_nope_head_dim=32, qk_rope_head_dim=16, v_head_dim=32,
+    max_position_embeddings=8192, rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+    rope_interleave=True, tie_word_embeddings=True,
+)
+
+
+PRESETS: dict[str, dict[str, Any]] = {"tiny-mla": TINY_MLA, "small-mla": SMALL_MLA, "youtu-2b": YOUTU_2B}
 
 
 def resolve_arch(arch: dict[str, Any]) -> dict[str, Any]:
@@ -61,3 +70,36 @@ def save_model(model, tokenizer, out: str | Path) -> Path:
     if tokenizer is not None:
         tokenizer.save_pretrained(out)
     return out
+
+
+def load_tokenizer_for(model_cfg):
+    """The tokenizer a model config names: ``tokenizer``, else the checkpoint's own, else the shipped tiny one."""
+    from train.assets import TINY_TOKENIZER, load_tokenizer
+
+    source = model_cfg.tokenizer or model_cfg.path or TINY_TOKENIZER
+    if not Path(source).exists():
+        from agentkit.errors import ConfigError
+
+        key = "model.tokenizer" if model_cfg.tokenizer else "model.path"
+        raise ConfigError(f"{key}: no such directory '{source}'")
+    return load_tokenizer(source)
+
+
+def load_model(model_cfg, seed: int = 0):
+    """``(model, tokenizer)`` for training: a checkpoint at ``model.path`` or a fresh ``model.arch`` (float32)."""
+    from agentkit.errors import ConfigError
+
+    tokenizer = load_tokenizer_for(model_cfg)
+    if model_cfg.path:
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(model_cfg.path, dtype=torch.float32)
+        rows = model.get_input_embeddings().weight.shape[0]
+        if len(tokenizer) > rows:
+            raise ConfigError(f"model.tokenizer: {len(tokenizer)} tokens, but the checkpoint at '{model_cfg.path}' "
+                              f"embeds only {rows}; use the checkpoint's own tokenizer")
+        return model, tokenizer
+    if not model_cfg.arch:
+        raise ConfigError("model: set model.path (a checkpoint) or model.arch (a preset, e.g. model=tiny-mla)")
+    return build_model(dict(model_cfg.arch), tokenizer, seed=seed), tokenizer
