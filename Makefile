@@ -18,7 +18,9 @@ $(STAMP): pyproject.toml
 system:
 	@bash .ci/system-deps.sh
 
+# Podman's Docker-API socket (for the docker sandbox backend) is started if it is not up yet.
 test: setup system
+	@eval "$$(bash .ci/podman.sh || echo 'echo podman socket unavailable: docker backend tests will skip >&2')"; \
 	$(VENV)/bin/pytest -q
 
 test-fast: setup
