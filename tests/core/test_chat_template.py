@@ -31,7 +31,7 @@ def test_assistant_mask_covers_only_replies(tiny_tokenizer):
     messages = [m.model_dump(exclude_none=True) for m in _conversation()]
     enc = tiny_tokenizer.apply_chat_template(messages, tools=TOOLS, return_dict=True,
                                              return_assistant_tokens_mask=True)
-    trained = tiny_tokenizer.decode([t for t, m in zip(enc["input_ids"], enc["assistant_masks"]) if m],
+    trained = tiny_tokenizer.decode([t for t, m in zip(enc["input_ids"], enc["assistant_masks"], strict=True) if m],
                                     skip_special_tokens=False)
     assert "6*7?" not in trained and "42</tool_response>" not in trained and "Be careful" not in trained
     assert trained.count("<|end_of_text|>") == 2 and "\\boxed{42}" in trained

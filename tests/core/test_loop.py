@@ -1,13 +1,13 @@
 import asyncio
 
 import pytest
+from core.toy_env import AddEnv, AddEpisode, add_task
 
-from agentkit.client import ScriptedClient, Sampling
+from agentkit.client import Sampling, ScriptedClient
 from agentkit.errors import ContextExceeded, ModelError
 from agentkit.loop import EpisodeLimits, run_episode, run_many
 from agentkit.records import Status
 from agentkit.toolcalls import render_tool_call
-from core.toy_env import AddEnv, AddEpisode, add_task
 
 
 def run(coro):
