@@ -358,12 +358,14 @@ class BwrapSandbox:
         if not self.limits.network:
             args.append("--unshare-net")
         args += _system_binds()
-        made: set[str] = set()
+        # The private /tmp comes before the interpreter binds: a venv that lives under the host's /tmp
+        # (a CI checkout, say) is then bound on top of it instead of being hidden by it.
+        args += ["--proc", "/proc", "--dev", "/dev",
+                 "--perms", "1777", "--size", str(self.tmp_mb * 1024 * 1024), "--tmpfs", "/tmp"]
+        made: set[str] = {"/tmp"}
         for path in _python_roots(self.python_path) + self._extra_binds:
             args += _ro_bind_with_parents(path, made)
-        args += ["--proc", "/proc", "--dev", "/dev",
-                 "--perms", "1777", "--size", str(self.tmp_mb * 1024 * 1024), "--tmpfs", "/tmp",
-                 "--perms", "0755", "--dir", "/opt", "--perms", "0755", "--dir", os.path.dirname(WORKER_PATH),
+        args += ["--perms", "0755", "--dir", "/opt", "--perms", "0755", "--dir", os.path.dirname(WORKER_PATH),
                  "--ro-bind", str(WORKER_SOURCE), WORKER_PATH,
                  "--bind", str(self.workspace), "/workspace", "--clearenv"]
         for key, value in self._env.items():
