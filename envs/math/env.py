@@ -100,7 +100,8 @@ class MathEnv(Env):
 
     def __init__(self, sandbox: SandboxConfig | None = None, *, answer_format: Sequence[str] = ("boxed",),
                  include_think: bool = False, max_answer_chars: int = 300, verify_timeout: int = 5,
-                 verify_hard_timeout: float = 30.0, verify_workers: int = 1, python_tool: bool = True):
+                 verify_hard_timeout: float = 30.0, verify_workers: int = 1, python_tool: bool = True,
+                 system_prompt: str | None = None):
         super().__init__(sandbox)
         formats = [answer_format] if isinstance(answer_format, str) else list(answer_format)
         for name in formats:
@@ -114,8 +115,11 @@ class MathEnv(Env):
                                       workers=verify_workers)
         self._verifier: MathVerifier | None = None
         self._pool: Any = None
+        if system_prompt is not None and not isinstance(system_prompt, str):
+            raise ConfigError("env.options.system_prompt must be a string (or null for the default prompt)")
         tool_line = "Use the python tool to compute and to check your work. " if python_tool else ""
-        self.system_prompt = agent_prompt(tool_line + _FORMATS[self.answer_format[0]])
+        self.system_prompt = (agent_prompt(tool_line + _FORMATS[self.answer_format[0]]) if system_prompt is None
+                              else system_prompt)
 
     def pool(self) -> Any:
         if self._pool is None:

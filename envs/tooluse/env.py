@@ -37,6 +37,7 @@ CALLS_GUIDANCE = ("Answer the user's request by calling the right functions with
 RECORDED = json.dumps({"status": "recorded",
                        "note": "calls are checked, not executed; reply without tool calls when you are done"})
 CHECKS = ("state", "calls", "multi_turn")
+TOOL_SUBSETS = ("domain", "task")
 MULTI_TURN_GUIDANCE = ("Carry out each of the user's requests with the functions; they work on a live system whose "
                        "state carries over from one request to the next.")
 
@@ -103,7 +104,9 @@ class ToolUseEpisode(Episode):
         if self.check == "state":
             for domain, state in task.meta["initial_state"].items():
                 self.simulators[domain] = SIMULATORS[domain](state)
-            self._tools = [t for sim in self.simulators.values() for t in sim.tools()]
+            offered = env.offered_tools(task)
+            self._tools = [t for sim in self.simulators.values() for t in sim.tools()
+                           if offered is None or t.name in offered]
         elif self.check == "multi_turn":
             meta = task.meta
             self.world = bfcl_multi_turn.BfclWorld(meta["involved_classes"], meta["initial_config"],
@@ -252,11 +255,18 @@ class ToolUseEnv(Env):
     version = "1"
 
     def __init__(self, sandbox: SandboxConfig | None = None, *, calls_scope: str = "first_turn",
-                 bfcl_download: bool = True, bfcl_path: str | None = None):
+                 bfcl_download: bool = True, bfcl_path: str | None = None, tool_subset: str = "domain",
+                 system_prompt: str | None = None):
         super().__init__(sandbox)
         if calls_scope not in ("first_turn", "all"):
             raise ConfigError(f"env.options.calls_scope must be first_turn or all, not '{calls_scope}'")
+        if tool_subset not in TOOL_SUBSETS:
+            raise ConfigError(f"env.options.tool_subset must be one of {', '.join(TOOL_SUBSETS)}, not '{tool_subset}'")
+        if system_prompt is not None and not isinstance(system_prompt, str):
+            raise ConfigError("env.options.system_prompt must be a string (or null for the default prompts)")
         self.calls_scope = calls_scope
+        self.tool_subset = tool_subset
+        self.custom_prompt = system_prompt
         self.bfcl_download = bfcl_download
         self.bfcl_path = bfcl_path
 
@@ -264,23 +274,36 @@ class ToolUseEnv(Env):
         """The bfcl-eval wheel: ``bfcl_path`` (or the one tasks were loaded from), else the cache."""
         return bfcl.find_wheel(self.bfcl_path, download=self.bfcl_download)
 
+    def offered_tools(self, task: Task) -> set[str] | None:
+        """With ``tool_subset=task``, the names of the tools a generated task's template needs; None: all."""
+        if self.tool_subset != "task":
+            return None
+        template = TEMPLATES.get(task.meta.get("template", ""))
+        return set(template.tools) if template is not None and template.tools else None
+
     def tools(self, task: Task) -> list[ToolSpec]:
         if task.meta.get("check") in ("calls", "multi_turn"):
             return [bfcl.tool_spec(f) for f in task.meta["functions"]]
-        return [spec for domain in sorted(task.meta["initial_state"]) for spec in SIMULATORS[domain].specs()]
+        offered = self.offered_tools(task)
+        return [spec for domain in sorted(task.meta["initial_state"]) for spec in SIMULATORS[domain].specs()
+                if offered is None or spec.name in offered]
+
+    def _system(self, guidance: str) -> str:
+        return self.custom_prompt if self.custom_prompt is not None else agent_prompt(guidance)
 
     def initial_messages(self, task: Task) -> list[Message]:
         check = task.meta.get("check")
         if check == "multi_turn":
             first = [m["content"] for m in task.meta["turns"][0] if m["role"] == "user"]
-            return [Message(role="system", content=agent_prompt(MULTI_TURN_GUIDANCE)),
+            return [Message(role="system", content=self._system(MULTI_TURN_GUIDANCE)),
                     Message(role="user", content="\n\n".join(first))]
         if check != "calls":
-            return [Message(role="system", content=agent_prompt(STATE_GUIDANCE)),
+            return [Message(role="system", content=self._system(STATE_GUIDANCE)),
                     Message(role="user", content=task.prompt)]
         given = task.meta.get("messages") or [{"role": "user", "content": task.prompt}]
         extra = "\n\n".join(m["content"] for m in given if m["role"] == "system")
-        system = agent_prompt(CALLS_GUIDANCE + (f"\n\n{extra}" if extra else ""))
+        system = (agent_prompt(CALLS_GUIDANCE + (f"\n\n{extra}" if extra else "")) if self.custom_prompt is None
+                  else self.custom_prompt + (f"\n\n{extra}" if extra else ""))
         turns = [Message(role=m["role"], content=m["content"]) for m in given if m["role"] in ("user", "assistant")]
         return [Message(role="system", content=system), *turns]
 

@@ -64,6 +64,8 @@ class Template:
     domains: tuple[str, ...]
     build: Callable[[random.Random], Built]
     solve: Callable[[dict[str, Any]], SolverGen]
+    tools: tuple[str, ...] = ()
+    """The tools the reference solution calls (what ``tool_subset=task`` offers); empty: every domain tool."""
 
 
 # --------------------------------------------------------------------------------------------- worlds
@@ -486,17 +488,21 @@ class _Retry(Exception):
 
 
 TEMPLATES: dict[str, Template] = {t.name: t for t in [
-    Template("refund_most_expensive", ("shop",), build_refund_most_expensive, solve_refund_most_expensive),
-    Template("cancel_pending", ("shop",), build_cancel_pending, solve_cancel_pending),
-    Template("place_order", ("shop",), build_place_order, solve_place_order),
-    Template("order_status", ("shop",), build_order_status, solve_order_status),
-    Template("schedule_first_free", ("calendar",), build_schedule_first_free, solve_schedule_first_free),
-    Template("reschedule", ("calendar",), build_reschedule, solve_reschedule),
-    Template("cancel_with", ("calendar",), build_cancel_with, solve_cancel_with),
-    Template("archive_logs", ("fs",), build_archive_logs, solve_archive_logs),
-    Template("count_todos", ("fs",), build_count_todos, solve_count_todos),
-    Template("append_line", ("fs",), build_append_line, solve_append_line),
-    Template("order_report", ("shop", "fs"), build_order_report, solve_order_report),
+    Template("refund_most_expensive", ("shop",), build_refund_most_expensive, solve_refund_most_expensive,
+             ("get_order", "refund_items")),
+    Template("cancel_pending", ("shop",), build_cancel_pending, solve_cancel_pending,
+             ("find_customer", "list_orders", "cancel_order")),
+    Template("place_order", ("shop",), build_place_order, solve_place_order,
+             ("find_customer", "search_products", "place_order")),
+    Template("order_status", ("shop",), build_order_status, solve_order_status, ("get_order",)),
+    Template("schedule_first_free", ("calendar",), build_schedule_first_free, solve_schedule_first_free,
+             ("find_free_slots", "create_event")),
+    Template("reschedule", ("calendar",), build_reschedule, solve_reschedule, ("list_events", "update_event")),
+    Template("cancel_with", ("calendar",), build_cancel_with, solve_cancel_with, ("list_events", "delete_event")),
+    Template("archive_logs", ("fs",), build_archive_logs, solve_archive_logs, ("list_dir", "make_dir", "move")),
+    Template("count_todos", ("fs",), build_count_todos, solve_count_todos, ("read_file",)),
+    Template("append_line", ("fs",), build_append_line, solve_append_line, ("read_file", "write_file")),
+    Template("order_report", ("shop", "fs"), build_order_report, solve_order_report, ("get_order", "write_file")),
 ]}
 
 
