@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from agentkit.errors import ConfigError, SandboxUnavailable
 from agentkit.sandbox import ExecResult, ExecStatus, SandboxLimits
+from envs.sandbox import files
 
 WORKER_SOURCE = Path(__file__).with_name("worker.py")
 DEFAULT_PRELOAD = ("sympy", "numpy")
@@ -29,6 +30,18 @@ def check_options(backend: str, options: dict[str, Any], known: dict[str, Any]) 
         raise ConfigError(f"sandbox backend '{backend}': unknown option(s) "
                           f"{', '.join('options.' + k for k in unknown)}; known: {', '.join(sorted(known))}")
     return {**known, **options}
+
+
+def exec_request(cmd: list[str] | str, cwd: str | None) -> tuple[list[str], str] | ExecResult:
+    """An exec call normalized for any backend: the argv (a string runs through ``/bin/sh -c``) and
+    the workspace-relative cwd, or the error result for an empty command or a cwd outside the workspace."""
+    argv = ["/bin/sh", "-c", cmd] if isinstance(cmd, str) else [str(c) for c in cmd]
+    if not argv:
+        return ExecResult(status=ExecStatus.error, stderr="empty command")
+    try:
+        return argv, files.normalized(cwd or ".")
+    except files.PathEscape as exc:
+        return ExecResult(status=ExecStatus.error, stderr=str(exc))
 
 
 def scrubbed_env(extra: dict[str, str] | None = None, path: str = "/usr/local/bin:/usr/bin:/bin") -> dict[str, str]:

@@ -63,6 +63,7 @@ from envs.sandbox.base import (
     check_options,
     classify,
     decode,
+    exec_request,
     process_alive,
     scrubbed_env,
 )
@@ -373,13 +374,10 @@ class DockerSandbox:
     async def exec(self, cmd: list[str] | str, stdin: str | bytes | None = None,
                    timeout: float | None = None, cwd: str | None = None) -> ExecResult:
         timeout = self.limits.timeout if timeout is None else timeout
-        argv = ["/bin/sh", "-c", cmd] if isinstance(cmd, str) else [str(c) for c in cmd]
-        if not argv:
-            return ExecResult(status=ExecStatus.error, stderr="empty command")
-        try:
-            workdir = files.normalized(cwd or ".")
-        except files.PathEscape as exc:
-            return ExecResult(status=ExecStatus.error, stderr=str(exc))
+        request = exec_request(cmd, cwd)
+        if isinstance(request, ExecResult):
+            return request
+        argv, workdir = request
         await self.start()
         data = stdin.encode() if isinstance(stdin, str) else stdin
         uid = 2000 + next(_uid_counter) % 60000
