@@ -1,7 +1,9 @@
 """Byte-level BPE with STEM-oriented pre-tokenization, trained by our own code (``tokenizers``).
 
-Digits are split one by one and CJK characters one by one (as in the Youtu paper), a digit keeps the
-space before it, a LaTeX command (``\\frac``) stays one piece; the rest follows a GPT-4o-like split
+Digits are split one by one and CJK characters one by one (as in the Youtu paper); a digit never takes the
+space before it, so a number is the same tokens wherever it stands (``x = 42``, ``f(42)``, ``"42"``) and
+copying it from a prompt or a tool output is a copy of identical tokens, which a small model learns much
+sooner. A LaTeX command (``\\frac``) stays one piece; the rest follows a GPT-4o-like split
 (words, punctuation runs, newlines, indentation). The chat-format markers are single tokens; role
 markers are special (dropped when decoding), the tag tokens (``<think>``, ``<tool_call>``...) are not,
 so they survive decoding.
@@ -14,10 +16,10 @@ from pathlib import Path
 
 from agentkit.chat_template import BOS, EOS, PAD, ROLE_TOKENS, TAG_TOKENS, YOUTU_CHAT_TEMPLATE
 
-# STEM rules first: a digit alone (with at most the space before it), a LaTeX command as one piece; then a
+# STEM rules first: a digit alone (a space before it stays a token of its own), a LaTeX command as one piece; then a
 # GPT-4o-like split of words, punctuation runs, newlines and indentation (digits excluded from words).
 STEM_PATTERN = (
-    r" ?\p{N}"
+    r"\p{N}"
     r"| ?\\[A-Za-z]+"
     r"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
     r"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?"

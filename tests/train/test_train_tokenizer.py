@@ -15,7 +15,8 @@ def _pieces(text):
 
 
 def test_stem_pre_tokenization_rules():
-    assert _pieces("x = 2024") == ["x", "Ġ=", "Ġ2", "0", "2", "4"]  # digits one by one
+    assert _pieces("x = 2024") == ["x", "Ġ=", "Ġ", "2", "0", "2", "4"]  # digits one by one, never with a space
+    assert _pieces('f(42) "42"')[2:4] == _pieces('f(42) "42"')[-3:-1] == ["4", "2"]  # same pieces anywhere
     assert _pieces("中文") == ["ä¸Ń", "æĸĩ"]  # CJK one by one (byte-level view)
     assert _pieces(" \\frac{1}{2}")[:2] == ["Ġ\\frac", "{"]  # a LaTeX command stays whole
     assert _pieces("    return x") == ["ĠĠĠ", "Ġreturn", "Ġx"]  # indentation runs
