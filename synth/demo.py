@@ -87,6 +87,8 @@ class StageKnobs:
     decay_ratio: float = 0.3
     general_weight: float = 0.0
     """Mid-training only: share of general text mixed with the trajectories."""
+    loss_roles: list[str] | None = None
+    """Mid-training only: ``data.loss_roles`` (null: the stage's own, which trains on prompts too)."""
 
 
 @dataclass
@@ -440,7 +442,7 @@ class Demo:
     def pretrain_args(self) -> list[str]:
         c = self.cfg.corpus
         args = ["train", "stage=pretrain", "model=tiny-mla", f"model.name={self.cfg.arch.get('preset', 'mla')}",
-                f"model.arch={hydra_value(self.cfg.arch)}", f"model.tokenizer={self.path('tokenizer')}",
+                *overrides("model.arch", self.cfg.arch), f"model.tokenizer={self.path('tokenizer')}",
                 f"out={self.ckpt('pretrain')}", f"data.sources.main.n={c.general}",
                 f"data.sources.main.seed={self.seed}", f"data.sources.main.weight={1 - c.drill_weight}"]
         if c.drill_weight > 0 and c.drills > 0:
@@ -458,6 +460,8 @@ class Demo:
                      f"data.sources.general.n={self.cfg.corpus.general}", f"data.sources.general.seed={self.seed + 1}"]
         else:
             args += ["data.sources.general.weight=0"]
+        if k.loss_roles is not None:
+            args += [f"data.loss_roles={hydra_value(list(k.loss_roles))}"]
         return args + self.trainer_args(k) + self.extra("midtrain")
 
     def sft_args(self) -> list[str]:
