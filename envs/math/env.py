@@ -143,15 +143,21 @@ class MathEnv(Env):
             return None
         call = render_tool_call("python", {"code": program})
 
-        def solve():
-            observations = yield (
-                "<think>Analysis: the task asks for an exact value, so floating point is not enough.\n"
+        symbolic = "sympy" in program
+        plan = ("<think>Analysis: the task asks for an exact value, so floating point is not enough.\n"
                 "Plan: compute it symbolically with sympy in the python tool and print it as LaTeX.</think>\n"
-                + call)
+                if symbolic else "<think>Plan: evaluate it exactly in the python tool.</think>\n")
+
+        def solve():
+            observations = yield plan + call
             printed = observations[-1].content.strip() if observations else ""
-            yield ("<think>Reflection: the tool printed the exact result without errors, so I can report "
-                   "it as it is.</think>\n"
-                   f"Summary: computed exactly with sympy. The answer is $\\boxed{{{printed}}}$.")
+            if symbolic:
+                yield ("<think>Reflection: the tool printed the exact result without errors, so I can report "
+                       "it as it is.</think>\n"
+                       f"Summary: computed exactly with sympy. The answer is $\\boxed{{{printed}}}$.")
+            else:
+                yield ("<think>Reflection: the tool printed it without errors.</think>\n"
+                       f"The answer is $\\boxed{{{printed}}}$.")
 
         return GeneratorClient(solve, name="reference")
 
