@@ -1,0 +1,168 @@
+"""Mid-training from a pre-trained checkpoint versus from a random init of the same shape: same trajectories,
+same steps, same recipe (`agentkit train stage=midtrain`, loss on the agent's turns).
+
+What it measures on a finished demo run (`agentkit demo`): teacher-forced accuracy on held-out reference
+trajectories (a tenth of the run's synthesized tasks, split by task id): the share of conversations whose every
+agent token is predicted, per env, and the accuracy on the digits the agent writes (numbers copied into tool
+calls and answers). Also the copy bias of each checkpoint: how much a digit placed at the start of a context
+raises that digit's log-probability at its end (nats). A random init with tied embeddings has a positive bias;
+the question this answers is whether pre-training kept it, and whether mid-training learns to copy from there.
+
+    .venv/bin/python bench/midtrain_init.py [--run runs/demo] [--steps 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import zlib
+from pathlib import Path
+
+# bench/train.py would shadow the ``train`` package: import the project's packages, not this folder's scripts
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+
+def split_trajectories(run: Path, out: Path, held_share: float) -> tuple[Path, list[dict]]:
+    """Write the run's trajectories minus a held-out tenth (by task id) to ``out``; return the held-out rows."""
+    files = sorted(glob.glob(str(run / "synth" / "*" / "data" / "*.jsonl")))
+    if not files:
+        raise SystemExit(f"{run}/synth/*/data/*.jsonl: no trajectories (run `agentkit demo out={run}` first)")
+    held, train_dir = [], out / "train"
+    train_dir.mkdir(parents=True)
+    with open(train_dir / "trajectories.jsonl", "w") as sink:
+        for file in files:
+            for line in open(file):
+                row = json.loads(line)
+                if zlib.crc32(row["task"]["id"].encode()) % 1000 < held_share * 1000:
+                    if not (row.get("meta") or {}).get("mistake"):
+                        held.append(row)  # held out: reference trajectories only
+                else:
+                    sink.write(line)
+    return train_dir / "trajectories.jsonl", held
+
+
+def fresh_copy(pretrained: Path, out: Path, seed: int) -> Path:
+    """A random init with the pre-trained checkpoint's config and tokenizer."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(pretrained))
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(pretrained).save_pretrained(out)
+    return out
+
+
+def midtrain(init: Path, data: Path, out: Path, steps: int, seed: int) -> Path:
+    command = [
+        sys.executable, "-m", "agentkit.cli", "train", "stage=midtrain", "model=hf", f"model.path={init}",
+        f"model.name={out.name}", f"out={out}", f"data={data}", "data.sources.main.weight=0.95",
+        "data.sources.general.weight=0.05", "data.sources.general.n=1500", "data.loss_roles=[assistant]",
+        f"trainer.max_steps={steps}", "trainer.learning_rate=0.001", "trainer.max_length=512",
+        "trainer.per_device_train_batch_size=8", "trainer.gradient_accumulation_steps=1", "trainer.lr_scheduler=wsd",
+        "trainer.warmup_ratio=0.03", "trainer.decay_ratio=0.3", "trainer.logging_steps=50",
+        "trainer.save_steps=1000000", "trainer.resume=never", f"seed={seed}",
+    ]
+    print("$", " ".join(command[2:]), flush=True)
+    subprocess.run(command, check=True)
+    return out
+
+
+def teacher_forced(path: Path, held: list[dict]) -> dict[str, float]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from train.render import LossPolicy, render_conversation
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    policy = LossPolicy.of(["assistant"], False)
+    digits = torch.tensor(sorted(set(tokenizer.convert_tokens_to_ids(list("0123456789")))))
+    exact: dict[str, list[int]] = {}
+    right = total = 0
+    with torch.no_grad():
+        for row in held:
+            messages = [{k: v for k, v in m.items() if v is not None} for m in row["messages"]]
+            example = render_conversation(tokenizer, messages, row.get("tools") or None, policy)
+            ids, labels = torch.tensor([example["input_ids"]]), torch.tensor(example["labels"])
+            predicted = model(ids).logits[0, :-1].argmax(-1)
+            target, mask = labels[1:], labels[1:] != -100
+            hit = predicted == target
+            counts = exact.setdefault(row["task"]["env"], [0, 0])
+            counts[0] += bool((hit | ~mask).all())
+            counts[1] += 1
+            on_digits = mask & torch.isin(target, digits)
+            right += int((hit & on_digits).sum())
+            total += int(on_digits.sum())
+    result = {f"exact_{env}": c / n for env, (c, n) in exact.items()}
+    result["digit_acc"] = right / max(1, total)
+    return result
+
+
+def copy_bias(path: Path, seed: int = 0) -> float:
+    """Mean over digits d of log p(d | BOS d <text>) - log p(d | BOS e <text>) for another digit e (nats)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    digits = tokenizer.convert_tokens_to_ids(list("0123456789"))
+    text = tokenizer("The answer to the question about the order is", add_special_tokens=False)["input_ids"]
+    rng, effects = random.Random(seed), []
+    with torch.no_grad():
+        for d in digits:
+            other = rng.choice([e for e in digits if e != d])
+            with_d, without = ([[tokenizer.bos_token_id, first, *text]] for first in (d, other))
+            logp = [torch.log_softmax(model(torch.tensor(ctx)).logits[0, -1], -1)[d].item() for ctx in (with_d, without)]
+            effects.append(logp[0] - logp[1])
+    return sum(effects) / len(effects)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, default=Path("runs/demo"), help="a finished `agentkit demo` run")
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--held-share", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None, help="work directory (default: a temporary one)")
+    args = parser.parse_args()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+    from rich.console import Console
+    from rich.table import Table
+
+    work = args.out or Path(tempfile.mkdtemp(prefix="midtrain-init-"))
+    data, held = split_trajectories(args.run, work / "data", args.held_share)
+    print(f"{len(held)} held-out reference trajectories; training data {data}", flush=True)
+    inits = {"pretrained": args.run / "pretrain", "random": fresh_copy(args.run / "pretrain", work / "random-init",
+                                                                         args.seed)}
+    results = {}
+    for name, init in inits.items():
+        trained = midtrain(init, data, work / f"midtrain-{name}", args.steps, args.seed)
+        results[name] = {"copy_bias_init": copy_bias(init), **teacher_forced(trained, held),
+                         "copy_bias_trained": copy_bias(trained)}
+
+    table = Table(title=f"mid-training {args.steps} steps: from {args.run}/pretrain vs a random init")
+    keys = list(results["pretrained"])
+    table.add_column("init")
+    for key in keys:
+        table.add_column(key, justify="right")
+    for name, row in results.items():
+        table.add_row(name, *(f"{row.get(k, float('nan')):.3f}" for k in keys))
+    Console().print(table)
+    pre, rnd = results["pretrained"], results["random"]
+    print(f"copy_bias_pretrained_init: {pre['copy_bias_init']:.3f}")
+    print(f"copy_bias_random_init: {rnd['copy_bias_init']:.3f}")
+    print(f"digit_acc_pretrained_init: {pre['digit_acc']:.3f}")
+    print(f"digit_acc_random_init: {rnd['digit_acc']:.3f}")
+    print(f"digit_acc_ratio_pretrained_over_random: {pre['digit_acc'] / max(rnd['digit_acc'], 1e-9):.3f}")
+
+
+if __name__ == "__main__":
+    main()
