@@ -28,23 +28,27 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 
-def split_trajectories(run: Path, out: Path, held_share: float) -> tuple[Path, list[dict]]:
-    """Write the run's trajectories minus a held-out tenth (by task id) to ``out``; return the held-out rows."""
+def split_trajectories(run: Path, out: Path, held_share: float) -> tuple[Path, dict[str, Path]]:
+    """Write the run's trajectories minus a held-out share of its tasks (by task id) to ``out/train``, and the
+    held-out reference trajectories (no injected mistake) to ``out/held-<env>.jsonl``."""
     files = sorted(glob.glob(str(run / "synth" / "*" / "data" / "*.jsonl")))
     if not files:
         raise SystemExit(f"{run}/synth/*/data/*.jsonl: no trajectories (run `agentkit demo out={run}` first)")
-    held, train_dir = [], out / "train"
-    train_dir.mkdir(parents=True)
-    with open(train_dir / "trajectories.jsonl", "w") as sink:
+    (out / "train").mkdir(parents=True)
+    held: dict[str, list[str]] = {}
+    with open(out / "train" / "trajectories.jsonl", "w") as sink:
         for file in files:
             for line in open(file):
                 row = json.loads(line)
-                if zlib.crc32(row["task"]["id"].encode()) % 1000 < held_share * 1000:
-                    if not (row.get("meta") or {}).get("mistake"):
-                        held.append(row)  # held out: reference trajectories only
-                else:
+                if zlib.crc32(row["task"]["id"].encode()) % 1000 >= held_share * 1000:
                     sink.write(line)
-    return train_dir / "trajectories.jsonl", held
+                elif not (row.get("meta") or {}).get("mistake"):
+                    held.setdefault(row["task"]["env"], []).append(line)
+    paths = {}
+    for env, lines in held.items():
+        paths[env] = out / f"held-{env}.jsonl"
+        paths[env].write_text("".join(lines))
+    return out / "train" / "trajectories.jsonl", paths
 
 
 def fresh_copy(pretrained: Path, out: Path, seed: int) -> Path:
@@ -74,33 +78,39 @@ def midtrain(init: Path, data: Path, out: Path, steps: int, seed: int) -> Path:
     return out
 
 
-def teacher_forced(path: Path, held: list[dict]) -> dict[str, float]:
+def teacher_forced(path: Path, held: dict[str, Path]) -> dict[str, float]:
+    """Per env, the share of held-out trajectories whose every agent token is the argmax; and the accuracy on
+    the digits the agent writes. Rendered by the training loader, exactly as mid-training renders its data."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from train.render import LossPolicy, render_conversation
+    from train.config import SourceConfig
+    from train.data import render_item
+    from train.render import IGNORE, LossPolicy
+    from train.sources import SourceStats, TemplateCheck, iter_items
 
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
     policy = LossPolicy.of(["assistant"], False)
     digits = torch.tensor(sorted(set(tokenizer.convert_tokens_to_ids(list("0123456789")))))
-    exact: dict[str, list[int]] = {}
+    result: dict[str, float] = {}
     right = total = 0
     with torch.no_grad():
-        for row in held:
-            messages = [{k: v for k, v in m.items() if v is not None} for m in row["messages"]]
-            example = render_conversation(tokenizer, messages, row.get("tools") or None, policy)
-            ids, labels = torch.tensor([example["input_ids"]]), torch.tensor(example["labels"])
-            predicted = model(ids).logits[0, :-1].argmax(-1)
-            target, mask = labels[1:], labels[1:] != -100
-            hit = predicted == target
-            counts = exact.setdefault(row["task"]["env"], [0, 0])
-            counts[0] += bool((hit | ~mask).all())
-            counts[1] += 1
-            on_digits = mask & torch.isin(target, digits)
-            right += int((hit & on_digits).sum())
-            total += int(on_digits.sum())
-    result = {f"exact_{env}": c / n for env, (c, n) in exact.items()}
+        for env, file in held.items():
+            items = iter_items(env, SourceConfig(path=str(file)), TemplateCheck(None), SourceStats(env))
+            exact = count = 0
+            for item in items:
+                example = render_item(item, tokenizer, policy)
+                ids, labels = torch.tensor([example["input_ids"]]), torch.tensor(example["labels"])
+                predicted = model(ids).logits[0, :-1].argmax(-1)
+                target, mask = labels[1:], labels[1:] != IGNORE
+                hit = predicted == target
+                exact += bool((hit | ~mask).all())
+                count += 1
+                on_digits = mask & torch.isin(target, digits)
+                right += int((hit & on_digits).sum())
+                total += int(on_digits.sum())
+            result[f"exact_{env}"] = exact / max(1, count)
     result["digit_acc"] = right / max(1, total)
     return result
 
@@ -139,7 +149,8 @@ def main() -> None:
 
     work = args.out or Path(tempfile.mkdtemp(prefix="midtrain-init-"))
     data, held = split_trajectories(args.run, work / "data", args.held_share)
-    print(f"{len(held)} held-out reference trajectories; training data {data}", flush=True)
+    counts = ", ".join(f"{env} {sum(1 for _ in open(file))}" for env, file in held.items())
+    print(f"held-out reference trajectories: {counts}; training data {data}", flush=True)
     inits = {"pretrained": args.run / "pretrain", "random": fresh_copy(args.run / "pretrain", work / "random-init",
                                                                          args.seed)}
     results = {}
