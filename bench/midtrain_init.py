@@ -5,10 +5,12 @@ What it measures on a finished demo run (`agentkit demo`): teacher-forced accura
 trajectories (a tenth of the run's synthesized tasks, split by task id): the share of conversations whose every
 agent token is predicted, per env, and the accuracy on the digits the agent writes (numbers copied into tool
 calls and answers). Also the copy bias of each checkpoint: how much a digit placed at the start of a context
-raises that digit's log-probability at its end (nats). A random init with tied embeddings has a positive bias;
-the question this answers is whether pre-training kept it, and whether mid-training learns to copy from there.
+raises that digit's log-probability at its end (nats), and whether each init copies in plain text: the share of
+digits predicted when an expression is restated as code ("In Python, $3 \\times 4$ is written 3*4.").
+More checkpoints of the same shape (`--init name=path`: another pre-training corpus, a partly reset model) are
+mid-trained and scored the same way, so a hypothesis about the init is one command.
 
-    .venv/bin/python bench/midtrain_init.py [--run runs/demo] [--steps 300]
+    .venv/bin/python bench/midtrain_init.py [--run runs/demo] [--steps 300] [--init name=path ...]
 """
 
 from __future__ import annotations
@@ -134,6 +136,37 @@ def copy_bias(path: Path, seed: int = 0) -> float:
     return sum(effects) / len(effects)
 
 
+def text_copy(path: Path, n: int = 60, seed: int = 123) -> float:
+    """Share of the digits of ``code`` predicted in "In Python, $<tex>$ is written <code>." (teacher-forced): does
+    the checkpoint copy numbers in plain text, the way pre-training drills show it?"""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from synth.demo import _expression
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    rng, right, total = random.Random(seed), 0, 0
+    with torch.no_grad():
+        for _ in range(n):
+            tex, code, _value = _expression(rng)
+            head = tokenizer(f"In Python, ${tex}$ is written ", add_special_tokens=False)["input_ids"]
+            tail = tokenizer(f"{code}.", add_special_tokens=False)["input_ids"]
+            predicted = model(torch.tensor([[tokenizer.bos_token_id, *head, *tail]])).logits[0, :-1].argmax(-1)
+            for i, token in enumerate(tail):
+                if tokenizer.convert_ids_to_tokens(token).isdigit():
+                    total += 1
+                    right += int(predicted[len(head) + i].item() == token)
+    return right / max(1, total)
+
+
+def named_path(text: str) -> tuple[str, Path]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not Path(path).is_dir():
+        raise argparse.ArgumentTypeError(f"--init {text!r}: expected name=<checkpoint directory>")
+    return name, Path(path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, default=Path("runs/demo"), help="a finished `agentkit demo` run")
@@ -141,6 +174,8 @@ def main() -> None:
     parser.add_argument("--held-share", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="work directory (default: a temporary one)")
+    parser.add_argument("--init", type=named_path, action="append", default=[], metavar="NAME=PATH",
+                        help="another checkpoint of the same shape to mid-train and score (repeatable)")
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -153,10 +188,12 @@ def main() -> None:
     print(f"held-out reference trajectories: {counts}; training data {data}", flush=True)
     inits = {"pretrained": args.run / "pretrain", "random": fresh_copy(args.run / "pretrain", work / "random-init",
                                                                          args.seed)}
+    inits.update(dict(args.init))
     results = {}
     for name, init in inits.items():
         trained = midtrain(init, data, work / f"midtrain-{name}", args.steps, args.seed)
-        results[name] = {"copy_bias_init": copy_bias(init), **teacher_forced(trained, held),
+        results[name] = {"copy_bias_init": copy_bias(init), "text_copy_init": text_copy(init),
+                         **teacher_forced(trained, held),
                          "copy_bias_trained": copy_bias(trained)}
 
     table = Table(title=f"mid-training {args.steps} steps: from {args.run}/pretrain vs a random init")
@@ -172,6 +209,8 @@ def main() -> None:
     print(f"copy_bias_random_init: {rnd['copy_bias_init']:.3f}")
     print(f"digit_acc_pretrained_init: {pre['digit_acc']:.3f}")
     print(f"digit_acc_random_init: {rnd['digit_acc']:.3f}")
+    for name, _path in args.init:
+        print(f"digit_acc_{name}_init: {results[name]['digit_acc']:.3f}")
     print(f"digit_acc_ratio_pretrained_over_random: {pre['digit_acc'] / max(rnd['digit_acc'], 1e-9):.3f}")
 
 
