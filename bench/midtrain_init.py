@@ -142,14 +142,14 @@ def text_copy(path: Path, n: int = 60, seed: int = 123) -> float:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from synth.demo import _expression
+    from synth.demo import integer_expression
 
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
     rng, right, total = random.Random(seed), 0, 0
     with torch.no_grad():
         for _ in range(n):
-            tex, code, _value = _expression(rng)
+            tex, code, _value = integer_expression(rng)
             head = tokenizer(f"In Python, ${tex}$ is written ", add_special_tokens=False)["input_ids"]
             tail = tokenizer(f"{code}.", add_special_tokens=False)["input_ids"]
             predicted = model(torch.tensor([[tokenizer.bos_token_id, *head, *tail]])).logits[0, :-1].argmax(-1)
@@ -164,6 +164,8 @@ def named_path(text: str) -> tuple[str, Path]:
     name, sep, path = text.partition("=")
     if not sep or not name or not Path(path).is_dir():
         raise argparse.ArgumentTypeError(f"--init {text!r}: expected name=<checkpoint directory>")
+    if name in ("pretrained", "random"):
+        raise argparse.ArgumentTypeError(f"--init {text!r}: '{name}' is taken by the built-in inits")
     return name, Path(path)
 
 

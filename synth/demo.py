@@ -191,7 +191,7 @@ def _money(rng: random.Random) -> str:
     return f"{rng.randint(1, 999)}.{rng.randint(0, 99):02d}"
 
 
-def _expression(rng: random.Random) -> tuple[str, str, int]:
+def integer_expression(rng: random.Random) -> tuple[str, str, int]:
     """An integer expression as LaTeX, as Python, and its value."""
     n = [rng.randint(2, 99) if rng.random() < 0.8 else rng.randint(100, 999) for _ in range(4)]
     a, b, c, d = n
@@ -202,7 +202,7 @@ def _expression(rng: random.Random) -> tuple[str, str, int]:
 
 
 def _drill_expression(rng: random.Random) -> str:
-    tex, code, value = _expression(rng)
+    tex, code, value = integer_expression(rng)
     return rng.choice([
         f"In Python, ${tex}$ is written {code}. print({code}) prints {value}, so ${tex} = {value}$.",
         f">>> print({code})\n{value}",
