@@ -425,7 +425,9 @@ class Demo:
                 f"trainer.max_length={knobs.max_length}", f"trainer.per_device_train_batch_size={knobs.batch_size}",
                 f"trainer.gradient_accumulation_steps={knobs.accumulation}",
                 f"trainer.lr_scheduler={knobs.lr_scheduler}", f"trainer.warmup_ratio={knobs.warmup_ratio}",
-                f"trainer.decay_ratio={knobs.decay_ratio}", "trainer.logging_steps=5", "trainer.save_steps=1000000",
+                f"trainer.decay_ratio={knobs.decay_ratio}",
+                f"trainer.logging_steps={max(1, min(5, knobs.max_steps // 20))}",  # >= 10 points per loss curve
+                "trainer.save_steps=1000000",
                 "trainer.resume=never", f"seed={self.seed}"]
 
     def trajectories_glob(self) -> str:
