@@ -1,17 +1,26 @@
-"""Package discovery only (metadata lives in pyproject.toml): the four packages, plus conf/ installed
-as ``agentkit/conf`` so Hydra finds the configs after a plain ``pip install .``."""
+"""Package discovery only (metadata lives in pyproject.toml).
+
+One import package, ``agentkit``: the top-level folders ``envs/``, ``synth/``, ``train/`` and ``conf/`` are
+installed as ``agentkit.envs``, ``agentkit.synth``, ``agentkit.train`` and ``agentkit.conf``, so no generic
+top-level name (``train``, ``envs``) collides with a user's own ``train.py``.
+"""
 
 from pathlib import Path
 
 from setuptools import find_namespace_packages, setup
 
-conf_packages = ["agentkit.conf"] + [
-    "agentkit.conf." + ".".join(p.relative_to("conf").parts)
-    for p in sorted(Path("conf").rglob("*")) if p.is_dir() and not p.name.startswith((".", "__"))
-]
-setup(
+MAPPED = {"envs": "agentkit.envs", "synth": "agentkit.synth", "train": "agentkit.train", "conf": "agentkit.conf"}
+
+
+def subpackages(folder: str, name: str) -> list[str]:
     # Namespace discovery also picks up data-only folders (the tiny tokenizer, the code env's projects).
-    packages=[p for p in find_namespace_packages(include=["agentkit*", "envs*", "synth*", "train*"])
-              if "__pycache__" not in p and ".egg-info" not in p] + conf_packages,
-    package_dir={"agentkit.conf": "conf"},
-)
+    found = find_namespace_packages(where=folder, exclude=["*__pycache__*", "*.egg-info*"])
+    return [name] + [f"{name}.{p}" for p in found if not p.split(".")[0].startswith((".", "__"))]
+
+
+packages = find_namespace_packages(include=["agentkit", "agentkit.*"], exclude=["*__pycache__*"])
+for folder, name in MAPPED.items():
+    if Path(folder).is_dir():
+        packages += subpackages(folder, name)
+
+setup(packages=packages, package_dir={name: folder for folder, name in MAPPED.items()})

@@ -1,12 +1,12 @@
 """Registries by stable name, so a user's YAML survives module renames.
 
-A registry knows the built-in modules that fill it and imports them on first lookup; third-party
-packages add entries through the entry-point group ``agentkit.<kind>``.
+Entries come from the entry-point group ``agentkit.<kind>`` (built-ins are declared in agentkit's own
+``pyproject.toml``, exactly as a third-party package declares its own), loaded on first lookup, and from
+``Registry.register`` for objects defined at run time (tests, notebooks).
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Generic, TypeVar
@@ -17,9 +17,8 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str, modules: tuple[str, ...] = ()):
+    def __init__(self, kind: str):
         self.kind = kind
-        self._modules = modules
         self._entries: dict[str, T] = {}
         self._loaded = False
 
@@ -37,14 +36,9 @@ class Registry(Generic[T]):
         if self._loaded:
             return
         self._loaded = True
-        for module in self._modules:
-            try:
-                importlib.import_module(module)
-            except ModuleNotFoundError as exc:
-                if exc.name != module:  # a real missing dependency, not an optional built-in
-                    raise
         for entry in entry_points(group=f"agentkit.{self.kind}"):
-            self._entries.setdefault(entry.name, entry.load())
+            if entry.name not in self._entries:
+                self._entries[entry.name] = entry.load()
 
     def get(self, name: str) -> T:
         if name not in self._entries:
@@ -64,6 +58,6 @@ class Registry(Generic[T]):
         return name in self._entries
 
 
-SANDBOXES: Registry = Registry("sandbox", ("envs.sandbox",))
-ENVS: Registry = Registry("env", ("envs.math", "envs.code", "envs.tooluse", "envs.research"))
-STRATEGIES: Registry = Registry("strategy", ("synth.strategies",))
+SANDBOXES: Registry = Registry("sandbox")
+ENVS: Registry = Registry("env")
+STRATEGIES: Registry = Registry("strategy")

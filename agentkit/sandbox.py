@@ -1,4 +1,4 @@
-"""The sandbox protocol: where model-written code runs. Backends live in ``envs.sandbox``.
+"""The sandbox protocol: where model-written code runs. Backends live in ``agentkit.envs.sandbox``.
 
 ``exec`` and ``PythonSession.run`` return an ``ExecResult`` whose ``status`` says what happened; they
 raise only ``SandboxUnavailable``, when the sandbox itself can no longer be used.

@@ -86,10 +86,10 @@ def teacher_forced(path: Path, held: dict[str, Path]) -> dict[str, float]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from train.config import SourceConfig
-    from train.data import render_item
-    from train.render import IGNORE, LossPolicy
-    from train.sources import SourceStats, TemplateCheck, iter_items
+    from agentkit.train.config import SourceConfig
+    from agentkit.train.data import render_item
+    from agentkit.train.render import IGNORE, LossPolicy
+    from agentkit.train.sources import SourceStats, TemplateCheck, iter_items
 
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
@@ -142,7 +142,7 @@ def text_copy(path: Path, n: int = 60, seed: int = 123) -> float:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from synth.demo import integer_expression
+    from agentkit.synth.demo import integer_expression
 
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()

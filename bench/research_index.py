@@ -32,7 +32,7 @@ class ScanBaseline:
         self.texts = [d.text.lower() for d in documents]
 
     def search(self, query: str, k: int) -> list[str]:
-        from envs.research.index import tokenize
+        from agentkit.envs.research.index import tokenize
 
         terms = list(dict.fromkeys(tokenize(query)))
         scores = []
@@ -58,9 +58,9 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from envs.research.encyclopedia import generate_encyclopedia
-    from envs.research.index import SearchIndex, build_index
-    from envs.research.questions import QUERY_WORD
+    from agentkit.envs.research.encyclopedia import generate_encyclopedia
+    from agentkit.envs.research.index import SearchIndex, build_index
+    from agentkit.envs.research.questions import QUERY_WORD
 
     console = Console(stderr=True)
     tmp = None

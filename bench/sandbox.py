@@ -48,7 +48,7 @@ async def sandbox_exec(sandbox) -> float:
 
 async def main(args) -> None:
     console = Console()
-    from envs.sandbox.docker import socket_status
+    from agentkit.envs.sandbox.docker import socket_status
 
     docker_ok, docker_where = (False, "disabled by --no-docker") if args.no_docker else socket_status()
     console.print(f"[dim]{os.cpu_count()} CPUs; load {os.getloadavg()[0]:.1f}; docker: {docker_where}[/]")

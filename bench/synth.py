@@ -122,7 +122,7 @@ def register_env() -> None:
 
 def synth_config(base_url: str, tasks: int, concurrency: int, out: str):
     from agentkit.config import EnvConfig, TaskSourceConfig
-    from synth.config import ReportConfig, SynthConfig
+    from agentkit.synth.config import ReportConfig, SynthConfig
 
     cfg = SynthConfig(env=EnvConfig(name="bench-add", tasks=TaskSourceConfig(n=tasks)), out=out,
                       concurrency=concurrency, report=ReportConfig(progress=False, plots=False))
@@ -178,7 +178,7 @@ def main() -> None:
 
     import logging
 
-    from synth.cli import run
+    from agentkit.synth.cli import run
 
     register_env()
     proc, base_url = start_server()

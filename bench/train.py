@@ -71,8 +71,8 @@ def main() -> None:
     from rich.table import Table
 
     from agentkit.jsonl import write_jsonl
-    from train.assets import materialize
-    from train.corpus import toy_trajectories
+    from agentkit.models import materialize
+    from agentkit.train.corpus import toy_trajectories
 
     console = Console()
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:

@@ -26,13 +26,13 @@ from agentkit.env import Env, build_env
 from agentkit.errors import AgentkitError, ConfigError, DataError
 from agentkit.loop import EpisodeLimits
 from agentkit.records import SCHEMA_VERSION, Provenance, Task
-from synth.config import EvalConfig, RunConfig, SynthConfig
-from synth.curate import DecontamIndex, curate, curated_record, decontam_index_from_tasks, pass_rates, scan
-from synth.metrics import bootstrap_interval, mean_pass_at_k, wilson_interval
-from synth.report import LiveProgress, print_summary, save_plots, summarize
-from synth.rollout import RolloutEngine, env_policy, model_policy, plan_work
-from synth.strategies import Strategy, build_strategy
-from synth.writer import RunDir, Shard, arrow_order, atomic_write_json
+from agentkit.synth.config import EvalConfig, RunConfig, SynthConfig
+from agentkit.synth.curate import DecontamIndex, curate, curated_record, decontam_index_from_tasks, pass_rates, scan
+from agentkit.synth.metrics import bootstrap_interval, mean_pass_at_k, wilson_interval
+from agentkit.synth.report import LiveProgress, print_summary, save_plots, summarize
+from agentkit.synth.rollout import RolloutEngine, env_policy, model_policy, plan_work
+from agentkit.synth.strategies import Strategy, build_strategy
+from agentkit.synth.writer import RunDir, Shard, arrow_order, atomic_write_json
 
 POLICIES = ("model", "reference")
 
@@ -299,7 +299,7 @@ def _save_report(run_dir: RunDir, summary: dict[str, Any], entries, rates, plots
 
 def _manifest(kind: str, cfg: RunConfig, run_dir: RunDir, digest: str, counts: dict[str, Any]) -> dict[str, Any]:
     raw = run_dir.raw_path
-    from synth.writer import file_sha256
+    from agentkit.synth.writer import file_sha256
 
     return {"kind": kind, "schema_version": SCHEMA_VERSION, "agentkit": __version__,
             "created": datetime.now(UTC).isoformat(timespec="seconds"), "config_sha256": digest,

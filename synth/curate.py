@@ -22,8 +22,8 @@ from pydantic import ValidationError
 from agentkit.errors import DataError
 from agentkit.records import Message, Task, Trajectory
 from agentkit.toolcalls import CALL_OPEN, THINK_CLOSE, THINK_OPEN
-from synth.config import CurationConfig, DedupConfig
-from synth.strategies import Candidate, Strategy
+from agentkit.synth.config import CurationConfig, DedupConfig
+from agentkit.synth.strategies import Candidate, Strategy
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 MIN_EVAL_TOKENS = 3

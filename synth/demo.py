@@ -66,7 +66,7 @@ class CorpusConfig:
     """The generated pre-training text: the commonsense -> STEM curriculum plus copy and lookup drills."""
 
     general: int = 3000
-    """Documents of ``train.corpus.commonsense_stem``."""
+    """Documents of ``agentkit.train.corpus.commonsense_stem``."""
     drills: int = 3000
     """Documents of copy, expression-to-code and JSON-lookup drills (``drill_corpus``)."""
     drill_weight: float = 0.5
@@ -606,7 +606,7 @@ def _trajectory_rows(pattern: str) -> Iterator[dict[str, Any]]:
 
 def rendered_trajectories(pattern: str) -> Iterator[str]:
     """Each trajectory as the chat template renders it, tool block included: the text the model reads."""
-    from train.assets import load_tokenizer
+    from agentkit.models import load_tokenizer
 
     tokenizer = load_tokenizer()
     for row in _trajectory_rows(pattern):
@@ -625,7 +625,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def pass_summary(passed: int, samples: int, confidence: float) -> dict[str, Any]:
-    from synth.metrics import wilson_interval
+    from agentkit.synth.metrics import wilson_interval
 
     low, high = wilson_interval(passed, samples, confidence)
     return {"passed": passed, "samples": samples, "pass@1": passed / samples if samples else None,

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from synth.curate import Entry
-from synth.metrics import wilson_interval
+from agentkit.synth.curate import Entry
+from agentkit.synth.metrics import wilson_interval
 
 
 class LiveProgress:

@@ -22,7 +22,7 @@ from agentkit.env import Env
 from agentkit.errors import ConfigError, ModelError, SandboxUnavailable, VerifierError
 from agentkit.loop import EpisodeLimits
 from agentkit.records import Provenance, Status, Task, Trajectory
-from synth.strategies import Rollout, Strategy
+from agentkit.synth.strategies import Rollout, Strategy
 
 
 def stable_hash(*parts: Any) -> str:

@@ -17,13 +17,13 @@ os.environ.setdefault("AGENTKIT_CACHE", str(ROOT / ".cache" / "agentkit"))
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A random-init tiny YoutuForCausalLM checkpoint with the shipped tokenizer and chat template."""
-    from train.assets import materialize
+    from agentkit.models import materialize
 
     return materialize({"preset": "tiny-mla"}, tmp_path_factory.mktemp("tiny-mla"))
 
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
-    from train.assets import load_tokenizer
+    from agentkit.models import load_tokenizer
 
     return load_tokenizer()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from train.config import TrainConfig
+from agentkit.train.config import TrainConfig
 
 
 def train(cfg: TrainConfig) -> int:
     from agentkit.errors import AgentkitError
-    from train.stages import run_stage
+    from agentkit.train.stages import run_stage
 
     try:
         run_stage(cfg)

@@ -28,7 +28,7 @@ class SourceConfig:
     kind: str = "auto"
     """``auto`` (from the path), ``jsonl``, ``parquet``, ``hf``, ``synth``, or ``generated`` (``generator``)."""
     generator: str | None = None
-    """For ``kind=generated``: a corpus of ``train.corpus.GENERATORS`` (``commonsense_stem``, ``stem``...)."""
+    """For ``kind=generated``: a corpus of ``agentkit.train.corpus.GENERATORS`` (``commonsense_stem``, ``stem``...)."""
     n: int | None = None
     """Use at most ``n`` records (for generated corpora: how many documents to generate)."""
     weight: float = 1.0

@@ -13,9 +13,9 @@ from typing import Any
 
 from agentkit.chat_template import template_sha256
 from agentkit.errors import ConfigError, DataError
-from train.config import ROLES, DataConfig, SourceConfig
-from train.render import IGNORE, LossPolicy, render_conversation, render_text
-from train.sources import Item, SourceStats, TemplateCheck, iter_items, validate_source
+from agentkit.train.config import ROLES, DataConfig, SourceConfig
+from agentkit.train.render import IGNORE, LossPolicy, render_conversation, render_text
+from agentkit.train.sources import Item, SourceStats, TemplateCheck, iter_items, validate_source
 
 log = logging.getLogger("agentkit.train")
 

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from agentkit.errors import ConfigError, DataError
 from agentkit.records import Message, Status, Trajectory
-from train.config import SourceConfig
+from agentkit.train.config import SourceConfig
 
 log = logging.getLogger("agentkit.train")
 
@@ -84,7 +84,7 @@ def validate_source(name: str, cfg: SourceConfig) -> None:
         if status not in known:
             raise ConfigError(f"{key}.statuses: unknown status '{status}'; known: {', '.join(sorted(known))}")
     if cfg.kind == "generated" or (cfg.kind == "auto" and cfg.generator):
-        from train.corpus import GENERATORS
+        from agentkit.train.corpus import GENERATORS
 
         if cfg.generator not in GENERATORS:
             raise ConfigError(f"{key}.generator: unknown corpus '{cfg.generator}'; known: {', '.join(GENERATORS)}")
@@ -219,7 +219,7 @@ def raw_rows(name: str, cfg: SourceConfig) -> Iterator[tuple[str, Any]]:
     """``(where, row)`` for every record of a source: dicts, ``Trajectory`` objects, or generated strings."""
     key = f"data.sources.{name}"
     if cfg.kind == "generated" or (cfg.kind == "auto" and cfg.generator):
-        from train.corpus import GENERATORS
+        from agentkit.train.corpus import GENERATORS
 
         generate = GENERATORS[cfg.generator]
         for i, text in enumerate(generate(cfg.n if cfg.n is not None else 20000, cfg.seed), start=1):

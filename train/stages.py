@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from agentkit.errors import ConfigError
-from train.config import STAGES, TrainConfig
-from train.render import IGNORE
+from agentkit.train.config import STAGES, TrainConfig
+from agentkit.train.render import IGNORE
 
 log = logging.getLogger("agentkit.train")
 
@@ -48,8 +48,8 @@ def compose_config(overrides: Sequence[str] = ()) -> TrainConfig:
 
     from agentkit.cli import conf_dir
     from agentkit.config import to_object
-    from train.cli import rewrite_args
-    from train.config import register
+    from agentkit.train.cli import rewrite_args
+    from agentkit.train.config import register
 
     args = []
     for arg in rewrite_args(list(overrides)):
@@ -123,10 +123,10 @@ def _document_text(item) -> str:
 
 def tokenizer_stage(cfg: TrainConfig) -> Path:
     """Train the STEM tokenizer on the mixture, save it with the chat template, report compression vs a baseline."""
-    from train.corpus import commonsense_corpus, stem_corpus
-    from train.data import resolve_sources
-    from train.sources import SourceStats, TemplateCheck, iter_items
-    from train.tokenizer import compression_report, save_tokenizer, train_tokenizer
+    from agentkit.train.corpus import commonsense_corpus, stem_corpus
+    from agentkit.train.data import resolve_sources
+    from agentkit.train.sources import SourceStats, TemplateCheck, iter_items
+    from agentkit.train.tokenizer import compression_report, save_tokenizer, train_tokenizer
 
     tc = cfg.tokenizer
     out = Path(cfg.out)
@@ -325,8 +325,8 @@ def _varlen_attention(model) -> bool:
 
 def build_trainer(cfg: TrainConfig, callbacks: list | None = None):
     """``(trainer, data)`` of a training stage, ready to ``train()``: the recipe without the run."""
-    from train.data import build_train_data
-    from train.models import load_model
+    from agentkit.train.data import build_train_data
+    from agentkit.train.models import load_model
 
     model, tokenizer = load_model(cfg.model, seed=cfg.seed)
     t = cfg.trainer
@@ -358,7 +358,7 @@ def training_stage(cfg: TrainConfig, callbacks: list) -> Path:
              sum(p.numel() for p in trainer.model.parameters() if p.requires_grad))
     packed = None
     if cfg.trainer.packing:
-        from train.data import packing_efficiency
+        from agentkit.train.data import packing_efficiency
 
         packed = packing_efficiency(trainer.train_dataset, cfg.trainer.max_length)
     resume = resume_checkpoint(cfg)
@@ -398,7 +398,7 @@ def save_checkpoint(trainer, cfg: TrainConfig, out: Path) -> None:
 
 def _report(cfg: TrainConfig, trainer, data, result, packed, seconds: float, resume: str | None,
             sizes: tuple[int, int]) -> dict[str, Any]:
-    from train.data import template_warnings
+    from agentkit.train.data import template_warnings
 
     history = [h for h in trainer.state.log_history if "loss" in h]
     counter = trainer.data_collator if isinstance(trainer.data_collator, CountingCollator) else None

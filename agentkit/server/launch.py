@@ -34,7 +34,7 @@ def resolve_model_path(model: ModelConfig) -> Path:
         return path.resolve()
     if not model.arch:
         raise ConfigError(f"model '{model.name}': set model.path (a checkpoint) or model.arch (to build one)")
-    from train.assets import TINY_TOKENIZER, materialize
+    from agentkit.models import TINY_TOKENIZER, materialize
 
     tokenizer = Path(model.tokenizer).expanduser().resolve() if model.tokenizer else TINY_TOKENIZER
     if model.tokenizer and not tokenizer.exists():

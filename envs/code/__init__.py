@@ -27,9 +27,9 @@ from agentkit.env import Env, Episode
 from agentkit.errors import ConfigError
 from agentkit.records import Message, Task, ToolSpec
 from agentkit.registry import ENVS
-from envs.code import function, repo
-from envs.code.function import FunctionEpisode
-from envs.code.inject import (
+from agentkit.envs.code import function, repo
+from agentkit.envs.code.function import FunctionEpisode
+from agentkit.envs.code.inject import (
     OPERATORS,
     PROJECTS_DIR,
     Mutation,
@@ -37,8 +37,8 @@ from envs.code.inject import (
     interleave,
     project_mutations,
 )
-from envs.code.repo import MutantCache, Project, RepoEpisode, check_mutants, mutant_task
-from envs.prompts import agent_prompt
+from agentkit.envs.code.repo import MutantCache, Project, RepoEpisode, check_mutants, mutant_task
+from agentkit.envs.prompts import agent_prompt
 
 T = TypeVar("T")
 
@@ -87,7 +87,7 @@ class CodeEnv(Env):
     def pool(self, python: bool) -> Any:
         """The pool of sandboxes with a warm Python session (function episodes) or without (the rest)."""
         if python not in self._pools:
-            from envs.sandbox import SandboxPool
+            from agentkit.envs.sandbox import SandboxPool
 
             self._pools[python] = SandboxPool.from_config(self.sandbox_config or SandboxConfig(), warm_python=python)
         return self._pools[python]
@@ -152,7 +152,7 @@ class CodeEnv(Env):
     # -- tasks ----------------------------------------------------------------------------------------
 
     def load_tasks(self, source: TaskSourceConfig) -> list[Task]:
-        from envs.tasks import check_split, select
+        from agentkit.envs.tasks import check_split, select
 
         check_split(source)
         timeout = self.test_timeout
@@ -183,7 +183,7 @@ class CodeEnv(Env):
         n_function = round(n * fraction)
         tasks: list[Task] = []
         if n_function:
-            from envs.code.generators import generated_function_tasks
+            from agentkit.envs.code.generators import generated_function_tasks
 
             tasks += generated_function_tasks(source, n_function, self.name, self.test_timeout)
         if n - n_function:
@@ -193,7 +193,7 @@ class CodeEnv(Env):
         return tasks
 
     def _generated_repo(self, source: TaskSourceConfig, n: int, options: dict[str, Any]) -> list[Task]:
-        from envs.tasks import in_split
+        from agentkit.envs.tasks import in_split
 
         names = options.get("projects")
         projects = [Project.load(p) for p in available_projects(self.projects_dir)]
@@ -272,8 +272,8 @@ def _mutations(project: Project, operators: tuple[str, ...], cache_dir: Path | N
     import inspect
     import json
 
-    from envs.code import inject
-    from envs.code.repo import hash_text
+    from agentkit.envs.code import inject
+    from agentkit.envs.code.repo import hash_text
 
     key = f"{project.name}-{project.digest}-{hash_text(inspect.getsource(inject))}"
     if key not in _MUTATIONS:

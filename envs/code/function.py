@@ -31,7 +31,7 @@ from agentkit.toolcalls import render_tool_call, split_reasoning
 if TYPE_CHECKING:
     from agentkit.config import TaskSourceConfig
     from agentkit.sandbox import Sandbox
-    from envs.code import CodeEnv
+    from agentkit.envs.code import CodeEnv
 
 HARNESS_PATH = Path(__file__).with_name("sandbox_harness.py")
 DEFAULT_TIMEOUT = 20.0
@@ -532,7 +532,7 @@ MBPP_FIELDS = {"id": "task_id", "prompt": "text", "solution": "code", "tests": "
 
 def load_function_rows(cfg: TaskSourceConfig, env_name: str, timeout: float) -> list[Task]:
     """MBPP-style (``mbpp``), stdin/stdout (``stdio``) or either, by row (``jsonl``/``parquet``/``hf``)."""
-    from envs.tasks import load_task_rows
+    from agentkit.envs.tasks import load_task_rows
 
     kind = cfg.source
     fields = dict(MBPP_FIELDS) | dict(cfg.fields) if kind == "mbpp" else dict(cfg.fields)

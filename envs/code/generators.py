@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agentkit.records import Task
-from envs.code.function import asserts_prompt, stdio_prompt
+from agentkit.envs.code.function import asserts_prompt, stdio_prompt
 
 if TYPE_CHECKING:
     from agentkit.config import TaskSourceConfig
@@ -246,6 +246,6 @@ def make_function_task(index: int, seed: int, env_name: str, timeout: float) -> 
 def generated_function_tasks(source: TaskSourceConfig, n: int, env_name: str, timeout: float) -> list[Task]:
     from dataclasses import replace
 
-    from envs.tasks import generate
+    from agentkit.envs.tasks import generate
 
     return generate(lambda i: make_function_task(i, source.seed, env_name, timeout), replace(source, n=n))

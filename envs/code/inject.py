@@ -3,7 +3,7 @@
 Each mutation changes one expression on one line (a wrong operator, an off-by-one constant, a dropped
 or negated condition, swapped arguments, a wrong comparison, a wrong return value, min/max swapped)
 and is applied as text, so the rest of the file keeps its formatting. A mutation is kept as a task
-only if some test of the project catches it (``envs.code.repo.validate_mutations`` runs the tests of
+only if some test of the project catches it (``agentkit.envs.code.repo.validate_mutations`` runs the tests of
 each mutant in a sandbox and records fail-to-pass and pass-to-pass tests).
 """
 

@@ -12,7 +12,7 @@ stdin before project code runs; tests and pytest configuration come from a prist
 pytest's runner functions, the report class, or builtins is detected by comparing them with what was
 loaded before the project code, and marks the run as tampered. Code that reads the nonce back out of
 this process's memory is out of scope here: the host rejects patches that reach for the interpreter's
-internals (see ``envs.code.repo.suspicious_constructs``).
+internals (see ``agentkit.envs.code.repo.suspicious_constructs``).
 """
 
 import builtins

@@ -32,11 +32,11 @@ from agentkit.env import Episode, Tool, ToolOutput
 from agentkit.errors import SandboxUnavailable, ToolError, VerifierError
 from agentkit.records import Message, Task, ToolSpec, Verdict
 from agentkit.toolcalls import render_tool_call
-from envs.code.inject import Mutation, package_name, project_digest, project_files
+from agentkit.envs.code.inject import Mutation, package_name, project_digest, project_files
 
 if TYPE_CHECKING:
     from agentkit.sandbox import Sandbox
-    from envs.code import CodeEnv
+    from agentkit.envs.code import CodeEnv
 
 WORKSPACE = "/workspace"
 STATE_DIR = ".agentkit"

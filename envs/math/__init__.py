@@ -1,7 +1,7 @@
 """The math env (registered as ``math``): sandboxed Python tool, procedural tasks, math-verify verdicts."""
 
 from agentkit.registry import ENVS
-from envs.math.env import MathEnv, MathEpisode
+from agentkit.envs.math.env import MathEnv, MathEpisode
 
 ENVS.register("math")(MathEnv)
 

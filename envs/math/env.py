@@ -13,10 +13,10 @@ from agentkit.env import Env, Episode, Tool, ToolOutput
 from agentkit.errors import ConfigError, VerifierError
 from agentkit.records import Message, Task, ToolSpec, Verdict
 from agentkit.toolcalls import render_tool_call
-from envs.math.generator import kinds_for, make_task
-from envs.math.verify import CONVENTIONS, MathVerifier
-from envs.prompts import agent_prompt
-from envs.tasks import FILE_SOURCES, generate, load_task_rows
+from agentkit.envs.math.generator import kinds_for, make_task
+from agentkit.envs.math.verify import CONVENTIONS, MathVerifier
+from agentkit.envs.prompts import agent_prompt
+from agentkit.envs.tasks import FILE_SOURCES, generate, load_task_rows
 
 PYTHON_TOOL = ToolSpec.model_validate({"type": "function", "function": {
     "name": "python",
@@ -35,8 +35,8 @@ _FORMATS = {
 
 
 def sandbox_pool(config: SandboxConfig | None, *, warm_python: bool) -> Any:
-    """A sandbox pool built from an env's sandbox config (``envs.sandbox`` is imported on first use)."""
-    from envs.sandbox import SandboxPool
+    """A sandbox pool built from an env's sandbox config (``agentkit.envs.sandbox`` is imported on first use)."""
+    from agentkit.envs.sandbox import SandboxPool
 
     return SandboxPool.from_config(config or SandboxConfig(), warm_python=warm_python)
 

@@ -137,7 +137,7 @@ def split_assignments(answer: str, variables: Sequence[str]) -> dict[str, str] |
 
 
 # ---------------------------------------------------------------------------------------------------
-# Run in the worker processes (``envs.math.worker``), on their main thread, so math-verify's signal
+# Run in the worker processes (``agentkit.envs.math.worker``), on their main thread, so math-verify's signal
 # timeouts work.
 
 def verify_pairs(pairs: Sequence[tuple[str, str]], timeout: int = 5) -> list[dict[str, Any]]:
@@ -163,7 +163,7 @@ class _Worker:
     def __init__(self, preload: Sequence[str] = ()) -> None:
         root = str(Path(__file__).resolve().parents[2])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-        self.process = subprocess.Popen([sys.executable, "-m", "envs.math.worker", *preload], stdin=subprocess.PIPE,
+        self.process = subprocess.Popen([sys.executable, "-m", "agentkit.envs.math.worker", *preload], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, env=env, text=True, bufsize=1)
 
     def request(self, target: str, args: tuple, timeout: float) -> Any:
@@ -309,7 +309,7 @@ class MathVerifier:
             pairs = [(gold_values[v], values[v]) for v in variables]
         else:
             pairs = [(gold, answer)]
-        results = await self.pool.call("envs.math.verify:verify_pairs", (pairs, self.timeout), self.hard_timeout)
+        results = await self.pool.call("agentkit.envs.math.verify:verify_pairs", (pairs, self.timeout), self.hard_timeout)
         passed = all(r["equal"] for r in results)
         verb = "matches" if passed else "does not match"
         return AnswerCheck(passed, f"math-verify: the answer {answer!r} {verb} the reference",

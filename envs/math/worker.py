@@ -2,7 +2,7 @@
 serves ``module:function`` calls as JSON lines.
 
 It runs on its own main thread, where math-verify's ``signal.alarm`` timeouts work; the parent
-(``envs.math.verify.HardTimeoutPool``) kills it when a call overruns the hard deadline.
+(``agentkit.envs.math.verify.HardTimeoutPool``) kills it when a call overruns the hard deadline.
 """
 
 from __future__ import annotations

@@ -18,11 +18,11 @@ from agentkit.env import Env, Episode, Tool
 from agentkit.errors import ConfigError, VerifierError
 from agentkit.records import FunctionSpec, Message, Task, ToolSpec, Verdict
 from agentkit.registry import ENVS
-from envs.prompts import agent_prompt
-from envs.research.index import SearchIndex
-from envs.research.sources import GENERATED, default_cache_dir, ensure_generated, resolve_index
-from envs.research.tools import DESCRIPTIONS, ResearchTools, ToolLimits, tool_parameters
-from envs.research.verify import VERIFIER, verify_answer
+from agentkit.envs.prompts import agent_prompt
+from agentkit.envs.research.index import SearchIndex
+from agentkit.envs.research.sources import GENERATED, default_cache_dir, ensure_generated, resolve_index
+from agentkit.envs.research.tools import DESCRIPTIONS, ResearchTools, ToolLimits, tool_parameters
+from agentkit.envs.research.verify import VERIFIER, verify_answer
 
 if TYPE_CHECKING:
     from agentkit.config import SandboxConfig, TaskSourceConfig
@@ -124,7 +124,7 @@ class ResearchEnv(Env):
         return ResearchEpisode(task, ResearchTools(self.search_index(task), self.limits), self.require_evidence)
 
     def reference_solver(self, task: Task) -> ModelClient | None:
-        from envs.research.solver import chain_solver, evidence_solver
+        from agentkit.envs.research.solver import chain_solver, evidence_solver
 
         evidence = task.meta.get("evidence") or []
         chain_keys = {"query", "value", "offset", "sentence"}
@@ -152,8 +152,8 @@ class ResearchEnv(Env):
     # -- task sources ---------------------------------------------------------------------------
 
     def _generated_tasks(self, source: TaskSourceConfig) -> list[Task]:
-        from envs.research.questions import buckets, make_question
-        from envs.tasks import check_split, in_split
+        from agentkit.envs.research.questions import buckets, make_question
+        from agentkit.envs.tasks import check_split, in_split
 
         options = dict(source.options)
         unknown = sorted(set(options) - GENERATED_OPTIONS)
@@ -187,7 +187,7 @@ class ResearchEnv(Env):
         return tasks
 
     def _file_tasks(self, source: TaskSourceConfig) -> list[Task]:
-        from envs.tasks import load_task_rows
+        from agentkit.envs.tasks import load_task_rows
 
         options = dict(source.options)
         unknown = sorted(set(options) - FILE_OPTIONS)

@@ -39,20 +39,20 @@ def register() -> None:
 
 def build_index(cfg: IndexConfig) -> int:
     """Index ``cfg.corpus`` into ``cfg.out`` and print what was built."""
-    from envs.research.index import IndexSettings, read_manifest
-    from envs.research.index import build_index as build
+    from agentkit.envs.research.index import IndexSettings, read_manifest
+    from agentkit.envs.research.index import build_index as build
 
     settings = IndexSettings(chunk_words=cfg.chunk_words, chunk_overlap=cfg.chunk_overlap, k1=cfg.k1, b=cfg.b)
     settings.check()
     started = time.perf_counter()
     if cfg.corpus == "encyclopedia":
-        from envs.research.encyclopedia import generate_encyclopedia
+        from agentkit.envs.research.encyclopedia import generate_encyclopedia
 
         enc = generate_encyclopedia(cfg.docs, cfg.seed)
         build(enc.documents, cfg.out, settings=settings, source=f"generated:{enc.key}",
               fingerprint=enc.fingerprint(), total=len(enc.documents), progress=cfg.progress)
     else:
-        from envs.research.corpus import read_corpus
+        from agentkit.envs.research.corpus import read_corpus
 
         build(read_corpus(cfg.corpus), cfg.out, settings=settings, source=cfg.corpus, progress=cfg.progress)
     manifest = read_manifest(cfg.out)

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from envs.research.corpus import Document
+from agentkit.envs.research.corpus import Document
 
 GENERATOR_VERSION = "1"
 URL_PREFIX = "https://encyclopedia.example/wiki/"

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from agentkit.errors import ConfigError, DataError
-from envs.research.corpus import Document
+from agentkit.envs.research.corpus import Document
 
 INDEX_FORMAT = 1
 TOKENIZER = "lower-word-nostop/1"

@@ -20,8 +20,8 @@ from typing import Any
 
 from agentkit.errors import ConfigError
 from agentkit.records import Task
-from envs.research.encyclopedia import ATTRIBUTES, RELATIONS, Encyclopedia, Entity
-from envs.research.verify import normalize
+from agentkit.envs.research.encyclopedia import ATTRIBUTES, RELATIONS, Encyclopedia, Entity
+from agentkit.envs.research.verify import normalize
 
 TYPES = ("bridge", "comparison")
 HOPS = {"bridge": (1, 2, 3), "comparison": (2, 3)}

@@ -18,8 +18,8 @@ from agentkit.client import GeneratorClient
 from agentkit.errors import ModelError
 from agentkit.records import Message, Task
 from agentkit.toolcalls import render_tool_call
-from envs.research.questions import LABEL
-from envs.research.verify import normalize
+from agentkit.envs.research.questions import LABEL
+from agentkit.envs.research.verify import normalize
 
 Turn = Generator[str, list[Message], Any]
 

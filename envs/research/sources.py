@@ -14,8 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from agentkit.errors import ConfigError, DataError
-from envs.research.encyclopedia import GENERATOR_VERSION, Encyclopedia, generate_encyclopedia
-from envs.research.index import IndexSettings, build_index, is_index, read_manifest
+from agentkit.envs.research.encyclopedia import GENERATOR_VERSION, Encyclopedia, generate_encyclopedia
+from agentkit.envs.research.index import IndexSettings, build_index, is_index, read_manifest
 
 GENERATED = "generated:"
 _KEY = re.compile(r"^encyclopedia-v(?P<version>[^-]+)-d(?P<docs>\d+)-s(?P<seed>-?\d+)$")
@@ -50,7 +50,7 @@ def ensure_generated(docs: int, seed: int, cache_dir: Path, *, progress: bool = 
 def corpus_index(corpus: str | os.PathLike, cache_dir: Path, *, settings: IndexSettings | None = None,
                  progress: bool = True) -> Path:
     """An index of a corpus file, built once into the cache (keyed by the file's path, size and mtime)."""
-    from envs.research.corpus import read_corpus
+    from agentkit.envs.research.corpus import read_corpus
 
     corpus = Path(corpus).resolve()
     if not corpus.exists():

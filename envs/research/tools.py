@@ -13,9 +13,9 @@ from typing import Any
 
 from agentkit.env import Tool
 from agentkit.errors import ToolError
-from envs.research.corpus import Document
-from envs.research.index import SearchIndex, tokenize
-from envs.research.verify import DOC_HEADER
+from agentkit.envs.research.corpus import Document
+from agentkit.envs.research.index import SearchIndex, tokenize
+from agentkit.envs.research.verify import DOC_HEADER
 
 
 @dataclass(frozen=True)

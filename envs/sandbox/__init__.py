@@ -1,7 +1,7 @@
 """Sandbox backends (``bwrap``, ``docker``) registered in ``agentkit.registry.SANDBOXES``, and the
 ``SandboxPool`` that hands out pre-warmed sandboxes."""
 
-from envs.sandbox import bwrap, docker  # noqa: F401  (registers the backends)
-from envs.sandbox.pool import SandboxPool
+from agentkit.envs.sandbox import bwrap, docker  # noqa: F401  (registers the backends)
+from agentkit.envs.sandbox.pool import SandboxPool
 
 __all__ = ["SandboxPool"]

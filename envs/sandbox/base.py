@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from agentkit.errors import ConfigError, SandboxUnavailable
 from agentkit.sandbox import ExecResult, ExecStatus, SandboxLimits
-from envs.sandbox import files
+from agentkit.envs.sandbox import files
 
 WORKER_SOURCE = Path(__file__).with_name("worker.py")
 DEFAULT_PRELOAD = ("sympy", "numpy")

@@ -19,7 +19,7 @@ Isolated
   few ``/etc`` files the dynamic loader reads, the Python installation(s) the worker needs, and
   nothing else of the host (no ``/etc/passwd``, ``/home``, ``/root``, ``/var``, sockets); private
   ``/proc``, ``/dev`` and a size-capped ``/tmp`` tmpfs; the workspace is the only writable host
-  directory. Host-side ``read_file``/``write_file`` never follow symlinks (``envs.sandbox.files``).
+  directory. Host-side ``read_file``/``write_file`` never follow symlinks (``agentkit.envs.sandbox.files``).
 - Environment: built from constants (``PATH``, ``HOME``, locale, thread counts); nothing of
   ``os.environ`` reaches bwrap or the sandbox.
 - Limits: each exec and each worker runs in its own cgroup (``pids.max`` stops fork bombs;
@@ -60,8 +60,8 @@ from typing import Any
 from agentkit.errors import SandboxUnavailable
 from agentkit.registry import SANDBOXES
 from agentkit.sandbox import ExecResult, ExecStatus, SandboxLimits
-from envs.sandbox import files
-from envs.sandbox.base import (
+from agentkit.envs.sandbox import files
+from agentkit.envs.sandbox.base import (
     DEFAULT_PRELOAD,
     WORKER_SOURCE,
     CappedBuffer,

@@ -26,7 +26,7 @@ class SandboxExecConfig(SandboxConfig):
 @dataclass
 class SandboxCheckConfig(SandboxConfig):
     checks: list[str] = field(default_factory=list)
-    """Names of the checks to run (default: all); see ``envs.sandbox.conformance.CHECKS``."""
+    """Names of the checks to run (default: all); see ``agentkit.envs.sandbox.conformance.CHECKS``."""
     skip_slow: bool = False
 
 
@@ -83,7 +83,7 @@ def check(cfg: SandboxCheckConfig) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from envs.sandbox.conformance import CHECKS, KNOWN_GAPS, Harness, run_check
+    from agentkit.envs.sandbox.conformance import CHECKS, KNOWN_GAPS, Harness, run_check
 
     unknown = [name for name in cfg.checks if name not in CHECKS]
     if unknown:
@@ -125,12 +125,12 @@ def check(cfg: SandboxCheckConfig) -> int:
 
 def _describe_backend(console, cfg: SandboxConfig) -> None:
     if cfg.backend == "bwrap":
-        from envs.sandbox.bwrap import limits_report
+        from agentkit.envs.sandbox.bwrap import limits_report
 
         for what, how in limits_report().items():
             console.print(f"[dim]{what}: {how}[/]")
     elif cfg.backend == "docker":
-        from envs.sandbox.docker import socket_status
+        from agentkit.envs.sandbox.docker import socket_status
 
         ok, where = socket_status(dict(cfg.options).get("base_url"))
         console.print(f"[dim]Docker API: {where}[/]")

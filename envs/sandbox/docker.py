@@ -54,8 +54,8 @@ from typing import Any
 from agentkit.errors import SandboxUnavailable
 from agentkit.registry import SANDBOXES
 from agentkit.sandbox import ExecResult, ExecStatus, SandboxLimits
-from envs.sandbox import files
-from envs.sandbox.base import (
+from agentkit.envs.sandbox import files
+from agentkit.envs.sandbox.base import (
     DEFAULT_PRELOAD,
     WORKER_SOURCE,
     CappedBuffer,

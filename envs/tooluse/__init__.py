@@ -2,7 +2,7 @@
 JSON-schema tools, generated tasks with reference solvers, and BFCL function calling."""
 
 from agentkit.registry import ENVS
-from envs.tooluse.env import ToolUseEnv, ToolUseEpisode
+from agentkit.envs.tooluse.env import ToolUseEnv, ToolUseEpisode
 
 ENVS.register("tooluse")(ToolUseEnv)
 

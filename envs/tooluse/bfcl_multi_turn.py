@@ -23,7 +23,7 @@ from typing import Any
 
 from agentkit.errors import DataError
 from agentkit.records import Message, Task
-from envs.tooluse.bfcl import DATA_PREFIX, BfclWheel
+from agentkit.envs.tooluse.bfcl import DATA_PREFIX, BfclWheel
 
 MULTI_TURN_CATEGORIES = {"multi_turn_base": "multi_turn_base", "multi_turn_long_context": "multi_turn_long_context"}
 SOURCE_PREFIX = "bfcl_eval.eval_checker.multi_turn_eval.func_source_code"

@@ -7,7 +7,7 @@ Three kinds of task (``meta.check``):
 - ``calls``: function calling without execution (BFCL); passed when the calls of the model's first
   tool-calling turn match ``meta.possible_answer`` under BFCL's checker.
 - ``multi_turn``: BFCL multi-turn; BFCL's simulators run the calls, the user speaks once per turn, and
-  the conversation is checked like BFCL's ``multi_turn_checker`` (``envs.tooluse.bfcl_multi_turn``).
+  the conversation is checked like BFCL's ``multi_turn_checker`` (``agentkit.envs.tooluse.bfcl_multi_turn``).
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from agentkit.env import Env, Episode, Tool, ToolOutput
 from agentkit.errors import ConfigError, ModelError, VerifierError
 from agentkit.records import Message, Task, ToolCall, ToolSpec, Verdict
 from agentkit.toolcalls import render_tool_call, split_reasoning
-from envs.prompts import agent_prompt
-from envs.tasks import FILE_SOURCES, generate, load_task_rows, select
-from envs.tooluse import bfcl, bfcl_multi_turn
-from envs.tooluse.generator import TEMPLATES, Calls, Final, SolverGen, make_task, templates_for
-from envs.tooluse.simulators import SIMULATORS, Simulator
+from agentkit.envs.prompts import agent_prompt
+from agentkit.envs.tasks import FILE_SOURCES, generate, load_task_rows, select
+from agentkit.envs.tooluse import bfcl, bfcl_multi_turn
+from agentkit.envs.tooluse.generator import TEMPLATES, Calls, Final, SolverGen, make_task, templates_for
+from agentkit.envs.tooluse.simulators import SIMULATORS, Simulator
 
 STATE_GUIDANCE = ("You act for the user through the tools; the tools change the world, so check what you "
                   "need before you change anything. When you are done, tell the user what you did and "

@@ -17,7 +17,7 @@ from typing import Any
 
 from agentkit.errors import ConfigError
 from agentkit.records import Task
-from envs.tooluse.simulators import SIMULATORS, Calendar, FileSystem, Shop, _hhmm, _minutes, format_money
+from agentkit.envs.tooluse.simulators import SIMULATORS, Calendar, FileSystem, Shop, _hhmm, _minutes, format_money
 
 FIRST = ["Ada", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kira", "Liam",
          "Maya", "Noah", "Olga", "Priya", "Quinn", "Rosa", "Sami", "Tara"]

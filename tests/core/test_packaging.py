@@ -32,7 +32,9 @@ def test_wheel_carries_configs_and_runs_from_elsewhere(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "agentkit/conf/serve.yaml" in names and "agentkit/conf/model/tiny-mla.yaml" in names
     assert "agentkit/schemas/trajectory.schema.json" in names
-    assert "train/assets/tiny-tokenizer/tokenizer.json" in names
+    assert "agentkit/assets/tiny-tokenizer/tokenizer.json" in names
+    assert "agentkit/train/stages.py" in names and "agentkit/envs/math/env.py" in names
+    assert not [n for n in names if n.split("/")[0] in ("envs", "synth", "train", "conf")], "generic top-level names"
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     # Drop the editable-install finders so only the unpacked wheel provides agentkit.
@@ -40,6 +42,8 @@ def test_wheel_carries_configs_and_runs_from_elsewhere(tmp_path):
         "import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f).lower()];"
         f"sys.path.insert(0, {str(site)!r});"
         "sys.path[:] = [p for p in sys.path if p != {root!r}];"
+        "import importlib.util as u; assert u.find_spec('train') is None and u.find_spec('envs') is None;"
+        "import agentkit.train.stages, agentkit.envs.math, agentkit.synth.cli;"
         "from agentkit.cli import conf_dir, main; print(conf_dir()); main(['serve', '--cfg', 'job'])"
     ).replace("{root!r}", repr(str(ROOT)))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)

@@ -13,7 +13,7 @@ from agentkit.cli import conf_dir
 from agentkit.config import TaskSourceConfig
 from agentkit.errors import ConfigError
 from agentkit.loop import run_episode
-from synth.demo import (
+from agentkit.synth.demo import (
     DemoConfig,
     DemoEnvConfig,
     check_config,
@@ -114,9 +114,9 @@ def test_pass_summary_and_markdown_table():
 
 
 def test_env_options_keep_prompts_and_tools_short():
-    from envs.math import MathEnv
-    from envs.tooluse import ToolUseEnv
-    from envs.tooluse.generator import TEMPLATES
+    from agentkit.envs.math import MathEnv
+    from agentkit.envs.tooluse import ToolUseEnv
+    from agentkit.envs.tooluse.generator import TEMPLATES
 
     math = MathEnv(system_prompt="Use python. Answer in \\boxed{}.")
     task = math.load_tasks(TaskSourceConfig(n=1, options={"kinds": ["arithmetic"]}))[0]

@@ -21,7 +21,7 @@ from agentkit.loop import EpisodeLimits, run_episode
 from agentkit.records import Message, Status, Task, ToolSpec
 from agentkit.registry import ENVS, SANDBOXES
 from agentkit.toolcalls import render_tool_call
-from envs.tasks import split_of
+from agentkit.envs.tasks import split_of
 
 pytestmark = pytest.mark.bwrap
 
@@ -191,7 +191,7 @@ class _RaisesAfterFirstTurn:
 def test_episodes_release_everything_when_the_body_raises(monkeypatch) -> None:
     """An episode whose caller blows up closes its sandboxes at once (not later, when the garbage
     collector finalizes a forgotten context manager), and ``aclose`` leaves no process behind."""
-    import envs.sandbox.pool as pool_module
+    import agentkit.envs.sandbox.pool as pool_module
 
     created: list[Any] = []
     pooled: set[int] = set()

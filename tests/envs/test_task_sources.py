@@ -11,9 +11,9 @@ import pytest
 from agentkit.config import EnvConfig, TaskSourceConfig
 from agentkit.env import build_env
 from agentkit.errors import ConfigError, DataError
-from envs.math import MathEnv
-from envs.tasks import load_task_rows, split_of
-from envs.tooluse import ToolUseEnv
+from agentkit.envs.math import MathEnv
+from agentkit.envs.tasks import load_task_rows, split_of
+from agentkit.envs.tooluse import ToolUseEnv
 
 ROWS = [{"qid": f"q{i}", "question": f"What is {i} + {i}?", "solution": str(2 * i), "source_note": "toy"}
         for i in range(40)]

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from envs.sandbox.conformance import Harness
+from agentkit.envs.sandbox.conformance import Harness
 
 
 def _unavailable(reason: str) -> None:
@@ -21,7 +21,7 @@ def _unavailable(reason: str) -> None:
 @functools.cache
 def docker_reason() -> str | None:
     """None when a Docker-API socket is reachable, else why not."""
-    from envs.sandbox.docker import socket_status
+    from agentkit.envs.sandbox.docker import socket_status
 
     ok, reason = socket_status()
     return None if ok else reason

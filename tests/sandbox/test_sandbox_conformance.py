@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from envs.sandbox.conformance import CHECKS, KNOWN_GAPS, Harness, run_check
+from agentkit.envs.sandbox.conformance import CHECKS, KNOWN_GAPS, Harness, run_check
 
 
 @pytest.mark.parametrize("name", [pytest.param(name, marks=[pytest.mark.slow] if c.slow else [])

@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("need_docker")]
 
 
 def test_containers_of_dead_processes_are_reaped():
-    from envs.sandbox import docker as backend
+    from agentkit.envs.sandbox import docker as backend
 
     dead = subprocess.Popen(["true"])
     dead.wait()
@@ -57,7 +57,7 @@ def test_close_removes_the_container():
         await sb.close()
         return name
 
-    from envs.sandbox import docker as backend
+    from agentkit.envs.sandbox import docker as backend
 
     name = asyncio.run(main())
     assert name not in {c.name for c in backend.client().containers.list(all=True)}

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from agentkit.errors import ToolError
-from envs.sandbox.files import (
+from agentkit.envs.sandbox.files import (
     PathEscape,
     normalized,
     read_confined,

@@ -9,7 +9,7 @@ import pytest
 
 from agentkit.errors import ConfigError, SandboxUnavailable
 from agentkit.sandbox import SandboxLimits, create_sandbox
-from envs.sandbox import SandboxPool
+from agentkit.envs.sandbox import SandboxPool
 
 pytestmark = pytest.mark.bwrap
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from envs.sandbox.base import WORKER_SOURCE
+from agentkit.envs.sandbox.base import WORKER_SOURCE
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from toy_synth_env import write_tasks
 from agentkit.cli import main
 from agentkit.jsonl import read_jsonl
 from agentkit.records import Trajectory
-from synth.writer import file_sha256
+from agentkit.synth.writer import file_sha256
 
 BASE = ["env=toy-synth", "policy=reference", "report.progress=false", "report.plots=false", "env.tasks.n=6"]
 

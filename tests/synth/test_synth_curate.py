@@ -3,9 +3,9 @@ import random
 import pytest
 
 from agentkit.records import Message, Stats, Status, Task, ToolCall, Trajectory, Verdict
-from synth.config import CurationConfig, DedupConfig
-from synth.curate import DecontamIndex, curate, format_problem, scan
-from synth.strategies import build_strategy
+from agentkit.synth.config import CurationConfig, DedupConfig
+from agentkit.synth.curate import DecontamIndex, curate, format_problem, scan
+from agentkit.synth.strategies import build_strategy
 
 WORDS = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau "
          "upsilon phi chi psi omega").split()

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from synth.metrics import bootstrap_interval, mean_pass_at_k, pass_at_k, wilson_interval
+from agentkit.synth.metrics import bootstrap_interval, mean_pass_at_k, pass_at_k, wilson_interval
 
 
 def brute_force_pass_at_k(n: int, c: int, k: int) -> float:

@@ -8,8 +8,8 @@ from agentkit.errors import ConfigError, ModelError
 from agentkit.loop import EpisodeLimits
 from agentkit.records import Provenance
 from agentkit.toolcalls import render_tool_call
-from synth.rollout import RolloutEngine, env_policy, model_policy, plan_work
-from synth.strategies import build_strategy
+from agentkit.synth.rollout import RolloutEngine, env_policy, model_policy, plan_work
+from agentkit.synth.strategies import build_strategy
 
 
 class ArithClient:

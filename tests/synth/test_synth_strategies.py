@@ -8,8 +8,8 @@ from agentkit.errors import ConfigError
 from agentkit.loop import EpisodeLimits
 from agentkit.records import Provenance, Status
 from agentkit.toolcalls import render_tool_call
-from synth.rollout import env_policy, model_policy
-from synth.strategies import (
+from agentkit.synth.rollout import env_policy, model_policy
+from agentkit.synth.strategies import (
     PHASES,
     Candidate,
     Rollout,

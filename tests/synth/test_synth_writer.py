@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agentkit.errors import ConfigError
-from synth.writer import RunDir, Shard, config_diff
+from agentkit.synth.writer import RunDir, Shard, config_diff
 
 
 @given(st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=40, unique=True), st.integers(1, 7))
@@ -62,7 +62,7 @@ def test_config_diff_lists_changed_keys():
 def test_arrow_order_lets_datasets_load_heterogeneous_rows_across_files(tmp_path):
     import datasets
 
-    from synth.writer import arrow_order
+    from agentkit.synth.writer import arrow_order
 
     def row(i, meta, tools):
         return {"id": f"r{i}", "task": {"id": f"t{i}", "meta": meta},

@@ -20,7 +20,7 @@ def _conf_dir(monkeypatch):
 @pytest.fixture(scope="session")
 def toy_synth(tmp_path_factory) -> Path:
     """A synth-style output directory: curated shards (one zstd) listed by a manifest, plus raw rollouts."""
-    from train.corpus import toy_trajectories
+    from agentkit.train.corpus import toy_trajectories
 
     root = tmp_path_factory.mktemp("synth")
     records = list(toy_trajectories(240, seed=0, failed_every=8))

@@ -8,11 +8,11 @@ import pytest
 from agentkit.chat_template import template_sha256
 from agentkit.errors import ConfigError, DataError
 from agentkit.jsonl import write_jsonl
-from train.config import DataConfig, SourceConfig
-from train.corpus import toy_trajectories
-from train.data import build_train_data, resolve_sources
-from train.render import IGNORE
-from train.sources import synth_shards
+from agentkit.train.config import DataConfig, SourceConfig
+from agentkit.train.corpus import toy_trajectories
+from agentkit.train.data import build_train_data, resolve_sources
+from agentkit.train.render import IGNORE
+from agentkit.train.sources import synth_shards
 
 SFT = dict(loss_roles=["assistant"], loss_on_template=False)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from train_helpers import MICRO_OVERRIDE, ROOT
 
-from train.stages import REPORT
+from agentkit.train.stages import REPORT
 
 BIN = Path(sys.executable).parent
 

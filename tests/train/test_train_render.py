@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from agentkit.chat_template import YOUTU_CHAT_TEMPLATE
 from agentkit.errors import DataError
-from train.render import IGNORE, LossPolicy, render_conversation, render_text
+from agentkit.train.render import IGNORE, LossPolicy, render_conversation, render_text
 
 TOOLS = [{"type": "function", "function": {"name": "python", "description": "Run Python",
                                            "parameters": {"type": "object", "properties": {"code": {"type": "string"}}}}}]

@@ -11,9 +11,9 @@ from agentkit.chat_template import YOUTU_CHAT_TEMPLATE, template_sha256
 from agentkit.cli import main
 from agentkit.errors import ConfigError
 from agentkit.jsonl import write_jsonl
-from train.corpus import toy_trajectories
-from train.render import IGNORE, message_dicts
-from train.stages import REPORT, build_trainer, run_stage, sft_config, validate
+from agentkit.train.corpus import toy_trajectories
+from agentkit.train.render import IGNORE, message_dicts
+from agentkit.train.stages import REPORT, build_trainer, run_stage, sft_config, validate
 
 
 def _report(out):
@@ -28,9 +28,9 @@ def _loss_drop(report) -> float:
 
 def _heldout_loss(model, tokenizer, trajectories) -> float:
     """Mean assistant-token loss over ``trajectories`` (masks exactly as SFT trains them)."""
-    from train.data import render_item
-    from train.render import LossPolicy
-    from train.sources import Item
+    from agentkit.train.data import render_item
+    from agentkit.train.render import LossPolicy
+    from agentkit.train.sources import Item
 
     total, count = 0.0, 0
     model.eval()
@@ -52,7 +52,7 @@ def test_sft_from_the_cli_learns_and_saves_a_servable_checkpoint(tmp_path, toy_s
     """SFT of an MLA checkpoint (``model=<path>``): held-out assistant loss halves, the output reloads."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from train.assets import materialize
+    from agentkit.models import materialize
 
     start = materialize(MICRO_ARCH, tmp_path / "start")
     out = tmp_path / "sft"

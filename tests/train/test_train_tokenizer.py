@@ -6,8 +6,8 @@ from transformers import AutoTokenizer
 
 from agentkit.chat_template import ROLE_TOKENS, TAG_TOKENS, YOUTU_CHAT_TEMPLATE
 from agentkit.cli import main
-from train.stages import TOKENIZER_REPORT
-from train.tokenizer import stem_pre_tokenizer
+from agentkit.train.stages import TOKENIZER_REPORT
+from agentkit.train.tokenizer import stem_pre_tokenizer
 
 
 def _pieces(text):
@@ -48,7 +48,7 @@ def test_tokenizer_stage_trains_saves_and_reports_compression(tmp_path, capsys):
 def test_shipped_tiny_tokenizer_uses_the_current_rules(tiny_tokenizer):
     from tokenizers import Tokenizer, models
 
-    from train.assets import TINY_TOKENIZER
+    from agentkit.models import TINY_TOKENIZER
 
     fresh = Tokenizer(models.BPE())
     fresh.pre_tokenizer = stem_pre_tokenizer()

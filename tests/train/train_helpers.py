@@ -17,7 +17,7 @@ FAST_TRAINER = dict(max_steps=12, logging_steps=1, learning_rate=3e-3, max_lengt
 
 def compose_train(overrides: list[str]):
     """The typed ``TrainConfig`` that ``agentkit train <overrides>`` composes."""
-    from train.stages import compose_config
+    from agentkit.train.stages import compose_config
 
     return compose_config(overrides)
 

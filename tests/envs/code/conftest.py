@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from agentkit.config import SandboxConfig
-from envs.code import CodeEnv
+from agentkit.envs.code import CodeEnv
 
 
 @dataclass

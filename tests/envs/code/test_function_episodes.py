@@ -11,7 +11,7 @@ from agentkit.client import ScriptedClient
 from agentkit.config import TaskSourceConfig
 from agentkit.loop import EpisodeLimits, run_episode
 from agentkit.records import Status
-from envs.code.function import extract_code
+from agentkit.envs.code.function import extract_code
 
 pytestmark = pytest.mark.bwrap
 

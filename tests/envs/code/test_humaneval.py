@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from agentkit.config import TaskSourceConfig
-from envs.code.function import check_solutions
+from agentkit.envs.code.function import check_solutions
 
 pytestmark = pytest.mark.bwrap
 

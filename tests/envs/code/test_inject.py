@@ -7,7 +7,7 @@ import collections
 
 import pytest
 
-from envs.code.inject import OPERATORS, available_projects, interleave, mutations_of_source, project_mutations
+from agentkit.envs.code.inject import OPERATORS, available_projects, interleave, mutations_of_source, project_mutations
 
 SOURCE = '''\
 def window(xs, k):

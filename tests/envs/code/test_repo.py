@@ -10,8 +10,8 @@ from agentkit.config import TaskSourceConfig
 from agentkit.loop import EpisodeLimits, run_episode
 from agentkit.records import Status
 from agentkit.toolcalls import render_tool_call
-from envs.code.inject import Mutation
-from envs.code.repo import run_suite, suspicious_constructs, upload_project
+from agentkit.envs.code.inject import Mutation
+from agentkit.envs.code.repo import run_suite, suspicious_constructs, upload_project
 
 pytestmark = pytest.mark.bwrap
 

@@ -10,8 +10,8 @@ import pytest
 
 from agentkit.config import TaskSourceConfig
 from agentkit.errors import ConfigError, DataError
-from envs.code import CodeEnv
-from envs.code.function import extract_code
+from agentkit.envs.code import CodeEnv
+from agentkit.envs.code.function import extract_code
 
 MBPP_ROWS = [
     {"task_id": 901, "text": "Write a function to return the sum of the squares of a list of numbers.",

@@ -12,7 +12,7 @@ from agentkit.errors import ConfigError
 from agentkit.loop import run_episode
 from agentkit.records import Status, Task
 from agentkit.toolcalls import render_tool_call
-from envs.math import MathEnv
+from agentkit.envs.math import MathEnv
 
 pytestmark = pytest.mark.bwrap
 

@@ -9,8 +9,8 @@ import psutil
 import pytest
 
 from agentkit.errors import ConfigError, VerifierError
-from envs.math.generator import GENERATORS, LEVELS, kinds_for, make_task
-from envs.math.verify import HardTimeoutPool, MathVerifier, extract_answer, split_assignments
+from agentkit.envs.math.generator import GENERATORS, LEVELS, kinds_for, make_task
+from agentkit.envs.math.verify import HardTimeoutPool, MathVerifier, extract_answer, split_assignments
 
 
 @pytest.mark.parametrize(("text", "expected"), [

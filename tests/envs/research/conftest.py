@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from research_support import DOCS
 
-from envs.research import ResearchEnv
-from envs.research.encyclopedia import Encyclopedia
-from envs.research.sources import ensure_generated
+from agentkit.envs.research import ResearchEnv
+from agentkit.envs.research.encyclopedia import Encyclopedia
+from agentkit.envs.research.sources import ensure_generated
 
 
 @pytest.fixture(scope="session")

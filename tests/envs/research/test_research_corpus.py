@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from agentkit.errors import DataError
-from envs.research.corpus import Document, read_corpus, write_corpus
+from agentkit.envs.research.corpus import Document, read_corpus, write_corpus
 
 DOCS = [Document("a", "Alpha", "The first document.", "https://example.org/a"),
         Document("b", "Beta", "The second one.")]

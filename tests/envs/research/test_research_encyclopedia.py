@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from envs.research.encyclopedia import KINDS, generate_encyclopedia
-from envs.research.questions import fact_value
+from agentkit.envs.research.encyclopedia import KINDS, generate_encyclopedia
+from agentkit.envs.research.questions import fact_value
 
 
 def test_same_seed_same_corpus_other_seed_other_corpus(encyclopedia) -> None:

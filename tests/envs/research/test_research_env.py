@@ -18,9 +18,9 @@ from agentkit.errors import ConfigError, DataError
 from agentkit.loop import run_episode, run_many
 from agentkit.records import Status
 from agentkit.registry import ENVS
-from envs.research import ResearchEnv
-from envs.research.corpus import Document, write_corpus
-from envs.research.verify import normalize
+from agentkit.envs.research import ResearchEnv
+from agentkit.envs.research.corpus import Document, write_corpus
+from agentkit.envs.research.verify import normalize
 
 ROOT = Path(__file__).resolve().parents[3]
 

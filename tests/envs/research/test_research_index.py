@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from agentkit.errors import ConfigError, DataError
-from envs.research.corpus import Document, write_corpus
-from envs.research.index import SearchIndex, build_index, chunk_spans, tokenize
-from envs.research.questions import fact_value
+from agentkit.envs.research.corpus import Document, write_corpus
+from agentkit.envs.research.index import SearchIndex, build_index, chunk_spans, tokenize
+from agentkit.envs.research.questions import fact_value
 
 
 def _filler(words: int, seed: int) -> str:

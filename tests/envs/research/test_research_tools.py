@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from agentkit.errors import ToolError
-from envs.research.corpus import Document
-from envs.research.index import SearchIndex, build_index
-from envs.research.tools import ResearchTools, ToolLimits
+from agentkit.envs.research.corpus import Document
+from agentkit.envs.research.index import SearchIndex, build_index
+from agentkit.envs.research.tools import ResearchTools, ToolLimits
 
 TEXT = " ".join(f"Sentence {i} mentions the harbour of Kelvaro and item{i}." for i in range(120))
 

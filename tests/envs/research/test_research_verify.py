@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agentkit.records import Message, ToolCall
-from envs.research.verify import extract_answer, normalize, opened_documents, score, token_f1, verify_answer
+from agentkit.envs.research.verify import extract_answer, normalize, opened_documents, score, token_f1, verify_answer
 
 
 def test_normalize() -> None:

@@ -19,7 +19,7 @@ from agentkit.config import TaskSourceConfig
 from agentkit.errors import ConfigError, DataError
 from agentkit.loop import run_episode
 from agentkit.toolcalls import render_tool_call
-from envs.tooluse import ToolUseEnv, bfcl
+from agentkit.envs.tooluse import ToolUseEnv, bfcl
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +194,7 @@ def _conversation(task, turns) -> list:
 
 
 def test_multi_turn_checker_agrees_with_bfcl(wheel_path, bfcl_multi_turn_checker):
-    from envs.tooluse import bfcl_multi_turn
+    from agentkit.envs.tooluse import bfcl_multi_turn
 
     env = ToolUseEnv(bfcl_path=str(wheel_path))
     tasks = env.load_tasks(TaskSourceConfig(source="bfcl", n=40, seed=0, options={"categories": ["multi_turn_base"]}))

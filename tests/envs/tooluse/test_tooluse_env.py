@@ -13,10 +13,10 @@ from agentkit.errors import ConfigError, ToolError
 from agentkit.loop import run_episode
 from agentkit.records import Status
 from agentkit.toolcalls import render_tool_call
-from envs.tooluse import ToolUseEnv
-from envs.tooluse.env import mentions, state_diff
-from envs.tooluse.generator import TEMPLATES, templates_for
-from envs.tooluse.simulators import Calendar, FileSystem, Shop
+from agentkit.envs.tooluse import ToolUseEnv
+from agentkit.envs.tooluse.env import mentions, state_diff
+from agentkit.envs.tooluse.generator import TEMPLATES, templates_for
+from agentkit.envs.tooluse.simulators import Calendar, FileSystem, Shop
 
 
 def _shop() -> Shop:
