@@ -1,5 +1,6 @@
-"""What the backends share: option checking, the scrubbed environment, output capping, status
-classification, and the host side of the warm Python worker protocol."""
+"""What the backends share: the ``SandboxBase`` lifecycle (options checked at construction, one warm
+session, idempotent close, the limits report), the per-user runtime directory, the scrubbed environment,
+output capping, status classification, and the host side of the warm Python worker protocol."""
 
 from __future__ import annotations
 
@@ -8,19 +9,52 @@ import json
 import os
 import secrets
 import signal
+import stat
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from agentkit.envs.sandbox import files
 from agentkit.errors import ConfigError, SandboxUnavailable
 from agentkit.sandbox import ExecResult, ExecStatus, SandboxLimits
-from agentkit.envs.sandbox import files
 
 WORKER_SOURCE = Path(__file__).with_name("worker.py")
 DEFAULT_PRELOAD = ("sympy", "numpy")
 READY_TIMEOUT = 120.0
 """Seconds a fresh worker may take to import its preloaded modules (many start at once on 2 cores)."""
+
+
+def runtime_dir() -> Path:
+    """This user's directory for agentkit's runtime files (sandbox workspaces): ``$XDG_RUNTIME_DIR/agentkit``
+    when that runtime directory is this user's, else ``<temp dir>/agentkit-<uid>``; mode 700, created on
+    first use. Several users and several agentkit processes share a machine without sharing a directory;
+    a directory of that name that belongs to someone else (or is a symlink) is refused, never used."""
+    uid = os.geteuid()
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    candidates = []
+    if xdg and os.path.isabs(xdg):
+        try:
+            st = os.stat(xdg)
+            if st.st_uid == uid and os.access(xdg, os.W_OK):
+                candidates.append(Path(xdg) / "agentkit")
+        except OSError:
+            pass
+    candidates.append(Path(tempfile.gettempdir()) / f"agentkit-{uid}")
+    path = candidates[0]
+    try:
+        path.mkdir(mode=0o700, exist_ok=True)
+        st = os.lstat(path)
+    except OSError as exc:
+        raise SandboxUnavailable(f"cannot create the runtime directory {path} ({exc.strerror}); "
+                                 "set TMPDIR to a directory you own") from exc
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid:
+        raise SandboxUnavailable(f"the runtime directory {path} is not a directory owned by uid {uid}; "
+                                 "remove it, or set TMPDIR to a directory you own")
+    if st.st_mode & 0o077:
+        os.chmod(path, 0o700)
+    return path
 
 
 def check_options(backend: str, options: dict[str, Any], known: dict[str, Any]) -> dict[str, Any]:
@@ -270,7 +304,7 @@ class WorkerSession:
             starting.cancel()
             try:
                 await starting
-            except BaseException:  # noqa: BLE001 - a failed or cancelled start has nothing left to clean
+            except BaseException:  # a failed or cancelled start has nothing left to clean
                 pass
         await self._discard()
 
@@ -283,3 +317,86 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+class SandboxBase:
+    """What every backend's sandbox shares: options checked against ``OPTIONS`` when it is built (a typo
+    is a ``ConfigError`` there, before anything starts, never a ``SandboxUnavailable`` retried later),
+    a lazily started backend (``_start``), one warm Python session (``_launch_worker``), an idempotent
+    ``close`` (session first, then ``_teardown``), the async context manager, and ``limits_report``.
+
+    A backend module keeps only what differs: how an instance starts and stops, how a command and a
+    worker run, and how files reach the workspace."""
+
+    BACKEND = ""
+    OPTIONS: dict[str, Any] = {}
+
+    def __init__(self, limits: SandboxLimits | None, options: dict[str, Any]):
+        self.limits = limits or SandboxLimits()
+        self.options = self.validate(options)
+        self.preload = tuple(self.options.get("preload", DEFAULT_PRELOAD))
+        self._session: WorkerSession | None = None
+        self._closed = False
+
+    @classmethod
+    def validate(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """``OPTIONS`` updated by ``options``; a ``ConfigError`` naming an unknown key or a bad value."""
+        return check_options(cls.BACKEND, options, cls.OPTIONS)
+
+    # -- what a backend provides ----------------------------------------------------------------------
+
+    async def _start(self) -> None:
+        """Bring the instance up (nothing for backends that start per exec)."""
+
+    async def _teardown(self) -> None:
+        """Stop everything the instance runs and remove what it made on the host."""
+
+    async def _launch_worker(self, worker_args: list[str]) -> WorkerProcess:
+        raise NotImplementedError
+
+    def refusal(self) -> str | None:
+        """Why this backend cannot run on this host, as one line that says how to fix it; None if it can."""
+        return None
+
+    def diagnosis_facts(self) -> dict[str, str]:
+        """What the backend found on this host (printed by ``agentkit sandbox check`` before any check)."""
+        return {}
+
+    def limits_report(self) -> dict[str, str]:
+        """Each limit and isolation property -> the mechanism that enforces it on this host, or
+        ``NOT ENFORCED (why)``; shown by ``agentkit sandbox check``."""
+        raise NotImplementedError
+
+    # -- the shared lifecycle -------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SandboxUnavailable("the sandbox is closed")
+
+    async def start(self) -> None:
+        self._check_open()
+        await self._start()
+
+    async def python(self) -> WorkerSession:
+        self._check_open()
+        await self._start()
+        if self._session is None:
+            self._session = WorkerSession(self._launch_worker, self.limits, self.preload)
+        await self._session.start()
+        return self._session
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+        await self._teardown()
+
+    async def __aenter__(self):
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.shield(self.close())

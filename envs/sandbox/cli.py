@@ -71,8 +71,7 @@ def exec_code(cfg: SandboxExecConfig) -> int:
     try:
         result = asyncio.run(run())
     except SandboxUnavailable as exc:
-        print(f"agentkit sandbox exec: the {cfg.backend} sandbox is unavailable: {exc}", file=sys.stderr)
-        return 2
+        raise SandboxUnavailable(f"the {cfg.backend} sandbox is unavailable: {exc}") from exc
     print(result.model_dump_json())
     return 0
 
@@ -124,16 +123,20 @@ def check(cfg: SandboxCheckConfig) -> int:
 
 
 def _describe_backend(console, cfg: SandboxConfig) -> None:
-    if cfg.backend == "bwrap":
-        from agentkit.envs.sandbox.bwrap import limits_report
+    """The diagnosis first: what this host offers the backend and which mechanism enforces each limit.
+    A backend that cannot run here raises its one-line refusal (exit 2) before any check starts."""
+    from agentkit.sandbox import create_sandbox
 
-        for what, how in limits_report().items():
+    sandbox = create_sandbox(cfg.backend, limits=_limits(cfg), **dict(cfg.options))
+    try:
+        refusal = sandbox.refusal()
+        for what, how in sandbox.diagnosis_facts().items():
             console.print(f"[dim]{what}: {how}[/]")
-    elif cfg.backend == "docker":
-        from agentkit.envs.sandbox.docker import socket_status
-
-        ok, where = socket_status(dict(cfg.options).get("base_url"))
-        console.print(f"[dim]Docker API: {where}[/]")
-        if not ok:
-            console.print("[red]no Docker-API socket: start one with `eval \"$(.ci/podman.sh)\"` or set DOCKER_HOST[/]")
+        if refusal is None:
+            for what, how in sandbox.limits_report().items():
+                console.print(f"[dim]{what}: {how}[/]" if "NOT ENFORCED" not in how else f"[yellow]{what}: {how}[/]")
+    finally:
+        asyncio.run(sandbox.close())
+    if refusal is not None:
+        raise SandboxUnavailable(f"the {cfg.backend} sandbox cannot run here: {refusal}")
     console.print(f"[dim]limits: {asdict(cfg.limits)}[/]")

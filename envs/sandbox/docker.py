@@ -51,22 +51,21 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from agentkit.errors import SandboxUnavailable
-from agentkit.registry import SANDBOXES
-from agentkit.sandbox import ExecResult, ExecStatus, SandboxLimits
 from agentkit.envs.sandbox import files
 from agentkit.envs.sandbox.base import (
     DEFAULT_PRELOAD,
     WORKER_SOURCE,
     CappedBuffer,
-    WorkerSession,
-    check_options,
+    SandboxBase,
     classify,
     decode,
     exec_request,
     process_alive,
     scrubbed_env,
 )
+from agentkit.errors import SandboxUnavailable
+from agentkit.registry import SANDBOXES
+from agentkit.sandbox import ExecResult, ExecStatus, SandboxLimits
 
 DEFAULT_IMAGE = "agentkit-sandbox:latest"
 SOCKET_CANDIDATES = ("/var/run/docker.sock", "/run/agentkit-podman.sock", "/run/podman/podman.sock")
@@ -105,7 +104,7 @@ def client(url: str | None = None):
             raise SandboxUnavailable("the docker SDK is not installed (pip install docker)") from exc
         try:
             _CLIENTS[url] = docker.DockerClient(base_url=url, timeout=120)
-        except Exception as exc:  # noqa: BLE001 - any failure here means no usable engine
+        except Exception as exc:  # any failure here means no usable engine
             raise SandboxUnavailable(f"cannot connect to the Docker API at {url}: {exc}") from exc
     return _CLIENTS[url]
 
@@ -123,7 +122,7 @@ def socket_status(url: str | None = None) -> tuple[bool, str]:
         version = probe.version().get("Version", "?")
         probe.close()
         return True, f"{url} (engine {version})"
-    except Exception as exc:  # noqa: BLE001 - reported to the user as the reason
+    except Exception as exc:  # reported to the user as the reason
         return False, f"{url} does not answer: {exc}"
 
 
@@ -141,7 +140,7 @@ def reap_containers(docker_client, max_age: float | None = None) -> int:
             try:
                 container.remove(force=True)
                 removed += 1
-            except Exception:  # noqa: BLE001 - already gone or being removed by its owner
+            except Exception:  # already gone or being removed by its owner
                 pass
     return removed
 
@@ -191,14 +190,15 @@ class _ExecStream:
         for closer in (self.raw, self.sock):
             try:
                 closer.close()
-            except Exception:  # noqa: BLE001 - closing twice or a dead socket
+            except Exception:  # closing twice or a dead socket
                 pass
 
 
 @SANDBOXES.register("docker")
-class DockerSandbox:
+class DockerSandbox(SandboxBase):
     """A container per sandbox; cold execs via the exec API and one warm Python session."""
 
+    BACKEND = "docker"
     OPTIONS: dict[str, Any] = {
         "image": DEFAULT_IMAGE,
         "base_url": None,         # Docker-API URL (default: DOCKER_HOST, then local sockets)
@@ -212,21 +212,18 @@ class DockerSandbox:
     }
 
     def __init__(self, limits: SandboxLimits | None = None, **options: Any):
-        self.limits = limits or SandboxLimits()
-        opts = check_options("docker", options, self.OPTIONS)
+        super().__init__(limits, options)
+        opts = self.options
         self.image = opts["image"]
         self.url = opts["base_url"]
         self.python_path = opts["python"]
-        self.preload = tuple(opts["preload"])
         self.tmp_mb, self.workspace_mb = int(opts["tmp_mb"]), int(opts["workspace_mb"])
         self.cpus, self.runtime = opts["cpus"], opts["runtime"]
         self._env = scrubbed_env(opts["env"])
         self.container = None
         self._start_lock = asyncio.Lock()
-        self._session: WorkerSession | None = None
         self._streams: set[_ExecStream] = set()
         self._oom_seen = 0
-        self._closed = False
         self.name = f"agentkit-{os.getpid()}-{secrets.token_hex(4)}"
         self.session_uid = 100_000 + secrets.randbelow(900_000)
 
@@ -266,7 +263,33 @@ class DockerSandbox:
                 f"sandbox image {self.image!r} not found: build it with `docker build -t {self.image} "
                 "envs/sandbox/image` or, offline, envs/sandbox/image/build_offline.sh") from exc
 
-    async def start(self) -> None:
+    def refusal(self) -> str | None:
+        ok, where = socket_status(self.url)
+        return None if ok else f"no Docker-API socket ({where}): start one with `eval \"$(bash .ci/podman.sh)\"` or set DOCKER_HOST"
+
+    def diagnosis_facts(self) -> dict[str, str]:
+        return {"Docker API": socket_status(self.url)[1], "image": self.image}
+
+    def limits_report(self) -> dict[str, str]:
+        limits = self.limits
+        return {
+            "mode": "container: keeper as nobody, each exec its own uid, the session a uid of its own; "
+                    "all capabilities dropped but KILL (held only by agentkit's own kill execs), no-new-privileges",
+            "processes": f"container pids_limit {limits.max_processes + PIDS_HEADROOM} + RLIMIT_NPROC "
+                         f"{limits.max_processes} per exec uid",
+            "memory": f"container cgroup mem_limit = memswap_limit {limits.memory_mb} MiB (session and execs together)",
+            "cpu": f"RLIMIT_CPU {limits.cpu_seconds} s per exec" + (f"; {self.cpus} CPUs" if self.cpus else ""),
+            "wall clock": f"SIGKILL of the exec's uid after {limits.timeout:g} s",
+            "file size": f"RLIMIT_FSIZE {limits.file_size_mb} MiB per file",
+            "open files": f"RLIMIT_NOFILE {limits.open_files}",
+            "output": f"{limits.output_bytes} bytes per stream, the rest counted and flagged",
+            "network": "host bridge (limits.network=true)" if limits.network else "network_mode=none (loopback only)",
+            "system calls": "the engine's default seccomp profile (not agentkit's filter)",
+            "disk total": f"workspace tmpfs {self.workspace_mb} MiB, /tmp tmpfs {self.tmp_mb} MiB",
+            "cpu share": f"{self.cpus} CPUs" if self.cpus else "NOT ENFORCED (options.cpus unset)",
+        }
+
+    async def _start(self) -> None:
         if self.container is not None:
             return
         async with self._start_lock:
@@ -299,26 +322,13 @@ class DockerSandbox:
         if container is not None:
             try:
                 container.remove(force=True)
-            except Exception:  # noqa: BLE001 - already gone
+            except Exception:  # already gone
                 pass
         _LIVE.discard(self)
 
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+    async def _teardown(self) -> None:
         async with self._start_lock:
             await _call(self._remove_sync)
-
-    async def __aenter__(self) -> DockerSandbox:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await asyncio.shield(self.close())
 
     # -- processes -------------------------------------------------------------------------------------
 
@@ -335,7 +345,7 @@ class DockerSandbox:
         script = f"for i in 1 2 3 4 5 6 7 8; do pkill -9 -U {uid} || exit 0; done"
         try:
             self.container.exec_run(["/bin/sh", "-c", script], user="0:0")
-        except Exception:  # noqa: BLE001 - the container may be gone; close() removes it anyway
+        except Exception:  # the container may be gone; close() removes it anyway
             pass
 
     def _oom_since_last(self) -> bool:
@@ -344,7 +354,7 @@ class DockerSandbox:
             out = self.container.exec_run(
                 ["/bin/sh", "-c", "cat /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events"
                  " 2>/dev/null"], user=KEEPER_USER).output.decode()
-        except Exception:  # noqa: BLE001
+        except Exception:
             return False
         counts = [int(line.split()[1]) for line in out.splitlines() if line.startswith("oom_kill ")]
         total = max(counts, default=0)
@@ -403,7 +413,7 @@ class DockerSandbox:
                 await _call(self._kill_uid, uid)
                 try:
                     await asyncio.wait_for(asyncio.shield(future), 5.0)
-                except BaseException:  # noqa: BLE001 - the stream is closed below either way
+                except BaseException:  # the stream is closed below either way
                     if holder.get("stream"):
                         holder["stream"].close()
         stderr = err.text()
@@ -519,15 +529,6 @@ class DockerSandbox:
 
     # -- the session -----------------------------------------------------------------------------------
 
-    async def python(self) -> WorkerSession:
-        if self._closed:
-            raise SandboxUnavailable("the sandbox is closed")
-        await self.start()
-        if self._session is None:
-            self._session = WorkerSession(self._launch_worker, self.limits, self.preload)
-        await self._session.start()
-        return self._session
-
     async def _launch_worker(self, worker_args: list[str]) -> DockerWorker:
         source = WORKER_SOURCE.read_text()
         script = f'umask 002; ulimit -p {self.limits.max_processes}; exec "$@"'
@@ -608,7 +609,7 @@ class DockerWorker:
             await self.kill()
         try:
             code = (await _call(self.sandbox.api.exec_inspect, self.exec_id)).get("ExitCode")
-        except Exception:  # noqa: BLE001 - the container is gone
+        except Exception:  # the container is gone
             code = None
         oom = await _call(self.sandbox._oom_since_last) if self.sandbox.container is not None else False
         tail = decode(bytes(self.stderr.data))

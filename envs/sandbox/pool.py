@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from agentkit.errors import SandboxUnavailable
+from agentkit.errors import ConfigError, SandboxUnavailable
 from agentkit.sandbox import Sandbox, SandboxLimits, create_sandbox
 
 
@@ -24,6 +24,7 @@ class SandboxPool:
             raise ValueError(f"SandboxPool size must be >= 0, got {size}")
         self.backend = backend
         self.limits = limits or SandboxLimits()
+        validate_options(backend, options)
         self.size = size
         self.warm_python = warm_python
         self.options = options
@@ -65,8 +66,9 @@ class SandboxPool:
                     raise
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - handed to the waiter that would have got this sandbox
-            self._ready.put_nowait(exc if isinstance(exc, SandboxUnavailable) else
+        except Exception as exc:  # handed to the waiter that would have got this sandbox
+            # A configuration error stays one (never an infrastructure failure to retry).
+            self._ready.put_nowait(exc if isinstance(exc, (SandboxUnavailable, ConfigError)) else
                                    SandboxUnavailable(f"could not start a {self.backend} sandbox: {exc!r}"))
             return
         self.created += 1
@@ -119,3 +121,14 @@ class SandboxPool:
 
     async def __aexit__(self, *exc: object) -> None:
         await asyncio.shield(self.close())
+
+
+def validate_options(backend: str, options: dict[str, Any]) -> None:
+    """Check a backend's options before anything starts: an unknown key or a bad value is a
+    ``ConfigError`` here, not a ``SandboxUnavailable`` later (which callers retry as infrastructure)."""
+    from agentkit.registry import SANDBOXES
+
+    factory = SANDBOXES.get(backend)
+    validate = getattr(factory, "validate", None)
+    if validate is not None:
+        validate(dict(options))

@@ -29,6 +29,7 @@ def docker_reason() -> str | None:
 
 BACKENDS = [
     pytest.param("bwrap", marks=[pytest.mark.bwrap]),
+    pytest.param("bwrap-zygote", marks=[pytest.mark.bwrap]),  # sessions forked from the zygote
     pytest.param("docker", marks=[pytest.mark.docker]),
 ]
 
@@ -36,12 +37,14 @@ BACKENDS = [
 @pytest.fixture(params=BACKENDS)
 def harness(request) -> Harness:
     backend = request.param
-    if backend == "bwrap" and shutil.which("bwrap") is None:
+    if backend.startswith("bwrap") and shutil.which("bwrap") is None:
         _unavailable("bubblewrap is not installed (apt-get install bubblewrap)")
     if backend == "docker":
         reason = docker_reason()
         if reason:
             _unavailable(f"no Docker-API socket reachable: {reason}")
+    if backend == "bwrap-zygote":
+        return Harness("bwrap", {"zygote": True})
     return Harness(backend)
 
 

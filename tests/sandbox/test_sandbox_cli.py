@@ -51,8 +51,8 @@ def test_check_prints_a_table_and_passes():
 
 
 def test_check_rejects_an_unknown_check_name():
-    from agentkit.errors import ConfigError
     from agentkit.envs.sandbox.cli import SandboxCheckConfig, check
+    from agentkit.errors import ConfigError
 
     with pytest.raises(ConfigError, match="no_such_check"):
         check(SandboxCheckConfig(checks=["no_such_check"]))

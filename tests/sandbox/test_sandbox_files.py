@@ -6,7 +6,6 @@ import os
 
 import pytest
 
-from agentkit.errors import ToolError
 from agentkit.envs.sandbox.files import (
     PathEscape,
     normalized,
@@ -15,6 +14,7 @@ from agentkit.envs.sandbox.files import (
     workspace_parts,
     write_confined,
 )
+from agentkit.errors import ToolError
 
 
 @pytest.mark.parametrize("bad", ["", "/etc/passwd", "../x", "a/../../x", "a/..", "/workspace/../etc", "a\x00b"])

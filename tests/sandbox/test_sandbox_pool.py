@@ -7,9 +7,9 @@ import time
 
 import pytest
 
+from agentkit.envs.sandbox import SandboxPool
 from agentkit.errors import ConfigError, SandboxUnavailable
 from agentkit.sandbox import SandboxLimits, create_sandbox
-from agentkit.envs.sandbox import SandboxPool
 
 pytestmark = pytest.mark.bwrap
 
