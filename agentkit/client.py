@@ -50,6 +50,10 @@ class Completion:
     logprobs: list[float] | None = None
     model: str = ""
     latency: float = 0.0
+    generated_text: str | None = None
+    """The text exactly as generated (the completion's tokens decoded), when the server returned them."""
+    tool_call_agreement: bool | None = None
+    """Whether the server's parsed tool calls equal agentkit's parse of ``generated_text`` (None: not checked)."""
 
 
 @runtime_checkable
@@ -124,7 +128,7 @@ class GeneratorClient:
 
     def __init__(self, solver: Solver, name: str = "reference"):
         self.name = name
-        self._gen = solver()
+        self._gen: Any = solver()  # a generator or an async generator; ``_async`` says which
         self._async = inspect.isasyncgen(self._gen)
         self._started = False
 

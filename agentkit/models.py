@@ -20,7 +20,9 @@ from agentkit.errors import ConfigError
 ASSETS = Path(__file__).parent / "assets"
 TINY_TOKENIZER = ASSETS / "tiny-tokenizer"
 
-# The paper's 2B values (PAPER.md). Tiny/small sizes keep the same shape family for CPU runs.
+# The paper's 2B values (PAPER.md). Tiny/small sizes keep the same shape family for CPU runs, and the 2B's
+# latent geometry (kv_lora_rank 512 + qk_rope_head_dim 64 = 576): vLLM's MLA kernels, CPU and GPU, take no other,
+# so every checkpoint trained from a preset can be served by vLLM (``VLLM_MLA_GEOMETRY``).
 YOUTU_2B: dict[str, Any] = dict(
     vocab_size=128256, hidden_size=2048, intermediate_size=6144, num_hidden_layers=32, num_attention_heads=16,
     num_key_value_heads=16, q_lora_rank=1536, kv_lora_rank=512, qk_nope_head_dim=128, qk_rope_head_dim=64,
@@ -29,17 +31,19 @@ YOUTU_2B: dict[str, Any] = dict(
 )
 TINY_MLA: dict[str, Any] = dict(
     hidden_size=256, intermediate_size=768, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=4,
-    q_lora_rank=None, kv_lora_rank=64, qk_nope_head_dim=32, qk_rope_head_dim=16, v_head_dim=32,
+    q_lora_rank=None, kv_lora_rank=512, qk_nope_head_dim=32, qk_rope_head_dim=64, v_head_dim=32,
     max_position_embeddings=4096, rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
     rope_interleave=True, tie_word_embeddings=True,
 )
-# ~25M parameters with a 4k vocabulary: q-LoRA on, like the 2B, still trainable on a laptop CPU.
+# ~27M parameters with the tiny tokenizer: q-LoRA on, like the 2B, still trainable on a laptop CPU.
 SMALL_MLA: dict[str, Any] = dict(
     hidden_size=512, intermediate_size=1536, num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=8,
-    q_lora_rank=256, kv_lora_rank=128, qk_nope_head_dim=32, qk_rope_head_dim=16, v_head_dim=32,
+    q_lora_rank=256, kv_lora_rank=512, qk_nope_head_dim=32, qk_rope_head_dim=64, v_head_dim=32,
     max_position_embeddings=8192, rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
     rope_interleave=True, tie_word_embeddings=True,
 )
+VLLM_MLA_GEOMETRY = {"kv_lora_rank": 512, "qk_rope_head_dim": 64}
+"""The only MLA latent shape vLLM serves (``agentkit.server.vllm.check_servable`` refuses others)."""
 PRESETS: dict[str, dict[str, Any]] = {"tiny-mla": TINY_MLA, "small-mla": SMALL_MLA, "youtu-2b": YOUTU_2B}
 
 

@@ -111,7 +111,7 @@ class OpenAIClient:
     endpoint_kind = "openai-compatible"
 
     def __init__(self, base_urls: str | list[str], model: str, *, api_key: str | None = None, timeout: float = 300.0,
-                 max_concurrency: int = 64, max_retries: int = 5, return_token_ids: bool = False,
+                 max_concurrency: int = 64, max_retries: int = 5, return_token_ids: bool | None = False,
                  backoff_base: float = 0.5, backoff_max: float = 20.0, connect_timeout: float = 10.0):
         self.name = model
         self.model = model
@@ -140,7 +140,7 @@ class OpenAIClient:
     # -- plumbing ----------------------------------------------------------------------------------
     def _client(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
         loop = asyncio.get_running_loop()
-        if self._http is None or self._loop is not loop:
+        if self._http is None or self._semaphore is None or self._loop is not loop:
             headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
             limits = httpx.Limits(max_connections=self.max_concurrency,
                                   max_keepalive_connections=self.max_concurrency)
@@ -239,13 +239,24 @@ class OpenAIClient:
     async def complete(self, messages: Sequence[Message], tools: Sequence[ToolSpec] | None = None,
                        sampling: Sampling | None = None) -> Completion:
         sampling = sampling or Sampling()
+        if self.return_token_ids is None:  # auto: token-faithful records when the server is vLLM
+            self.return_token_ids = await self._serves_vllm()
         started = time.perf_counter()
         data = await self._post("/chat/completions", self.request_body(messages, tools, sampling))
         previous_calls = sum(len(m.tool_calls or []) for m in messages if m.role == "assistant")
-        completion = completion_from_response(data, start=previous_calls)
+        completion = completion_from_response(data, start=previous_calls, check_tools=bool(tools))
         completion.latency = time.perf_counter() - started
         completion.model = completion.model or self.model
         return completion
+
+    async def _serves_vllm(self) -> bool:
+        """Whether the first endpoint is vLLM (its ``/models`` entries are ``owned_by: vllm``)."""
+        http, _ = self._client()
+        try:
+            response = await http.get(self.endpoints[0].base_url + "/models", timeout=min(10.0, self.timeout))
+            return any(e.get("owned_by") == "vllm" for e in response.json().get("data", []))
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return False
 
     async def health(self) -> bool:
         """Probe every endpoint (``/health``, else ``/v1/models``); True when at least one answers."""
@@ -287,10 +298,48 @@ def _token_ids(choice: dict[str, Any]) -> list[int] | None:
     return ids or None
 
 
-def completion_from_response(data: dict[str, Any], *, start: int = 0) -> Completion:
+def generated_text(choice: dict[str, Any]) -> str | None:
+    """The completion exactly as generated: its tokens' text from the logprobs, when the server sent them
+    (vLLM and the embedded server with ``logprobs``), else None."""
+    content = (choice.get("logprobs") or {}).get("content")
+    if not content:
+        return None
+    pieces = [item.get("token") for item in content]
+    if not all(isinstance(p, str) and not p.startswith("token_id:") for p in pieces):
+        return None
+    return "".join(pieces)
+
+
+def _call_key(name: str, arguments: str) -> tuple[str, Any]:
+    try:
+        return name, json.loads(arguments) if arguments.strip() else {}
+    except ValueError:
+        return name, arguments
+
+
+def tool_calls_agree(server_calls: list[ToolCall] | list[dict[str, Any]], text: str) -> bool:
+    """Whether the calls a server parsed (``ToolCall``s or the response's ``tool_calls`` JSON) equal agentkit's
+    parse of the text it generated (names and decoded arguments, in order): a tool parser that drops, adds or
+    alters a call is a disagreement."""
+    theirs = []
+    for call in server_calls:
+        if isinstance(call, ToolCall):
+            theirs.append(_call_key(call.name, call.function.arguments))
+        else:
+            function = call.get("function") or {}
+            arguments = function.get("arguments", "{}")
+            arguments = arguments if isinstance(arguments, str) else json.dumps(arguments)
+            theirs.append(_call_key(str(function.get("name", "")), arguments))
+    ours = [_call_key(c.name, c.function.arguments) for c in parse_tool_calls(text).tool_calls]
+    return theirs == ours
+
+
+def completion_from_response(data: dict[str, Any], *, start: int = 0, check_tools: bool = False) -> Completion:
     """A ``Completion`` from a chat-completions response: the server's parsed ``tool_calls`` when it
     sent any (ids renumbered ``call_<n>`` across the conversation), else ``<tool_call>`` blocks parsed
-    from the text. ``raw_text`` is the text as the chat template renders the turn."""
+    from the text. ``raw_text`` is the text as the chat template renders the turn; ``generated_text`` the
+    text as generated, when the response carries its tokens. ``check_tools`` (tools were offered): compare
+    the server's tool calls with agentkit's parse of ``generated_text`` (``tool_call_agreement``)."""
     choice = data["choices"][0]
     message = choice.get("message") or {}
     content = message.get("content") or ""
@@ -305,6 +354,9 @@ def completion_from_response(data: dict[str, Any], *, start: int = 0) -> Complet
     server_calls = message.get("tool_calls") or []
     if not server_calls:
         completion = completion_from_text(content, finish_reason=finish, start=start, **extra)
+        if not completion.message.tool_calls and not completion.parse_errors:
+            # A plain reply is kept as generated (the parser strips whitespace), so it re-renders to the same tokens.
+            completion.message.content = content
     else:
         leftover = parse_tool_calls(content, start=start)  # blocks the server left in the text
         calls: list[ToolCall] = list(leftover.tool_calls)
@@ -328,4 +380,33 @@ def completion_from_response(data: dict[str, Any], *, start: int = 0) -> Complet
         completion.token_ids = token_ids
         content_logprobs = (choice.get("logprobs") or {}).get("content") or []
         completion.logprobs = [float(item.get("logprob", 0.0)) for item in content_logprobs] or None
+    completion.generated_text = generated_text(choice)
+    if check_tools and completion.generated_text is not None:
+        completion.tool_call_agreement = tool_calls_agree(server_calls, completion.generated_text)
     return completion
+
+
+def served_template_sha256(entry: dict[str, Any] | None) -> str | None:
+    """The chat-template hash of a served model: the one the server advertises (agentkit's server), else the
+    template in the checkpoint its ``root`` names (vLLM), when that directory is readable from here."""
+    if not entry:
+        return None
+    if entry.get("chat_template_sha256"):
+        return str(entry["chat_template_sha256"])
+    root = entry.get("root")
+    if not isinstance(root, str) or not root.startswith("/"):
+        return None
+    from pathlib import Path
+
+    from agentkit.chat_template import template_sha256
+
+    folder = Path(root)
+    template = None
+    if (folder / "chat_template.jinja").is_file():
+        template = (folder / "chat_template.jinja").read_text(encoding="utf-8")
+    elif (folder / "tokenizer_config.json").is_file():
+        try:
+            template = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8")).get("chat_template")
+        except ValueError:
+            template = None
+    return template_sha256(template) if isinstance(template, str) else None

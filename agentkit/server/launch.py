@@ -17,11 +17,7 @@ from pathlib import Path
 
 from agentkit.config import ModelConfig
 from agentkit.errors import ConfigError, ModelError
-
-
-def cache_root() -> Path:
-    """``$AGENTKIT_CACHE``, else ``~/.cache/agentkit``."""
-    return Path(os.environ.get("AGENTKIT_CACHE") or Path.home() / ".cache" / "agentkit").expanduser()
+from agentkit.paths import cache_root
 
 
 def resolve_model_path(model: ModelConfig) -> Path:
@@ -126,3 +122,80 @@ def embedded_server(model: ModelConfig, *, host: str = "127.0.0.1", port: int = 
             yield base_url
         finally:
             _stop(proc)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free on ``host`` now (for servers, like vLLM, that cannot report the port they bound)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def base_url_for(host: str, port: int) -> str:
+    shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+    shown = f"[{shown}]" if ":" in shown else shown
+    return f"http://{shown}:{port}/v1"
+
+
+def wait_healthy(proc: subprocess.Popen, base_url: str, timeout: float, log_file: Path | None = None,
+                 what: str = "vllm") -> float:
+    """Poll ``<root>/health`` until it answers 200; the seconds it took. A ModelError with the log's tail when
+    the process exits or ``timeout`` passes first."""
+    import logging
+
+    import httpx
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per probe would bury vLLM's own log
+    started = time.monotonic()
+    while True:
+        if proc.poll() is not None:
+            raise ModelError(f"{what} exited with code {proc.returncode} before it was healthy"
+                             + (f":\n{_log_tail(log_file)}" if log_file else ""))
+        if time.monotonic() - started > timeout:
+            raise ModelError(f"{what} not healthy after {timeout:.0f}s" + (f":\n{_log_tail(log_file)}" if log_file else ""))
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(base_url[:-3] + "/health", timeout=2.0).status_code == 200:
+                return time.monotonic() - started
+        time.sleep(0.5)
+
+
+def stop_process_group(proc: subprocess.Popen, grace: float = 15.0) -> None:
+    """SIGTERM the process group ``proc`` leads, SIGKILL it after ``grace`` seconds."""
+    _stop(proc, grace)
+
+
+@contextlib.contextmanager
+def vllm_server(model: ModelConfig | str | Path, *, host: str = "127.0.0.1", port: int = 0,
+                log_path: str | Path | None = None, timeout: float | None = None, vllm=None,
+                max_model_len: int | None = None, dtype: str = "float32", threads: int | None = None,
+                served_model_name: str | None = None) -> Iterator[str]:
+    """Run vLLM for ``model`` (a ``ModelConfig`` or a checkpoint directory) in its own process group; yield its
+    base URL once ``/health`` answers; always stop the whole group on exit. ``vllm``: a ``VllmConfig``."""
+    from agentkit.server.vllm import VllmConfig, plan_launch
+
+    cfg = vllm or VllmConfig()
+    if isinstance(model, ModelConfig):
+        path, name = resolve_model_path(model), served_model_name or model.name
+    else:
+        path = Path(model).resolve()
+        name = served_model_name or path.name
+    port = port or free_port(host)
+    launch = plan_launch(path, served_model_name=name, host=host, port=port, cfg=cfg, max_model_len=max_model_len,
+                         dtype=dtype, threads=threads)
+    base_url = base_url_for(host, port)
+    with tempfile.TemporaryDirectory(prefix="agentkit-vllm-") as tmp:
+        log_file = Path(log_path) if log_path else Path(tmp) / "vllm.log"
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_file, "ab") as log:
+            log.write(f"agentkit: {launch.command_line()}\n".encode())
+            log.flush()
+            proc = subprocess.Popen(launch.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    env={**os.environ, **launch.env}, start_new_session=True)
+        try:
+            wait_healthy(proc, base_url, timeout or cfg.startup_timeout, log_file)
+            yield base_url
+        finally:
+            _stop(proc, 15.0)

@@ -48,6 +48,7 @@ def _heldout_loss(model, tokenizer, trajectories) -> float:
     return total / count
 
 
+@pytest.mark.slow  # > 3 s on 2 busy cores (pytest --durations)
 def test_sft_from_the_cli_learns_and_saves_a_servable_checkpoint(tmp_path, toy_synth):
     """SFT of an MLA checkpoint (``model=<path>``): held-out assistant loss halves, the output reloads."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -112,6 +113,7 @@ def test_packed_rows_keep_documents_apart(tmp_path):
             assert batch["labels"][0, begin] == IGNORE  # no target across the boundary
 
 
+@pytest.mark.slow  # > 3 s on 2 busy cores (pytest --durations)
 def test_midtrain_masks_observations_mixes_text_and_learns(tmp_path, toy_synth):
     cfg = stage_config(tmp_path, "midtrain", trainer=dict(max_steps=14, max_length=512))
     cfg.data.path = str(toy_synth)
@@ -134,7 +136,9 @@ def test_midtrain_masks_observations_mixes_text_and_learns(tmp_path, toy_synth):
 def test_lora_with_gradient_checkpointing_merges_into_a_plain_checkpoint(tmp_path, toy_synth):
     from transformers import AutoModelForCausalLM
 
-    cfg = stage_config(tmp_path, "sft", trainer=dict(max_steps=10, learning_rate=1e-2, gradient_checkpointing=True),
+    # The latent geometry vLLM's MLA kernels take (512 + 64), so the export below is servable.
+    servable = ["++model.arch.kv_lora_rank=512", "++model.arch.qk_rope_head_dim=64"]
+    cfg = stage_config(tmp_path, "sft", servable, trainer=dict(max_steps=10, learning_rate=1e-2, gradient_checkpointing=True),
                        peft=dict(enabled=True, r=8, alpha=16))
     cfg.data.path = str(toy_synth)
     out = run_stage(cfg)
@@ -154,6 +158,7 @@ def test_lora_with_gradient_checkpointing_merges_into_a_plain_checkpoint(tmp_pat
         assert torch.allclose(merged(ids).logits, exported(ids).logits, atol=1e-5)
 
 
+@pytest.mark.slow  # > 3 s on 2 busy cores (pytest --durations)
 def test_resume_after_a_crash_reaches_the_same_weights(tmp_path, toy_synth):
     from transformers import TrainerCallback
 
@@ -181,6 +186,7 @@ def test_resume_after_a_crash_reaches_the_same_weights(tmp_path, toy_synth):
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
+@pytest.mark.slow  # > 3 s on 2 busy cores (pytest --durations)
 def test_streaming_stage_trains_with_max_steps(tmp_path, toy_synth):
     cfg = stage_config(tmp_path, "sft", trainer=dict(max_steps=4))
     cfg.data.path = str(toy_synth)
@@ -199,6 +205,7 @@ def test_template_mismatch_fails_the_command_clearly(tmp_path, capsys):
     assert "stale.jsonl:1" in err and "data.allow_template_mismatch=true" in err
 
 
+@pytest.mark.slow  # > 3 s on 2 busy cores (pytest --durations)
 def test_config_errors_name_their_key(tmp_path):
     from hydra.errors import ConfigCompositionException
 
