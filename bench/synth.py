@@ -6,7 +6,13 @@ rollouts, verification, the raw shard, curation, the dataset and its manifest) a
 ``httpx.AsyncClient`` send the same two-turn conversations with the same concurrency. The ratio
 says how much of the bare client's request rate the pipeline keeps.
 
-    python bench/synth.py [--tasks 1500] [--concurrency 32]
+Then ``executor=ray`` on a local two-node Ray cluster (``ray.cluster_utils.Cluster``, one CPU and one
+rollout actor per node) against ``executor=local`` at the same total concurrency (64 and 256), side by
+side on the same server. Throughput is episodes over the rollout phase (the executor's
+``rollout_seconds``: from the first episode handed out to the last one written; joining the cluster
+and starting the actors, a few seconds once per run, are outside it and printed apart).
+
+    python bench/synth.py [--tasks 1500] [--concurrency 32] [--ray-tasks 600] [--no-ray]
 """
 
 from __future__ import annotations
@@ -91,9 +97,13 @@ def start_server() -> tuple[subprocess.Popen, str]:
 
 # -- the env the bench synthesizes from -----------------------------------------------------------
 def register_env() -> None:
+    """Register ``bench-add`` (here, and in every Ray worker process through the setup hook)."""
     from agentkit.env import Env, Episode, Tool
     from agentkit.records import Task, Verdict
     from agentkit.registry import ENVS
+
+    if "bench-add" in ENVS:
+        return
 
     class AddEpisode(Episode):
         @property
@@ -120,12 +130,13 @@ def register_env() -> None:
     ENVS.register("bench-add")(BenchEnv)
 
 
-def synth_config(base_url: str, tasks: int, concurrency: int, out: str):
+def synth_config(base_url: str, tasks: int, concurrency: int, out: str, executor=None):
     from agentkit.config import EnvConfig, TaskSourceConfig
-    from agentkit.synth.config import ReportConfig, SynthConfig
+    from agentkit.synth.config import ExecutorConfig, ReportConfig, SynthConfig
 
     cfg = SynthConfig(env=EnvConfig(name="bench-add", tasks=TaskSourceConfig(n=tasks)), out=out,
-                      concurrency=concurrency, report=ReportConfig(progress=False, plots=False))
+                      concurrency=concurrency, report=ReportConfig(progress=False, plots=False),
+                      executor=executor or ExecutorConfig())
     cfg.model.base_url, cfg.model.name, cfg.model.max_concurrency = base_url, "fake", max(64, concurrency)
     cfg.curation.dedup.near = False  # a set of 1,500 near-identical templated answers is not the point
     return cfg
@@ -165,11 +176,60 @@ async def bare_client(base_url: str, tasks: int, concurrency: int) -> int:
     return requests
 
 
+# -- executor=ray against executor=local ------------------------------------------------------------
+def ray_cluster():
+    """A two-node Ray cluster on this machine, joined by this process (the actors register the env)."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+    from ray.cluster_utils import Cluster
+
+    node = {"num_cpus": 1, "object_store_memory": 100 * 1024**2}
+    cluster = Cluster(initialize_head=True, head_node_args=dict(node, include_dashboard=False))
+    cluster.add_node(**node)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}, "worker_process_setup_hook": "bench.synth.register_env"})
+    return cluster
+
+
+def ray_versus_local(base_url: str, tasks: int, concurrencies: list[int], rounds: int, tmp: str) -> dict:
+    from agentkit.synth.cli import run
+    from agentkit.synth.config import ExecutorConfig
+
+    cluster = ray_cluster()
+    import ray
+
+    try:
+        ray_executor = ExecutorConfig(name="ray", address=cluster.address)
+        rates: dict[tuple[str, int], float] = {}
+        startup: list[float] = []
+        for concurrency in concurrencies:
+            for round_ in range(rounds):
+                for name, executor in (("local", None), ("ray", ray_executor)):
+                    out = os.path.join(tmp, f"{name}-{concurrency}-{round_}")
+                    started = time.perf_counter()
+                    run("synth", synth_config(base_url, tasks, concurrency, out, executor))
+                    wall = time.perf_counter() - started
+                    counts = json.loads(Path(out, "manifest.json").read_text())["counts"]
+                    assert counts["curated"] == tasks and counts["episodes_finished"] == tasks, counts
+                    seconds = counts["execution"]["rollout_seconds"]
+                    rates[name, concurrency] = max(rates.get((name, concurrency), 0.0), tasks / seconds)
+                    if name == "ray":
+                        startup.append(wall - seconds)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    return {"rates": rates, "startup": startup}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=1500)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=2, help="alternating timed rounds of each side")
+    parser.add_argument("--ray-tasks", type=int, default=600, help="episodes per executor=ray/local run")
+    parser.add_argument("--ray-rounds", type=int, default=1)
+    parser.add_argument("--no-ray", action="store_true", help="skip executor=ray against executor=local")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -199,6 +259,8 @@ def main() -> None:
                 requests = asyncio.run(bare_client(base_url, args.tasks, args.concurrency))
                 bare_times.append(time.perf_counter() - started)
                 assert requests == 2 * args.tasks
+            versus = None if args.no_ray else ray_versus_local(base_url, args.ray_tasks, [64, 256],
+                                                                args.ray_rounds, tmp)
     finally:
         proc.terminate()
         proc.wait()
@@ -214,6 +276,20 @@ def main() -> None:
     print(f"synth_turns_per_s: {synth_rate:.1f}")
     print(f"synth_trajectories_per_s: {args.tasks / min(synth_times):.1f}")
     print(f"synth_vs_bare_throughput_ratio: {synth_rate / bare_rate:.3f}")
+    if versus is None:
+        return
+    rates = versus["rates"]
+    print(f"\nexecutor=ray (2-node local cluster, 1 actor per node) vs executor=local, {args.ray_tasks} episodes, "
+          f"best of {args.ray_rounds}; ray cluster join + actor start per run: "
+          f"{min(versus['startup']):.1f}-{max(versus['startup']):.1f}s (outside the rates)")
+    ratios = []
+    for concurrency in (64, 256):
+        local, ray_rate = rates["local", concurrency], rates["ray", concurrency]
+        ratios.append(ray_rate / local)
+        print(f"local_trajectories_per_s_at_{concurrency}: {local:.1f}")
+        print(f"ray_trajectories_per_s_at_{concurrency}: {ray_rate:.1f}")
+        print(f"ray_vs_local_throughput_ratio_at_{concurrency}: {ray_rate / local:.3f}")
+    print(f"ray_vs_local_throughput_ratio: {min(ratios):.3f}")
 
 
 if __name__ == "__main__":

@@ -93,6 +93,37 @@ class ReportConfig:
 
 
 @dataclass
+class RecordConfig:
+    tokens: bool | None = None
+    """Token-faithful records: per assistant turn the generated text, its token ids and logprobs and the prompt's
+    token count (vLLM's ``return_token_ids``). None: on when the endpoint is vLLM."""
+
+
+@dataclass
+class ExecutorConfig:
+    """Where the rollouts run: ``local`` (asyncio in this process) or ``ray`` (actors across a cluster).
+
+    Both stream finished episodes to the one writer in this process, so resume, the manifest, the
+    failures file and the progress bar are the same; only ``ray`` reads the other keys.
+    """
+
+    name: str = "local"
+    address: str | None = None
+    """Ray cluster: ``auto`` (the one ``ray start`` made on this node), ``ray://host:10001`` or
+    ``host:6379``; None starts a private Ray instance on this machine."""
+    actors_per_node: int = 1
+    """Rollout actors per node; each owns an env instance (and its sandbox pool) and model clients."""
+    actor_cpus: float = 1.0
+    """CPUs each actor reserves; nodes with fewer free CPUs get no actor (e.g. a ``--num-cpus=0`` head)."""
+    batch_size: int = 0
+    """Episodes handed to an actor at once; 0: half of its share of ``concurrency``."""
+    num_cpus: int | None = None
+    """CPUs of the private Ray instance (``address`` None); None: all of this machine's."""
+    runtime_env: dict[str, Any] = field(default_factory=dict)
+    """Ray ``runtime_env`` for the actors (``env_vars``, ``pip``, ``working_dir``, ``py_modules``...)."""
+
+
+@dataclass
 class RunConfig:
     """What synth and eval share: where the tasks, the policy and the outputs are."""
 
@@ -120,6 +151,8 @@ class RunConfig:
     """``auto``: continue a run in ``out`` with the same config, refuse another; ``overwrite``: start over."""
     output: OutputConfig = field(default_factory=OutputConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    record: RecordConfig = field(default_factory=RecordConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
 
 
 @dataclass
@@ -137,9 +170,25 @@ class EvalConfig(RunConfig):
     """Bootstrap resamples (over tasks) for the confidence intervals; 0 turns them off."""
 
 
+@dataclass
+class CurateConfig:
+    """``agentkit curate``: dedup, decontamination and per-task caps across the datasets of many runs."""
+
+    inputs: list[str] = field(default_factory=list)
+    """Run directories (their ``data/`` shards) or dataset files (``.jsonl``, ``.jsonl.zst``)."""
+    out: str = "runs/curated"
+    curation: CurationConfig = field(default_factory=CurationConfig)
+    """Only ``dedup``, ``decontam`` and ``max_per_task`` apply: the per-run filters already ran."""
+    output: OutputConfig = field(default_factory=OutputConfig)
+    overwrite: bool = False
+    """Replace an existing curated dataset in ``out``."""
+    progress: bool = True
+
+
 def register() -> None:
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
     store.store(name="synth_schema", node=SynthConfig)
     store.store(name="eval_schema", node=EvalConfig)
+    store.store(name="curate_schema", node=CurateConfig)

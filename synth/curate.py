@@ -21,9 +21,9 @@ from pydantic import ValidationError
 
 from agentkit.errors import DataError
 from agentkit.records import Message, Task, Trajectory
-from agentkit.toolcalls import CALL_OPEN, THINK_CLOSE, THINK_OPEN
 from agentkit.synth.config import CurationConfig, DedupConfig
 from agentkit.synth.strategies import Candidate, Strategy
+from agentkit.toolcalls import CALL_OPEN, THINK_CLOSE, THINK_OPEN
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 MIN_EVAL_TOKENS = 3
@@ -43,6 +43,19 @@ def conversation_text(messages: Sequence[Message]) -> str:
         parts.append(message.content or "")
         for call in message.tool_calls or []:
             parts.append(f"{call.function.name} {call.function.arguments}")
+    return "\n".join(parts)
+
+
+def record_text(messages: Sequence[dict[str, Any]]) -> str:
+    """``conversation_text`` of a trajectory record's JSON messages, without building the typed records."""
+    parts = []
+    for message in messages:
+        if message.get("role") == "system":
+            continue
+        parts.append(message.get("content") or "")
+        for call in message.get("tool_calls") or []:
+            function = call.get("function") or {}
+            parts.append(f"{function.get('name')} {function.get('arguments')}")
     return "\n".join(parts)
 
 
@@ -155,7 +168,8 @@ def entry_from_record(record: dict[str, Any], offset: int, where: str) -> tuple[
                   chars=trajectory_chars(trajectory.messages), completion_tokens=stats.completion_tokens,
                   key=str(trajectory.meta.get("key", "")), offset=offset, tool_calls=stats.tool_calls,
                   tool_errors=stats.tool_errors, prompt_tokens=stats.prompt_tokens, tools_used=dict(used),
-                  seconds=stats.seconds.model_dump(), reward=trajectory.reward)
+                  seconds=stats.seconds.model_dump(), reward=trajectory.reward,
+                  abilities=list(trajectory.abilities or trajectory.task.abilities))
     return entry, trajectory
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from agentkit.client import ModelClient, Sampling
 from agentkit.env import Env
-from agentkit.errors import ConfigError, ModelError, SandboxUnavailable, VerifierError
+from agentkit.errors import ConfigError, ContextExceeded, ModelError, SandboxUnavailable, VerifierError
 from agentkit.loop import EpisodeLimits
 from agentkit.records import Provenance, Status, Task, Trajectory
 from agentkit.synth.strategies import Rollout, Strategy
@@ -214,3 +214,68 @@ class RolloutEngine:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
         return self.stats
+
+
+class StickyRouter:
+    """Per-episode endpoint choice: every turn of an episode goes to one endpoint (its prefix cache pays),
+    chosen among this node's replicas when there are any, else among all, by fewest episodes in flight.
+
+    An endpoint that fails an episode (``ModelError``) is passed over for ``bench_seconds``.
+    """
+
+    def __init__(self, clients: dict[str, ModelClient], local: Sequence[str] = (), bench_seconds: float = 10.0):
+        self.clients = clients
+        self.local = [url for url in clients if url in set(local)]
+        self.in_flight = dict.fromkeys(clients, 0)
+        self.episodes = dict.fromkeys(clients, 0)
+        self.benched_until = dict.fromkeys(clients, 0.0)
+        self.bench_seconds = bench_seconds
+        self._turn = 0
+
+    def pick(self) -> str:
+        now = time.monotonic()
+        for pool in (self.local, list(self.clients)):
+            candidates = [url for url in pool if self.benched_until[url] <= now]
+            if candidates:
+                break
+        else:
+            return min(self.clients, key=lambda url: self.benched_until[url])
+        self._turn += 1
+        least = min(self.in_flight[url] for url in candidates)
+        tied = [url for url in candidates if self.in_flight[url] == least]
+        return tied[self._turn % len(tied)]
+
+    def bench(self, url: str) -> None:
+        self.benched_until[url] = time.monotonic() + self.bench_seconds
+
+    @asynccontextmanager
+    async def episode(self, task: Task) -> AsyncIterator[ModelClient]:
+        url = self.pick()
+        self.in_flight[url] += 1
+        self.episodes[url] += 1
+        try:
+            yield _Watched(self.clients[url], lambda: self.bench(url))
+        finally:
+            self.in_flight[url] -= 1
+
+    def policy(self) -> Callable[[Task], Any]:
+        return self.episode
+
+
+class _Watched:
+    """A model client that reports its failed requests (the agent loop turns them into a status)."""
+
+    def __init__(self, client: ModelClient, on_failure: Callable[[], None]):
+        self._client, self._on_failure = client, on_failure
+
+    async def complete(self, *args: Any, **kwargs: Any):
+        try:
+            return await self._client.complete(*args, **kwargs)
+        except ContextExceeded:
+            raise
+        except ModelError:
+            self._on_failure()
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)

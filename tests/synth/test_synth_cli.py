@@ -8,6 +8,7 @@ from toy_synth_env import write_tasks
 from agentkit.cli import main
 from agentkit.jsonl import read_jsonl
 from agentkit.records import Trajectory
+from agentkit.synth.report import PLOT_FILES
 from agentkit.synth.writer import file_sha256
 
 BASE = ["env=toy-synth", "policy=reference", "report.progress=false", "report.plots=false", "env.tasks.n=6"]
@@ -46,7 +47,7 @@ def test_synth_reference_writes_dataset_manifest_report_and_plots(capsys, tmp_pa
     assert row.meta["mistake"]["exposed"] and row.meta["difficulty"] == 0.0
     report = json.loads((out / "report.json").read_text())
     assert report["pass_rate"] == 1.0 and report["tools"]["by_name"]["add"] >= 12
-    assert [Path(p).name for p in report["plots"]] == ["report.png"]
+    assert [Path(p).name for p in report["plots"]] == ["report.png", *PLOT_FILES]
     for plot in report["plots"]:
         assert (out / plot).read_bytes()[:4] == b"\x89PNG"
     assert "pass rate" in stdout and "dataset: " in stdout
@@ -117,7 +118,7 @@ def _free_port() -> int:
 @pytest.mark.parametrize(("args", "message"), [
     (["tasks=/nonexistent/tasks.jsonl"], "/nonexistent/tasks.jsonl: no such file"),
     (["env.tasks.source=jsonl", "env.tasks.path=/nonexistent/t.jsonl"], "/nonexistent/t.jsonl: no such file"),
-    (["strategy.name=nope"], "unknown strategy 'nope'; known: agentic_cot, direct, reflect, rejection, teacher"),
+    (["strategy.name=nope"], "unknown strategy 'nope'; known: agentic_cot, agentic_cot_rewrite, branch, direct, reflect, rejection, teacher"),
     (["strategy=reflect", "+strategy.options.max_tries=3"], "strategy.options for 'reflect'"),
     (["policy=oracle"], "policy: expected one of model, reference"),
     (["shard=3/2"], "shard: need 0 <= i < n"),
@@ -150,9 +151,9 @@ def test_unreachable_endpoint_fails_fast(capsys, tmp_path):
 
 def test_unknown_strategy_group_and_key_fail_at_compose_time(capsys, tmp_path):
     code, _, stderr = agentkit(capsys, "synth", *BASE, "strategy=nope", f"out={tmp_path / 'o'}")
-    assert code == 1 and "Could not find 'strategy/nope'" in stderr.splitlines()[0]
+    assert code == 2 and "Could not find 'strategy/nope'" in stderr and stderr.count("\n") == 1
     code, _, stderr = agentkit(capsys, "synth", *BASE, "curation.max_turn=3", f"out={tmp_path / 'o'}")
-    assert code == 1 and "max_turn" in stderr
+    assert code == 2 and "did you mean 'max_turns'?" in stderr and stderr.count("\n") == 1
 
 
 def test_tasks_overlapping_an_evaluation_set_are_left_out(capsys, tmp_path):
