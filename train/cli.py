@@ -1,4 +1,5 @@
-"""``agentkit train stage=<tokenizer|pretrain|midtrain|sft> model=... data=... out=...``."""
+"""``agentkit train stage=<tokenizer|pretrain|midtrain|sft> model=... data=... out=...``, or the whole
+multi-stage pipeline with ``agentkit train recipe=<tiny|youtu> out=...``."""
 
 from __future__ import annotations
 
@@ -6,26 +7,12 @@ from agentkit.train.config import TrainConfig
 
 
 def train(cfg: TrainConfig) -> int:
-    from agentkit.errors import AgentkitError
+    if cfg.recipe.stages:
+        from agentkit.train.pipeline import run_pipeline
+
+        run_pipeline(cfg)
+        return 0
     from agentkit.train.stages import run_stage
 
-    try:
-        run_stage(cfg)
-    except AgentkitError as exc:
-        import sys
-
-        print(f"agentkit train: {exc}", file=sys.stderr)
-        return 2
+    run_stage(cfg)
     return 0
-
-
-def rewrite_args(args: list[str]) -> list[str]:
-    """``data=<path>[,<path>...]`` (not a config node) is shorthand for ``data.path=...``."""
-    out = []
-    for arg in args:
-        key, sep, value = arg.partition("=")
-        if sep and key == "data" and value and not value.startswith("{"):
-            out.append(f"data.path={value}")
-        else:
-            out.append(arg)
-    return out

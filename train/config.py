@@ -43,6 +43,9 @@ class SourceConfig:
     statuses: list[str] = field(default_factory=lambda: ["completed"])
     """Trajectory statuses kept (others are skipped and counted)."""
     require_passed: bool = True
+    abilities: list[str] = field(default_factory=list)
+    """Keep only trajectories tagged with one of these abilities (empty: all). Weight a mixture by ability with
+    several sources over the same path: ``{path: runs/code, abilities: [localisation], weight: 2}``."""
     """Keep only trajectories whose verdict passed."""
     glob: str | None = None
     """Shard pattern inside a directory; None: a synth run's manifest (its curated ``data/`` shards), else the
@@ -135,6 +138,86 @@ class TokenizerStageConfig:
     baseline: bool = True
     """Also train a plain byte-level BPE (GPT-2 splits, no STEM rules) of the same size on the same data to
     compare against."""
+    method: str = "superword"
+    """``superword``: two passes (SuperBPE-style): STEM subwords, then merges across spaces (phrases, code lines,
+    indentation); ``stem``: the STEM subword pass alone."""
+    transition: float = 0.8
+    """``superword``: share of the vocabulary learned by the subword pass before merges may cross spaces."""
+    max_superword: int = 4
+    """``superword``: a superword token joins at most this many subword tokens."""
+
+
+@dataclass
+class RopeScalingConfig:
+    """RoPE scaling a recipe stage switches on, as transformers' ``rope_parameters`` (exported to vLLM too)."""
+
+    type: str = "none"
+    """``none`` (keep the model's RoPE), ``yarn`` or ``linear``; ``dynamic`` (NTK) too."""
+    factor: float = 1.0
+    """New context / old context; ``max_position_embeddings`` grows by this factor."""
+    original_max_position_embeddings: int | None = None
+    """The context the model was trained at; None: the model's current ``max_position_embeddings``."""
+    beta_fast: float | None = None
+    beta_slow: float | None = None
+
+
+@dataclass
+class CurriculumConfig:
+    """Order of documents inside a stage. Packing and sampling keep it (rows are packed in order, read in order)."""
+
+    by: str = "none"
+    """``none`` (the weighted mixture, shuffled), ``length`` (short to long, in tokens) or ``sources`` (the
+    sources one after another, in the order listed: easy data first)."""
+    descending: bool = False
+
+
+@dataclass
+class RecipeStageConfig:
+    """One stage of a recipe: its mixture, context, budget and phase of the recipe's learning-rate schedule."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    max_length: int = 512
+    """Sequence length: documents are packed (in order, kept apart) into rows of this many tokens."""
+    steps: int | None = None
+    """Budget in optimizer steps; or ``tokens`` (converted with batch x accumulation x max_length x processes)."""
+    tokens: float | None = None
+    batch_size: int = 8
+    """Rows per device and micro-step."""
+    gradient_accumulation_steps: int = 1
+    packing: str = "stream"
+    """``stream`` (rows always full; a document crossing a row boundary goes on in the next row) or ``whole``
+    (a document starts a new row when it does not fit; cut at ``max_length``). Both keep documents apart."""
+    lr_phase: str = "stable"
+    """``warmup`` (warm up, then hold), ``stable`` or ``decay``; decay stages come last and share one decay."""
+    rope: RopeScalingConfig = field(default_factory=RopeScalingConfig)
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    long_context_eval: bool = False
+    """Evaluate per-position loss and passkey retrieval before and after this stage (the context-extension check)."""
+    enabled: bool = True
+
+
+@dataclass
+class ScheduleConfig:
+    """One warmup-stable-decay learning-rate schedule across every stage of the recipe."""
+
+    peak_lr: float = 1e-3
+    warmup_steps: int = 20
+    """Linear warmup at the start of the ``warmup`` stage."""
+    decay_type: str = "cosine"
+    """``linear``, ``cosine`` or ``1-sqrt``, over all ``decay`` stages together."""
+    min_lr_ratio: float = 0.1
+
+
+@dataclass
+class RecipeConfig:
+    """A multi-stage training recipe (``recipe=tiny``, ``recipe=youtu``): stages run in order, each from the
+    previous stage's weights and optimizer state, under one learning-rate schedule."""
+
+    name: str | None = None
+    stages: dict[str, RecipeStageConfig] = field(default_factory=dict)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    eval_docs: int = 8
+    """Held-out long documents for the per-position loss (and passkey prompts per length)."""
 
 
 @dataclass
@@ -146,6 +229,8 @@ class TrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     peft: PeftConfig = field(default_factory=PeftConfig)
     tokenizer: TokenizerStageConfig = field(default_factory=TokenizerStageConfig)
+    recipe: RecipeConfig = field(default_factory=RecipeConfig)
+    """``recipe=<name>`` (``conf/recipe/``) runs a whole multi-stage pipeline instead of one ``stage``."""
     out: str = "runs/ckpt"
     seed: int = 0
 
@@ -154,3 +239,15 @@ def register() -> None:
     from hydra.core.config_store import ConfigStore
 
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+
+
+def rewrite_args(args: list[str]) -> list[str]:
+    """``data=<path>[,<path>...]`` (not a config node) is shorthand for ``data.path=...``."""
+    out = []
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if sep and key == "data" and value and not value.startswith("{"):
+            out.append(f"data.path={value}")
+        else:
+            out.append(arg)
+    return out

@@ -137,10 +137,72 @@ def commonsense_stem_corpus(n: int = 20000, seed: int = 0, stem_phase: float = 0
         yield next(stem) if i >= first and rng.random() < stem_share else next(general)
 
 
-GENERATORS: dict[str, Callable[..., Iterator[str]]] = {
+LONG_DOC_CHARS = 2400
+
+
+def long_corpus(n: int = 1000, seed: int = 0, chars: int = LONG_DOC_CHARS) -> Iterator[str]:
+    """``n`` long documents (about ``chars`` characters each): paragraphs of commonsense and STEM text in a row,
+    for the long-context stage and its per-position loss."""
+    rng = random.Random(seed)
+    makers = [_fact, _story, _because, _sentence, _math]
+    for _ in range(n):
+        parts: list[str] = []
+        size = 0
+        while size < chars:
+            paragraph = _doc(rng, makers, 2, 4)
+            parts.append(paragraph)
+            size += len(paragraph) + 2
+        yield "\n\n".join(parts)
+
+
+def passkey_document(rng: random.Random, chars: int, digits: int = 5) -> tuple[str, str, str]:
+    """``(prefix, question, key)``: a pass key stated at the start, ``chars`` of filler, then the question."""
+    key = " ".join(str(rng.randrange(10)) for _ in range(digits))
+    filler: list[str] = []
+    size = 0
+    while size < chars:
+        filler.append(_doc(rng, [_fact, _sentence, _because], 2, 4))
+        size += len(filler[-1]) + 1
+    prefix = f"The pass key is {key}. Remember it. " + " ".join(filler)
+    return prefix, " What is the pass key? The pass key is", key
+
+
+def passkey_corpus(n: int = 1000, seed: int = 0, chars: int = LONG_DOC_CHARS) -> Iterator[str]:
+    """Synthetic retrieval documents: the pass key must be copied from far back (0.1 to 1x ``chars`` of filler)."""
+    rng = random.Random(seed)
+    for _ in range(n):
+        prefix, question, key = passkey_document(rng, rng.randint(chars // 10, chars))
+        yield f"{prefix}{question} {key}."
+
+
+def math_corpus(n: int = 20000, seed: int = 0) -> Iterator[str]:
+    """``n`` documents of worked arithmetic, algebra and LaTeX calculus."""
+    rng = random.Random(seed)
+    for _ in range(n):
+        yield _doc(rng, [_math], 1, 4)
+
+
+def code_corpus(n: int = 20000, seed: int = 0) -> Iterator[str]:
+    """``n`` documents of small Python programs and python tool calls."""
+    rng = random.Random(seed)
+    for _ in range(n):
+        yield "\n".join(rng.choice([_code, _code, _tool_call])(rng) for _ in range(rng.randint(1, 3)))
+
+
+def toy_agentic_corpus(n: int = 1000, seed: int = 0) -> Iterator:
+    """Verified toy agentic trajectories (python tool calls), for a recipe's agentic stage without a synth run."""
+    yield from toy_trajectories(n, seed)
+
+
+GENERATORS: dict[str, Callable[..., Iterator]] = {
     "stem": stem_corpus,
     "commonsense": commonsense_corpus,
     "commonsense_stem": commonsense_stem_corpus,
+    "math": math_corpus,
+    "code": code_corpus,
+    "long": long_corpus,
+    "passkey": passkey_corpus,
+    "toy_agentic": toy_agentic_corpus,
 }
 
 

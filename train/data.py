@@ -80,6 +80,9 @@ def _examples(name: str, src: SourceConfig, tokenizer, policy: LossPolicy, check
               stats: SourceStats, truncate_at: int | None = None, on_example=None):
     for item in iter_items(name, src, check, stats):
         example = render_item(item, tokenizer, policy)
+        if item.sampled:  # on the whole rendering, before any truncation
+            stats.sampled_turns += len(item.sampled)
+            stats.retokenize_mismatches += retokenize_mismatches(example["input_ids"], item.sampled)
         if truncate_at is not None and len(example["input_ids"]) > truncate_at:
             example = {key: value[:truncate_at] for key, value in example.items()}
             stats.truncated += 1
@@ -93,6 +96,25 @@ def _examples(name: str, src: SourceConfig, tokenizer, policy: LossPolicy, check
         if on_example is not None:
             on_example()
         yield example
+
+
+def retokenize_mismatches(input_ids: list[int], sampled: list[list[int]]) -> int:
+    """How many sampled turns do not reappear, in order, as contiguous ids of the re-rendered conversation: the
+    model would be trained on other tokens than it generated (a template or tokenizer round trip that differs)."""
+    missing, start = 0, 0
+    for turn in sampled:
+        found = -1
+        if turn:
+            first = turn[0]
+            for i in range(start, len(input_ids) - len(turn) + 1):
+                if input_ids[i] == first and input_ids[i:i + len(turn)] == turn:
+                    found = i
+                    break
+        if found < 0:
+            missing += 1
+        else:
+            start = found + len(turn)
+    return missing
 
 
 def build_train_data(cfg: DataConfig, tokenizer, *, truncate_at: int | None = None,

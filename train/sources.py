@@ -39,6 +39,8 @@ class Item:
     text: str | None = None
     messages: list[dict[str, Any]] | None = None
     tools: list[dict[str, Any]] | None = None
+    sampled: list[list[int]] | None = None
+    """A token-faithful trajectory's completion token ids, per assistant turn (checked against its re-rendering)."""
 
 
 @dataclass
@@ -55,11 +57,16 @@ class SourceStats:
     truncated: int = 0
     tokens: int = 0
     trained_tokens: int = 0
+    sampled_turns: int = 0
+    """Assistant turns with sampled token ids (``record.tokens``)."""
+    retokenize_mismatches: int = 0
+    """Of those, turns whose ids do not reappear, in order, in the conversation as rendered for training."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"read": self.read, "kept": self.kept, "skipped": dict(self.skipped),
                 "no_template_hash": self.no_template_hash, "template_mismatch": self.template_mismatch,
-                "examples": self.examples, "truncated": self.truncated, "tokens": self.tokens, "trained_tokens": self.trained_tokens}
+                "examples": self.examples, "truncated": self.truncated, "tokens": self.tokens, "trained_tokens": self.trained_tokens,
+                "sampled_turns": self.sampled_turns, "retokenize_mismatches": self.retokenize_mismatches}
 
 
 @dataclass
@@ -99,8 +106,8 @@ def _open_text(path: Path):
     if path.suffix == ".zst":
         import zstandard
 
-        return io.TextIOWrapper(zstandard.ZstdDecompressor().stream_reader(open(path, "rb")), encoding="utf-8")  # noqa: SIM115
-    return open(path, encoding="utf-8")  # noqa: SIM115
+        return io.TextIOWrapper(zstandard.ZstdDecompressor().stream_reader(open(path, "rb")), encoding="utf-8")
+    return open(path, encoding="utf-8")
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[str, Any]]:
@@ -310,6 +317,9 @@ def _trajectory_item(record: Trajectory, where: str, cfg: SourceConfig, stats: S
     if cfg.require_passed and not record.passed:
         stats.skipped["not passed"] += 1
         return None
+    if cfg.abilities and not set(cfg.abilities) & set(record.abilities or record.task.abilities):
+        stats.skipped["abilities"] += 1
+        return None
     digest = record.provenance.chat_template_sha256
     if not digest:
         stats.no_template_hash += 1
@@ -322,7 +332,8 @@ def _trajectory_item(record: Trajectory, where: str, cfg: SourceConfig, stats: S
                 "data.allow_template_mismatch=true", where)
         stats.template_mismatch += 1
     tools = [t.model_dump(exclude_none=True) for t in record.tools] or None
-    return Item(where, messages=[m.model_dump(exclude_none=True) for m in record.messages], tools=tools)
+    return Item(where, messages=[m.model_dump(exclude_none=True) for m in record.messages], tools=tools,
+                sampled=record.completion_token_ids)
 
 
 def _looks_like_trajectory(row: dict[str, Any]) -> bool:

@@ -48,8 +48,7 @@ def compose_config(overrides: Sequence[str] = ()) -> TrainConfig:
 
     from agentkit.cli import conf_dir
     from agentkit.config import to_object
-    from agentkit.train.cli import rewrite_args
-    from agentkit.train.config import register
+    from agentkit.train.config import register, rewrite_args
 
     args = []
     for arg in rewrite_args(list(overrides)):
@@ -99,6 +98,10 @@ def validate(cfg: TrainConfig) -> None:
         for key in t.extra:
             if key not in known:
                 raise ConfigError(f"trainer.extra.{key}: not a field of trl.SFTConfig")
+    if cfg.stage == "tokenizer" and cfg.tokenizer.method not in ("superword", "stem"):
+        raise ConfigError(f"tokenizer.method: '{cfg.tokenizer.method}' is not one of superword, stem")
+    if cfg.stage == "tokenizer" and not 0 < cfg.tokenizer.transition <= 1:
+        raise ConfigError(f"tokenizer.transition: must be in (0, 1], got {cfg.tokenizer.transition}")
     if cfg.stage == "tokenizer" and cfg.tokenizer.vocab_size < 300:
         raise ConfigError(f"tokenizer.vocab_size: at least 300 (256 bytes + specials), got {cfg.tokenizer.vocab_size}")
 
@@ -145,16 +148,29 @@ def tokenizer_stage(cfg: TrainConfig) -> Path:
     if tc.max_docs is not None:
         docs = docs[: tc.max_docs]
     started = time.perf_counter()
-    tokenizer = train_tokenizer(docs, vocab_size=tc.vocab_size, min_frequency=tc.min_frequency)
+    if tc.method == "superword":
+        from agentkit.train.tokenizer import train_superword_tokenizer
+
+        tokenizer = train_superword_tokenizer(docs, vocab_size=tc.vocab_size, min_frequency=tc.min_frequency,
+                                              transition=tc.transition, max_superword=tc.max_superword)
+    else:
+        tokenizer = train_tokenizer(docs, vocab_size=tc.vocab_size, min_frequency=tc.min_frequency)
     seconds = time.perf_counter() - started
     save_tokenizer(tokenizer, out)
     report: dict[str, Any] = {"stage": "tokenizer", "out": str(out), "docs": len(docs), "vocab_size": len(tokenizer),
                               "seconds": round(seconds, 2)}
     if tc.baseline:
-        # Same data and the same number of tokens: the STEM rules can leave part of a large budget unused.
-        baseline = train_tokenizer(docs, vocab_size=len(tokenizer), min_frequency=tc.min_frequency, stem=False)
+        # Same data and the full configured budget: when a small corpus runs out of merges for the STEM
+        # tokenizer before ``vocab_size``, the baseline still gets all of its tokens (the stricter comparison).
+        baseline = train_tokenizer(docs, vocab_size=tc.vocab_size, min_frequency=tc.min_frequency, stem=False)
+        from agentkit.train.corpus import toy_trajectories
+        from agentkit.train.sources import Item
+
+        reasoning = [_document_text(Item("toy", messages=[m.model_dump(exclude_none=True) for m in t.messages]))
+                     for t in toy_trajectories(tc.eval_docs, cfg.seed + 1_000_003)]
         domains = {"stem": list(stem_corpus(tc.eval_docs, cfg.seed + 1_000_003)),
-                   "general": list(commonsense_corpus(tc.eval_docs, cfg.seed + 1_000_003))}
+                   "general": list(commonsense_corpus(tc.eval_docs, cfg.seed + 1_000_003)),
+                   "reasoning": reasoning}
         if heldout:
             domains["heldout"] = heldout
         report["baseline_vocab_size"] = len(baseline)
@@ -410,7 +426,9 @@ def _report(cfg: TrainConfig, trainer, data, result, packed, seconds: float, res
     efficiency = packed["efficiency"] if packed else (counter.efficiency if counter and cfg.trainer.packing else None)
     return {
         "stage": cfg.stage, "out": str(cfg.out), "model": cfg.model.path or cfg.model.name,
-        "steps": trainer.state.global_step, "resumed_from": resume,
+        "steps": trainer.state.global_step, "resumed_from": resume, "world_size": trainer.args.world_size,
+        "distributed_type": str(getattr(trainer.accelerator.distributed_type, "value",
+                                        trainer.accelerator.distributed_type)),
         "parameters": sizes[0], "trainable_parameters": sizes[1], "seconds": round(seconds, 2),
         "train_loss": result.training_loss, "first_loss": history[0]["loss"] if history else None,
         "last_loss": history[-1]["loss"] if history else None,
@@ -438,5 +456,9 @@ def _print_report(report: dict[str, Any]) -> None:
         f"{report['last_loss']}" + (f", packing efficiency {eff:.3f}" if eff is not None else "")
         + (f", {report['tokens_per_second']:.0f} tokens/s" if report.get("tokens_per_second") else "")
         + f" -> {report['out']}")
+    for name, source in ((report.get("mixture") or {}).get("sources") or {}).items():
+        if source.get("sampled_turns"):
+            console.print(f"data.sources.{name}: {source['retokenize_mismatches']} of {source['sampled_turns']} "
+                          "sampled turns re-tokenize to other ids than were sampled")
     for warning in report["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {warning}")

@@ -67,6 +67,105 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 4096, min_frequency:
     return fast
 
 
+# Stage-2 (superword) pre-tokenization: a digit alone, a line break with the next line's indentation, and
+# everything else between them as one chunk, so merges may cross spaces ("of the", " = \\frac{").
+SUPERWORD_PATTERN = r"\p{N}|[\r\n]+[ \t]*|[^\p{N}\r\n]+"
+_SYMBOL_BASE = 0x20000  # stage-1 token id -> one code point, so stage 2 runs the stock BPE trainer over tokens
+
+
+def superword_pre_tokenizer():
+    """CJK one by one, then ``SUPERWORD_PATTERN`` chunks, then the byte-level mapping."""
+    from tokenizers import Regex, pre_tokenizers
+
+    return pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(CJK_PATTERN), behavior="isolated"),
+        pre_tokenizers.Split(Regex(SUPERWORD_PATTERN), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+
+
+def _chunks(texts: list[str]) -> Iterator[str]:
+    import regex
+
+    cjk, chunk = regex.compile(f"({CJK_PATTERN})"), regex.compile(SUPERWORD_PATTERN)
+    for text in texts:
+        for piece in cjk.split(text):
+            if piece:
+                yield from chunk.findall(piece)
+
+
+def train_superword_tokenizer(texts: Iterable[str], vocab_size: int = 4096, min_frequency: int = 2, *,
+                              transition: float = 0.8, max_superword: int = 4):
+    """Two-pass (SuperBPE-style) byte-level BPE: the STEM tokenizer up to ``transition`` of the vocabulary, then
+    merges of its tokens across spaces, up to ``max_superword`` stage-1 tokens each, for the rest.
+
+    Stage 1 learns subwords inside the STEM pre-tokens (digits single, LaTeX commands whole). Stage 2 re-reads
+    the corpus as chunks between digits and line breaks, each a sequence of stage-1 tokens, and trains the
+    stock BPE trainer over those tokens (one code point each), so frequent phrases, code lines and indentation
+    become tokens. The final model is stage-1 merges followed by the stage-2 merges, applied to the chunks.
+    """
+    import json
+
+    from tokenizers import AddedToken, Tokenizer, decoders, models, trainers
+
+    texts = list(texts)
+    stage1_size = max(300, int(vocab_size * transition)) - len(TAG_TOKENS)
+    stage1 = Tokenizer(models.BPE())
+    stage1.pre_tokenizer = stem_pre_tokenizer()
+    from tokenizers import pre_tokenizers
+
+    trainer = trainers.BpeTrainer(vocab_size=stage1_size, min_frequency=min_frequency, show_progress=False,
+                                  special_tokens=ROLE_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    stage1.train_from_iterator(_batches(texts), trainer=trainer)
+    model1 = json.loads(stage1.to_str())["model"]
+    vocab: dict[str, int] = dict(model1["vocab"])
+    merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model1["merges"]]
+    by_id = {i: t for t, i in vocab.items()}
+    sequences = []
+    chunks = [c for c in _chunks(texts) if len(c) > 1]
+    for batch in _batches(chunks, 4096):
+        for encoding in stage1.encode_batch(batch, add_special_tokens=False):
+            if len(encoding.ids) > 1:
+                sequences.append("".join(chr(_SYMBOL_BASE + i) for i in encoding.ids))
+    extra = vocab_size - len(TAG_TOKENS) - len(vocab)
+    if extra > 0 and sequences:
+        symbols = {c for seq in sequences for c in seq}
+        stage2 = Tokenizer(models.BPE())
+        trainer2 = trainers.BpeTrainer(vocab_size=len(symbols) + extra, min_frequency=min_frequency,
+                                       show_progress=False, max_token_length=max_superword,
+                                       initial_alphabet=sorted(symbols), limit_alphabet=len(symbols))
+        stage2.train_from_iterator(_batches(sequences), trainer=trainer2)
+        known = set(merges)
+
+        def text_of(symbols_: str) -> str:
+            return "".join(by_id[ord(c) - _SYMBOL_BASE] for c in symbols_)
+
+        for merge in json.loads(stage2.to_str())["model"]["merges"]:
+            left, right = merge.split(" ", 1) if isinstance(merge, str) else merge
+            pair = (text_of(left), text_of(right))
+            if pair in known or len(vocab) >= vocab_size - len(TAG_TOKENS):
+                continue
+            known.add(pair)
+            merges.append(pair)
+            vocab.setdefault(pair[0] + pair[1], len(vocab))
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges))
+    tokenizer.pre_tokenizer = superword_pre_tokenizer()
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in ROLE_TOKENS])
+    tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in TAG_TOKENS])
+    return _wrap(tokenizer)
+
+
+def _wrap(tokenizer):
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, bos_token=BOS, eos_token=EOS, pad_token=PAD,
+        additional_special_tokens=[t for t in ROLE_TOKENS if t not in (BOS, EOS, PAD)],
+        chat_template=YOUTU_CHAT_TEMPLATE, model_max_length=4096, clean_up_tokenization_spaces=False,
+    )
+
+
 def _batches(texts: Iterable[str], size: int = 1000) -> Iterator[list[str]]:
     batch: list[str] = []
     for text in texts:
