@@ -6,10 +6,13 @@ the samples of a task at curation time (``select``) and check its own format (``
 
 from __future__ import annotations
 
+import ast
+import functools
+import json
 import random
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from agentkit.client import Completion, ModelClient, Sampling, completion_from_text
@@ -33,6 +36,7 @@ class Candidate:
     turns: int = 0
     chars: int = 0
     completion_tokens: int = 0
+    abilities: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -58,11 +62,38 @@ class Rollout:
         return client
 
 
+REFLECTION_ABILITY = {"math": "metacognition"}
+"""The ability a mistake that was exposed and corrected shows, per env (default ``self_correction``)."""
+
+
+def tag_abilities(trajectory: Trajectory) -> Trajectory:
+    """The trajectory's abilities: its task's, plus what the episode showed (a reflected mistake)."""
+    abilities = list(dict.fromkeys([*trajectory.abilities, *trajectory.task.abilities]))
+    mistake = trajectory.meta.get("mistake")
+    if mistake and mistake.get("corrected") and trajectory.passed:
+        reflected = REFLECTION_ABILITY.get(trajectory.task.env, "self_correction")
+        if reflected not in abilities:
+            abilities.append(reflected)
+    trajectory.abilities = abilities
+    return trajectory
+
+
 class Strategy:
-    """Base strategy: the plain agent loop, keeping every sample."""
+    """Base strategy: the plain agent loop, keeping every sample. Every strategy's trajectories carry
+    ability tags (``tag_abilities``), whichever ``run`` produced them."""
 
     name: ClassVar[str] = ""
     needs_model: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        run = cls.__dict__.get("run")
+        if run is not None:
+            @functools.wraps(run)
+            async def tagged(self, rollout: Rollout) -> Trajectory:
+                return tag_abilities(await run(self, rollout))
+
+            cls.run = tagged
 
     def __init__(self, **options: Any):
         if options:
@@ -73,10 +104,10 @@ class Strategy:
 
     async def run(self, rollout: Rollout) -> Trajectory:
         async with rollout.policy(rollout.task) as client:
-            return await run_episode(rollout.env, rollout.task, client, sampling=rollout.sampling,
+            return tag_abilities(await run_episode(rollout.env, rollout.task, client, sampling=rollout.sampling,
                                      limits=rollout.limits, trajectory_id=rollout.trajectory_id,
                                      strategy=self.name, messages=self.first_messages(rollout.env, rollout.task),
-                                     provenance=rollout.provenance)
+                                     provenance=rollout.provenance))
 
     def select(self, group: list[Candidate]) -> list[Candidate]:
         """Pick the samples of one task to keep (after the curation filters)."""
@@ -88,11 +119,7 @@ class Strategy:
 
 
 def build_strategy(name: str, options: dict[str, Any] | None = None) -> Strategy:
-    cls = STRATEGIES.get(name)
-    try:
-        return cls(**dict(options or {}))
-    except TypeError as exc:
-        raise ConfigError(f"strategy.options for '{name}': {exc}") from None
+    return STRATEGIES.build(name, options, where="strategy.options")
 
 
 def merge_stats(parts: Sequence[Stats]) -> Stats:
@@ -133,7 +160,15 @@ step that needs no tool).
 Reflection: after each result, check it against the plan and fix mistakes (inside <think>).
 Summary: in your last turn, the outcome and the final answer, with no tool call."""
 
-_PHASE_LABEL = re.compile(r"(?:^|\n|<think>)[ \t]*\**(" + "|".join(PHASES) + r")\**[ \t]*:", re.IGNORECASE)
+PHASE_ALIASES = {"search": "action", "read": "action", "cross-check": "reflection"}
+"""Names some envs give a phase in their own prompt (research: Search and Read act, Cross-check reflects)."""
+_PHASE_LABEL = re.compile(r"(?:^|\n|<think>)[ \t]*\**(" + "|".join([*PHASES, *PHASE_ALIASES]) + r")\**[ \t]*:",
+                          re.IGNORECASE)
+
+
+def _phase(label: str) -> str:
+    label = label.lower()
+    return PHASE_ALIASES.get(label, label)
 
 
 def phase_report(messages: Sequence[Message]) -> dict[str, Any]:
@@ -142,7 +177,7 @@ def phase_report(messages: Sequence[Message]) -> dict[str, Any]:
     per_turn: list[list[str]] = []
     problems: list[str] = []
     for turn, message in enumerate(m for m in messages if m.role == "assistant"):
-        seen = [match.group(1).lower() for match in _PHASE_LABEL.finditer(message.content or "")]
+        seen = [_phase(match.group(1)) for match in _PHASE_LABEL.finditer(message.content or "")]
         if message.tool_calls:
             if "summary" in seen:
                 problems.append(f"turn {turn}: tool calls in the summary turn")
@@ -198,7 +233,7 @@ class ReflectStrategy(Strategy):
     def __init__(self, max_retries: int = 2):
         super().__init__()
         if max_retries < 0:
-            raise TypeError("max_retries must be >= 0")
+            raise ConfigError("strategy.options.max_retries must be >= 0")
         self.max_retries = max_retries
 
     async def run(self, rollout: Rollout) -> Trajectory:
@@ -227,9 +262,19 @@ class ReflectStrategy(Strategy):
 
 
 _CODE_KEYS = ("code", "source", "script", "program", "command", "cmd")
+_PYTHON_KEYS = ("code", "source", "program")
+_SHELL_TOOLS = ("bash", "shell", "sh", "terminal")
 _ASSIGNED = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=(?!=)", re.MULTILINE)
 _CALLED = re.compile(r"\b(print|len|range|sum|sorted|round|abs|int|float|str|list|dict|max|min|simplify|solve)\(")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_READ_ONLY = re.compile(r"^(get|list|find|read|search|open|lookup|query|view|check|count|show|describe)(_|$)",
+                        re.IGNORECASE)
+"""Tools whose names say they only read: a wrong argument to them changes no state (the episode stays fixable)."""
+_FAILED = re.compile(r"Traceback|\w+Error\b|^error:|not found|No such file|FAILED|\bfailed\b|"
+                     r"\[(?:error|timeout|killed)", re.MULTILINE)
+_TESTS_PASSED = re.compile(r"(\d+) of (\d+) (?:public |hidden )?tests passed")
+_OP_SWAPS = {"+": "-", "-": "+", "*": "+", "/": "*", "//": "%", "%": "//", "**": "*",
+             "<": "<=", "<=": "<", ">": ">=", ">=": ">", "==": "!=", "!=": "=="}
 
 
 def _typo(word: str) -> str:
@@ -263,17 +308,120 @@ def misspell_code(code: str) -> tuple[str, str] | None:
     return None
 
 
-def break_arguments(arguments: dict[str, Any], spec: ToolSpec | None) -> tuple[dict[str, Any], str] | None:
-    """Drop a required argument, so that schema validation rejects the call."""
-    required = list((spec.function.parameters if spec else {}).get("required", []))
-    for key in required:
-        if key in arguments:
-            return {k: v for k, v in arguments.items() if k != key}, f"left out the required argument '{key}'"
+@dataclass(frozen=True)
+class CodeMutation:
+    """A one-line change to a program: the line as written, the line with the mistake, and what changed."""
+
+    code: str
+    detail: str
+    old_line: str
+    new_line: str
+
+    def carry(self, code: str) -> str | None:
+        """The same mistake in later code that repeats the line (a wrong line is usually reused)."""
+        return code.replace(self.old_line, self.new_line) if self.old_line in code else None
+
+
+def _in_fstring(tree: ast.AST) -> set[int]:
+    return {id(node) for joined in ast.walk(tree) if isinstance(joined, ast.JoinedStr) for node in ast.walk(joined)}
+
+
+def mutate_code(code: str, rng: random.Random) -> CodeMutation | None:
+    """A wrong program that still runs: an arithmetic or comparison operator swapped (``a*b`` -> ``a+b``,
+    ``<`` -> ``<=``) or an integer constant off by one, in one line. None for code that is not Python or
+    has nothing to change."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return None
+    lines = code.splitlines(keepends=True)
+    skip = _in_fstring(tree)
+    operators: list[tuple[int, int, int, str, str]] = []  # (line, start col, end col, old, new)
+    constants: list[tuple[int, int, int, str, str]] = []
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        pairs = []
+        if isinstance(node, ast.BinOp):
+            pairs = [(node.left, node.right)]
+        elif isinstance(node, ast.Compare) and len(node.ops) == 1:
+            pairs = [(node.left, node.comparators[0])]
+        for left, right in pairs:
+            if left.end_lineno != right.lineno or left.end_col_offset is None:
+                continue
+            row = lines[right.lineno - 1]
+            between = row[left.end_col_offset:right.col_offset]
+            symbol = between.strip().strip("()").strip()
+            if symbol in _OP_SWAPS:
+                start = left.end_col_offset + between.index(symbol)
+                operators.append((right.lineno, start, start + len(symbol), symbol, _OP_SWAPS[symbol]))
+        if (isinstance(node, ast.Constant) and type(node.value) is int and node.lineno == node.end_lineno
+                and lines[node.lineno - 1][node.col_offset:node.end_col_offset].isdigit()):
+            constants.append((node.lineno, node.col_offset, node.end_col_offset, str(node.value), str(node.value + 1)))
+    choices = sorted(operators) or sorted(constants)
+    if not choices:
+        return None
+    line, start, end, old, new = rng.choice(choices)
+    row = lines[line - 1]
+    mutated = row[:start] + new + row[end:]
+    kind = "operator" if operators else "constant"
+    detail = (f"wrote '{new}' where '{old}' belongs" if kind == "operator" else f"wrote {new} instead of {old}")
+    lines[line - 1] = mutated
+    return CodeMutation("".join(lines), detail, row.rstrip("\n"), mutated.rstrip("\n"))
+
+
+_SLUG = re.compile(r"\b[A-Za-z0-9]+(?:[-_][A-Za-z0-9]+)+\b")
+
+
+def wrong_value(value: Any, schema: dict[str, Any], rng: random.Random, seen: str = "") -> Any:
+    """A different value of the same type that the schema still accepts: another enum member, an integer
+    one off, an id/date with its last number changed, or another id of the same shape from ``seen`` (the
+    text the agent has seen: a neighbouring search result). None when there is no such value."""
+    if isinstance(schema.get("enum"), list):
+        others = [v for v in schema["enum"] if v != value]
+        return rng.choice(others) if others else None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, str):
+        runs = list(re.finditer(r"\d+", value))
+        if runs:
+            last = runs[-1]
+            bumped = str(int(last.group()) + 1).zfill(len(last.group()))
+            return value[:last.start()] + bumped + value[last.end():]
+        if _SLUG.fullmatch(value):
+            others = sorted({m.group(0) for m in _SLUG.finditer(seen)} - {value})
+            return rng.choice(others) if others else None
     return None
 
 
-def change_answer(text: str) -> tuple[str, str] | None:
-    """Change the last number of a final answer (outside <think>) to a wrong one."""
+def wrong_argument(arguments: dict[str, Any], spec: ToolSpec | None, keep: Callable[[str, Any], bool],
+                   rng: random.Random, seen: str = "") -> tuple[dict[str, Any], str, Any, Any] | None:
+    """Replace one argument (one that ``keep(key, value)`` accepts) with a wrong value that still passes
+    the tool's JSON schema, so the tool really runs on it. Returns (arguments, key, wrong, right)."""
+    import jsonschema
+
+    parameters = spec.function.parameters if spec else {}
+    properties = parameters.get("properties", {})
+    for key, value in arguments.items():
+        if not keep(key, value):
+            continue
+        wrong = wrong_value(value, properties.get(key, {}), rng, seen)
+        if wrong is None or wrong == value:
+            continue
+        changed = arguments | {key: wrong}
+        try:
+            jsonschema.validate(changed, parameters)
+        except jsonschema.ValidationError:
+            continue
+        return changed, key, wrong, value
+    return None
+
+
+def change_answer(text: str, rng: random.Random | None = None) -> tuple[str, str] | None:
+    """Change the last number of a final answer (outside <think>) to a wrong one (by a fixed step, or a random
+    one with ``rng``, so branches from one state make different mistakes)."""
     reasoning, _ = split_reasoning(text)
     offset = text.find(THINK_CLOSE) + len(THINK_CLOSE) if reasoning and THINK_CLOSE in text else 0
     matches = list(_NUMBER.finditer(text, offset))
@@ -283,9 +431,18 @@ def change_answer(text: str) -> tuple[str, str] | None:
     value = last.group(0)
     if "." in value:
         wrong = value[:-1] + str((int(value[-1]) + 3) % 10)
+    elif rng is not None:
+        wrong = str(int(value) + rng.choice([-3, -2, -1, 1, 2, 3, 10]))
     else:
         wrong = str(int(value) + (1 if int(value) % 7 else 2))
     return text[:last.start()] + wrong + text[last.end():], f"wrote {wrong} instead of {value}"
+
+
+def _fix_turn(raw: str, reflection: str) -> str:
+    """The turn that corrects a mistake: the reflection as its reasoning, then the reference's tool calls
+    (the reference's own plan for that turn was written before the mistake and would repeat it)."""
+    _, rest = split_reasoning(raw)
+    return f"{THINK_OPEN}{reflection}{THINK_CLOSE}\n{rest}"
 
 
 def _with_reflection(raw: str, reflection: str) -> str:
@@ -302,24 +459,57 @@ def _count_calls(messages: Sequence[Message]) -> int:
 
 def _first_line(text: str, limit: int = 160) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    useful = [line for line in lines if "Error" in line or "error" in line] or lines
+    useful = [line for line in lines if _FAILED.search(line)] or lines
     line = useful[-1] if useful else ""
     return line[:limit]
 
 
+def _since_last_turn(messages: Sequence[Message], roles: tuple[str, ...] = ("tool",)) -> str:
+    last = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=-1)
+    return "\n".join(m.content for m in messages[last + 1:] if m.role in roles)
+
+
+def observation_fails(text: str) -> str | None:
+    """The line of a tool observation that shows the run failed (an error, a traceback, failing tests)."""
+    for match in _TESTS_PASSED.finditer(text):
+        if int(match.group(1)) < int(match.group(2)):
+            return match.group(0)
+    return _first_line(text) if _FAILED.search(text) else None
+
+
+def _short(value: Any) -> str:
+    return json.dumps(value) if not isinstance(value, str) else f"'{value}'"
+
+
 class MistakeClient:
-    """Replays a reference solver with one injected mistake: a wrong tool call (whose real observation
-    exposes it) followed by the reference call, or a wrong final answer withheld-and-corrected after the
-    verifier rejects it. Tool-call ids are renumbered so the conversation stays consistent."""
+    """Replays a reference solver with one injected mistake that really runs, and writes the reflection
+    from what the real observation showed.
+
+    Kinds: ``code`` (a program changed so it still runs but computes something else; a bash command
+    misspelled): its output, failing tests, or, when it prints a plausible wrong value, the verifier's
+    rejection of the answer built on it exposes it; ``argument`` (a value from the request, changed in a
+    schema-valid way) and ``value`` (a value read from an earlier observation, carried forward wrong): the
+    tool answers for the wrong entity or fails; ``answer`` (a wrong final number): the verifier rejects it.
+    Legacy kinds ``typo`` (a misspelled name: NameError) and ``missing_argument`` (a dropped required
+    argument: rejected by schema validation) remain for existing recipes.
+    """
 
     endpoint_kind = "reference"
 
-    def __init__(self, reference: ModelClient, kinds: Sequence[str], tools: Sequence[ToolSpec]):
-        self.name = reference.name
-        self._reference = reference
+    def __init__(self, reference: Callable[[], ModelClient], kinds: Sequence[str], tools: Sequence[ToolSpec],
+                 rng: random.Random, correct: bool = True):
+        """``correct=False`` leaves the mistake in place (the ``branch`` strategy's failed paths); then a wrong
+        argument may also go to a tool that changes state, since nothing has to be undone."""
+        self._make_reference = reference
+        self._reference = reference()
+        self.name = self._reference.name
         self._kinds = list(kinds)
         self._tools = {spec.name: spec for spec in tools}
-        self._pending: str | None = None
+        self._rng = rng
+        self.correct = correct
+        self._pending: str | None = None  # the reference's turn that the mistake replaced
+        self._carry: CodeMutation | None = None
+        self.awaiting: str | None = None  # "observation" | "verdict" | "answer"
         self.withheld_answer: str | None = None
         self.mistake: dict[str, Any] | None = None
 
@@ -329,59 +519,171 @@ class MistakeClient:
             completion.prompt_tokens, completion.completion_tokens = like.prompt_tokens, like.completion_tokens
         return completion
 
-    def _wrong_call(self, completion: Completion) -> tuple[str, dict[str, Any]] | None:
-        call = completion.message.tool_calls[0]
-        try:
-            arguments = call.function.parsed_arguments()
-        except ValueError:
-            return None
+    # ------------------------------------------------------------------------------------ injection
+    def _inject(self, completion: Completion, messages: Sequence[Message]) -> tuple[str, dict[str, Any]] | None:
+        calls = completion.message.tool_calls or []
+        prompt = "\n".join(m.content for m in messages if m.role == "user")
+        observed = "\n".join(m.content for m in messages if m.role == "tool")
         for kind in self._kinds:
             if kind == "answer":
                 return None  # the answer mistake comes first in this sample's order: wait for it
-            broken: tuple[dict[str, Any], str] | None = None
-            if kind == "code":
-                for key in _CODE_KEYS:
-                    if isinstance(arguments.get(key), str):
-                        found = misspell_code(arguments[key])
-                        if found is not None:
-                            broken = (arguments | {key: found[0]}, found[1])
-                            break
-            elif kind == "argument":
-                broken = break_arguments(arguments, self._tools.get(call.name))
-            if broken is not None:
-                text = completion.message.content + ("\n" if completion.message.content else "")
-                text += render_tool_call(call.name, broken[0])
-                return text, {"kind": kind, "tool": call.name, "detail": broken[1]}
+            for index, call in enumerate(calls):
+                try:
+                    arguments = call.function.parsed_arguments()
+                except ValueError:
+                    continue
+                found = self._wrong_arguments(kind, call.name, arguments, len(calls), prompt, observed)
+                if found is None:
+                    continue
+                changed, mistake = found
+                rendered = [render_tool_call(c.name, changed if i == index else c.function.parsed_arguments())
+                            for i, c in enumerate(calls)]
+                text = completion.message.content + ("\n" if completion.message.content else "") + "\n".join(rendered)
+                return text, mistake | {"kind": kind, "tool": call.name}
         return None
 
+    def _wrong_arguments(self, kind: str, tool: str, arguments: dict[str, Any], n_calls: int, prompt: str,
+                         observed: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        spec = self._tools.get(tool)
+        if kind in ("code", "typo"):
+            for key in _CODE_KEYS:
+                code = arguments.get(key)
+                if not isinstance(code, str):
+                    continue
+                if kind == "code" and key in _PYTHON_KEYS and tool not in _SHELL_TOOLS:
+                    mutation = mutate_code(code, self._rng)
+                    if mutation is not None:
+                        self._carry = mutation
+                        return arguments | {key: mutation.code}, {"detail": mutation.detail, "effect": "runs",
+                                                                  "wrong": mutation.new_line.strip(),
+                                                                  "right": mutation.old_line.strip()}
+                typo = misspell_code(code)
+                if typo is not None:
+                    return arguments | {key: typo[0]}, {"detail": typo[1], "effect": "fails"}
+            return None
+        if kind == "missing_argument":
+            broken = break_arguments(arguments, spec)
+            return (broken[0], {"detail": broken[1], "effect": "rejected"}) if broken else None
+        if n_calls != 1 or (self.correct and not _READ_ONLY.match(tool)):
+            return None  # a wrong argument to a call that changes state could not be undone by the fix
+        def distinctive(key: str, value: Any) -> bool:
+            return key not in _CODE_KEYS and not isinstance(value, bool) and len(str(value)) >= 3
+
+        if kind == "argument":
+            def keep(key: str, value: Any) -> bool:
+                return distinctive(key, value) and str(value) in prompt
+        else:  # "value": carried forward from an earlier observation, not from the request
+            def keep(key: str, value: Any) -> bool:
+                return distinctive(key, value) and str(value) in observed and str(value) not in prompt
+        found = wrong_argument(arguments, spec, keep, self._rng, prompt + "\n" + observed)
+        if found is None:
+            return None
+        changed, key, wrong, right = found
+        source = "the request" if kind == "argument" else "the earlier result"
+        return changed, {"detail": f"passed {key}={_short(wrong)} although {source} gives {_short(right)}",
+                         "key": key, "wrong": wrong, "right": right, "effect": "runs"}
+
+    # ------------------------------------------------------------------------------------ exposure
+    def _judge(self, observation: str) -> tuple[bool, str]:
+        """Whether the observation of the wrong call shows the mistake, and the line that shows it."""
+        failed = observation_fails(observation)
+        if failed:
+            return True, failed
+        mistake = self.mistake or {}
+        if mistake.get("kind") in ("argument", "value"):
+            right = str(mistake["right"])
+            if observation.strip() and right not in observation:
+                return True, _first_line(observation, 120)
+        return False, _first_line(observation, 120)
+
+    def _reflection(self, observed: str, how: str) -> str:
+        mistake = self.mistake or {}
+        kind = mistake.get("kind")
+        if kind in ("argument", "value"):
+            what = (f"the call failed: {observed}" if how == "failed" else
+                    f"the result is not about {_short(mistake['right'])}: it shows {observed}")
+            return (f"Reflection: {what}. I {mistake['detail']}; I call it again with "
+                    f"{mistake['key']}={_short(mistake['right'])}.")
+        if kind == "code" and mistake.get("effect") == "runs" and how == "verdict":
+            return (f"Reflection: the check rejected my answer ({observed}). The answer came from my code's output "
+                    f"({mistake.get('observed', '')}), so the code is wrong: I {mistake['detail']} "
+                    f"(`{mistake.get('wrong', '')}`). I run the corrected code.")
+        return f"Reflection: that failed ({observed}). I {mistake.get('detail', 'made a mistake')}; I fix it and try again."
+
+    # ------------------------------------------------------------------------------------ the turn
     async def complete(self, messages, tools=None, sampling=None) -> Completion:
         messages = list(messages)
-        if self._pending is not None:
-            observation = next((m.content for m in reversed(messages) if m.role in ("tool", "user")), "")
-            reflection = (f"Reflection: that failed ({_first_line(observation)}). "
-                          f"I {self.mistake['detail']}; I fix it and try again.")
-            text, self._pending = _with_reflection(self._pending, reflection), None
+        if self.awaiting == "observation":
+            observation = _since_last_turn(messages)
+            exposed, line = self._judge(observation)
+            self.mistake = (self.mistake or {}) | {"observed": line}
+            if not self.correct:  # an uncorrected branch: the wrong result is carried forward
+                self.mistake |= {"exposed": exposed, "exposed_by": "tool" if exposed else None}
+                if observation_fails(observation):  # a failed call carries nothing: the step is taken again
+                    text, self._pending, self.awaiting, self._carry = self._pending or "", None, None, None
+                    return self._emit(text, messages)
+                self._pending, self.awaiting, self._carry = None, None, None
+                completion = await self._reference.complete(messages, tools, sampling)
+                return self._emit(completion.raw_text, messages, completion)
+            if exposed:
+                self.mistake |= {"exposed": True, "exposed_by": "tool", "corrected": True}
+                how = "failed" if observation_fails(observation) else "mismatch"
+                text, self._pending, self.awaiting, self._carry = (
+                    _fix_turn(self._pending or "", self._reflection(line, how)), None, None, None)
+                return self._emit(text, messages)
+            if self.mistake.get("kind") != "code" or self._carry is None:
+                self.mistake |= {"exposed": False, "exposed_by": None}
+                text, self._pending, self.awaiting = self._pending or "", None, None
+                return self._emit(text, messages)
+            self.awaiting = None  # a plausible wrong output: carried forward until something rejects it
+        elif self.awaiting == "verdict":
+            feedback = _first_line(_since_last_turn(messages, ("user",)))
+            self.mistake = (self.mistake or {}) | {"exposed": True, "exposed_by": "verifier", "corrected": True}
+            await self._reference.aclose()
+            self._reference, self.awaiting, self._carry = self._make_reference(), None, None
+            completion = await self._reference.complete(messages, tools, sampling)
+            return self._emit(_fix_turn(completion.raw_text, self._reflection(feedback, "verdict")), messages,
+                              completion)
+        elif self.awaiting == "answer":
+            feedback = _first_line(_since_last_turn(messages, ("user",)))
+            self.mistake = (self.mistake or {}) | {"exposed": True, "exposed_by": "verifier", "observed": feedback,
+                                                   "corrected": True}
+            reflection = (f"Reflection: the check rejected my answer ({feedback}). Going back over the tool results, "
+                          f"I {self.mistake['detail']}; the correct answer follows.")
+            text, self.withheld_answer, self.awaiting = _with_reflection(self.withheld_answer or "", reflection), None, None
             return self._emit(text, messages)
-        if self.withheld_answer is not None:
-            feedback = next((m.content for m in reversed(messages) if m.role == "user"), "")
-            reflection = (f"Reflection: the check rejected my answer ({_first_line(feedback)}). Going back over "
-                          f"the tool results, I {self.mistake['detail']}; the correct answer follows.")
-            text, self.withheld_answer = _with_reflection(self.withheld_answer, reflection), None
-            return self._emit(text, messages)
+
         completion = await self._reference.complete(messages, tools, sampling)
+        if self._carry is not None:
+            if completion.message.tool_calls:
+                rendered, carried = [], False
+                for call in completion.message.tool_calls:
+                    arguments = call.function.parsed_arguments()
+                    wrong = {k: (self._carry.carry(v) or v) if isinstance(v, str) else v for k, v in arguments.items()}
+                    carried |= wrong != arguments
+                    rendered.append(render_tool_call(call.name, wrong))
+                if carried:
+                    self._pending = completion.raw_text
+                    self.awaiting = "observation"
+                    content = completion.message.content
+                    return self._emit(content + ("\n" if content else "") + "\n".join(rendered), messages, completion)
+            else:  # the final answer, built on the wrong output
+                self.mistake = (self.mistake or {}) | {"carried_to_answer": True}
+                self.awaiting = "verdict"
+            return self._emit(completion.raw_text, messages, completion)
         if self.mistake is None:
             if completion.message.tool_calls:
-                wrong = self._wrong_call(completion)
+                wrong = self._inject(completion, messages)
                 if wrong is not None:
                     self.mistake = wrong[1] | {"turn": sum(m.role == "assistant" for m in messages)}
-                    self._pending = completion.raw_text
+                    self._pending, self.awaiting = completion.raw_text, "observation"
                     return self._emit(wrong[0], messages, completion)
             elif "answer" in self._kinds:
-                changed = change_answer(completion.raw_text)
+                changed = change_answer(completion.raw_text, None if self.correct else self._rng)
                 if changed is not None:
-                    self.mistake = {"kind": "answer", "detail": changed[1],
+                    self.mistake = {"kind": "answer", "detail": changed[1], "effect": "runs",
                                     "turn": sum(m.role == "assistant" for m in messages)}
-                    self.withheld_answer = completion.raw_text
+                    self.withheld_answer, self.awaiting = completion.raw_text, "answer"
                     return self._emit(changed[0], messages, completion)
         return self._emit(completion.raw_text, messages, completion)
 
@@ -389,64 +691,65 @@ class MistakeClient:
         await self._reference.aclose()
 
 
-def _mistake_exposed(trajectory: Trajectory, mistake: dict[str, Any]) -> bool:
-    """Did the real observation (tool output, validation error, or the verifier) reject the mistake?"""
-    assistants = [i for i, m in enumerate(trajectory.messages) if m.role == "assistant"]
-    if mistake["turn"] >= len(assistants):
-        return False
-    index = assistants[mistake["turn"]]
-    if mistake["kind"] == "answer":
-        following = trajectory.messages[index + 1:index + 2]
-        return bool(following) and following[0].role == "user"
-    observations = []
-    for message in trajectory.messages[index + 1:]:
-        if message.role != "tool":
-            break
-        observations.append(message.content)
-    text = "\n".join(observations)
-    return bool(re.search(r"error|Error|Traceback|not found|\[(error|timeout|killed)", text))
+def break_arguments(arguments: dict[str, Any], spec: ToolSpec | None) -> tuple[dict[str, Any], str] | None:
+    """Drop a required argument, so that schema validation rejects the call (the legacy ``missing_argument``)."""
+    required = list((spec.function.parameters if spec else {}).get("required", []))
+    for key in required:
+        if key in arguments:
+            return {k: v for k, v in arguments.items() if k != key}, f"left out the required argument '{key}'"
+    return None
+
+
+def _checks_answer(task: Task) -> bool:
+    """Whether the task has a reference answer (or required outputs) that a wrong final number can break;
+    without one (a repository fix checked by its tests) an ``answer`` mistake would never be exposed."""
+    return task.meta.get("answer") not in (None, "") or bool(task.meta.get("required_outputs"))
 
 
 @STRATEGIES.register("teacher")
 class TeacherStrategy(Strategy):
-    """Reference-solver trajectories with an injected mistake, the real observation that exposes it,
-    and the correction. Tools run for real; no model is needed."""
+    """Reference-solver trajectories with an injected mistake that really runs, the real observation that
+    exposes it (a tool's output or error, failing tests, or the verifier), a reflection written from that
+    observation, and the correction. Tools run for real; no model is needed."""
 
     name = "teacher"
     needs_model = False
-    KINDS = ("code", "argument", "answer")
+    KINDS = ("code", "argument", "value", "answer", "typo", "missing_argument")
 
-    def __init__(self, mistakes: Sequence[str] = KINDS, require_mistake: bool = True):
+    def __init__(self, mistakes: Sequence[str] = ("code", "argument", "value", "answer"),
+                 require_mistake: bool = True):
         super().__init__()
         unknown = [kind for kind in mistakes if kind not in self.KINDS]
         if unknown or not mistakes:
-            raise TypeError(f"mistakes must be a non-empty subset of {list(self.KINDS)}, got {list(mistakes)}")
+            raise ConfigError(f"strategy.options.mistakes must be a non-empty subset of {list(self.KINDS)}, got {list(mistakes)}")
         self.mistakes = list(mistakes)
         self.require_mistake = require_mistake
 
     async def run(self, rollout: Rollout) -> Trajectory:
         env, task = rollout.env, rollout.task
-        kinds = list(self.mistakes)
-        random.Random(f"{task.id}/{rollout.sample}/{rollout.sampling.seed}").shuffle(kinds)
-        client = MistakeClient(rollout.reference(), kinds, env.tools(task))
+        kinds = [kind for kind in self.mistakes if kind != "answer" or _checks_answer(task)]
+        rng = random.Random(f"{task.id}/{rollout.sample}/{rollout.sampling.seed}")
+        rng.shuffle(kinds)
+        client = MistakeClient(rollout.reference, kinds, env.tools(task), rng)
         parts: list[Trajectory] = []
         try:
             episode = await env.open(task)
             async with episode:
                 kwargs = dict(sampling=rollout.sampling, limits=rollout.limits, trajectory_id=rollout.trajectory_id,
                               strategy=self.name, provenance=rollout.provenance)
-                part = await drive_episode(env, episode, task, client, messages=self.first_messages(env, task),
-                                           **kwargs)
-                parts.append(part)
-                if client.withheld_answer is not None and part.status == Status.completed and not part.passed:
+                messages = self.first_messages(env, task)
+                for _ in range(3):
+                    part = await drive_episode(env, episode, task, client, messages=messages, **kwargs)
+                    parts.append(part)
+                    if client.awaiting not in ("verdict", "answer") or part.status != Status.completed or part.passed:
+                        break
                     messages = [*part.messages, Message(role="user", content=episode.feedback(part.verdict))]
-                    parts.append(await drive_episode(env, episode, task, client, messages=messages, **kwargs))
         finally:
             await client.aclose()
         last = parts[-1]
         mistake = client.mistake
-        if mistake is not None:
-            mistake = mistake | {"exposed": _mistake_exposed(last, mistake)}
+        if mistake is not None and "exposed" not in mistake:
+            mistake = mistake | {"exposed": False, "exposed_by": None}
         meta = dict(last.meta) | {"mistake": mistake}
         return last.model_copy(update={"stats": merge_stats([p.stats for p in parts]), "meta": meta})
 
@@ -468,9 +771,9 @@ class RejectionStrategy(Strategy):
     def __init__(self, keep: int = 1, by: str = "chars"):
         super().__init__()
         if keep < 1:
-            raise TypeError("keep must be >= 1")
+            raise ConfigError("strategy.options.keep must be >= 1")
         if by not in ("chars", "completion_tokens", "turns"):
-            raise TypeError("by must be one of chars, completion_tokens, turns")
+            raise ConfigError("strategy.options.by must be one of chars, completion_tokens, turns")
         self.keep, self.by = keep, by
 
     def select(self, group: list[Candidate]) -> list[Candidate]:

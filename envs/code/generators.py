@@ -182,7 +182,7 @@ def _format(template: Template, params: dict[str, Any]) -> tuple[str, str]:
 def _run(code: str, entry_point: str, args: tuple) -> Any:
     """The reference result for ``args`` (the reference code is ours, and small)."""
     namespace: dict[str, Any] = {}
-    exec(compile(code, f"<{entry_point}>", "exec"), namespace)  # noqa: S102 - our own template code
+    exec(compile(code, f"<{entry_point}>", "exec"), namespace)  # our own template code
     return namespace[entry_point](*[_copy(a) for a in args])
 
 
@@ -204,7 +204,7 @@ def _stdout(template: Template, result: Any) -> str:
 
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
-        exec(template.write_result, {"result": result})  # noqa: S102 - our own template code
+        exec(template.write_result, {"result": result})  # our own template code
     return buffer.getvalue()
 
 
@@ -235,12 +235,14 @@ def make_function_task(index: int, seed: int, env_name: str, timeout: float) -> 
         meta = {"kind": "function", "format": "stdio", "source": "generated", "template": template.name,
                 "entry_point": None, "prelude": "", "setup": "", "cases": cases, "public_cases": cases[:N_PUBLIC],
                 "solution": _stdio_solution(template, code), "statement": full, "timeout": timeout}
-        return Task(id=task_id, env=env_name, prompt=stdio_prompt(full, cases[:N_PUBLIC]), meta=meta)
+        return Task(id=task_id, env=env_name, prompt=stdio_prompt(full, cases[:N_PUBLIC]), meta=meta,
+                    abilities=["env_comprehension", "testing"])
     tests = [f"assert {entry}({', '.join(repr(a) for a in args)}) == {_run(code, entry, args)!r}" for args in inputs]
     meta = {"kind": "function", "format": "function", "source": "generated", "template": template.name,
             "entry_point": entry, "prelude": "", "setup": "", "tests": tests, "public_tests": tests[:N_PUBLIC],
             "solution": code, "statement": statement, "timeout": timeout}
-    return Task(id=task_id, env=env_name, prompt=asserts_prompt(statement, tests[:N_PUBLIC], entry), meta=meta)
+    return Task(id=task_id, env=env_name, prompt=asserts_prompt(statement, tests[:N_PUBLIC], entry), meta=meta,
+                abilities=["testing"])
 
 
 def generated_function_tasks(source: TaskSourceConfig, n: int, env_name: str, timeout: float) -> list[Task]:

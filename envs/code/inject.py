@@ -22,6 +22,12 @@ PROJECTS_DIR = Path(__file__).resolve().parent / "projects"
 
 OPERATORS = ("wrong_operator", "wrong_comparison", "off_by_one", "dropped_condition", "negated_condition",
              "swapped_arguments", "wrong_return", "wrong_constant", "wrong_builtin")
+STRUCTURAL_OPERATORS = ("stub_body", "remove_guard", "swap_branches")
+"""SWE-smith-style bugs over whole statements: a function body reverted to a stub, an early-exit guard
+removed, the branches of an ``if``/``else`` swapped."""
+ALL_OPERATORS = OPERATORS + STRUCTURAL_OPERATORS
+TEXT_SUFFIXES = (".py", ".pyi", ".toml", ".cfg", ".ini", ".txt", ".json", ".md", ".rst", ".typed", ".yaml", ".yml")
+"""The files of a project that are uploaded to sandboxes (code, configuration, docs); the rest is left out."""
 
 _BINOP_SWAPS: dict[type, type] = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Add, ast.Div: ast.Mult,
                                   ast.FloorDiv: ast.Div, ast.Mod: ast.FloorDiv, ast.Pow: ast.Mult}
@@ -230,32 +236,156 @@ def mutations_of_source(project: str, file: str, source: str) -> list[Mutation]:
     return found
 
 
+def _tracked(project_dir: Path) -> list[Path] | None:
+    """The files git tracks in ``project_dir`` (a checkout), or None when it is not a git work tree."""
+    import subprocess
+
+    if not (project_dir / ".git").exists():
+        return None
+    try:
+        listing = subprocess.run(["git", "-C", str(project_dir), "ls-files", "-z"], capture_output=True,
+                                 check=True, timeout=60).stdout.decode("utf-8")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return [project_dir / rel for rel in listing.split("\0") if rel]
+
+
 def project_files(project_dir: Path) -> dict[str, str]:
-    """The project's files (path inside the project -> text), without caches."""
+    """The project's text files (path inside the project -> text): what git tracks in a checkout, else every
+    file but hidden ones, caches, build output and packaging metadata; only ``TEXT_SUFFIXES`` that decode."""
     files: dict[str, str] = {}
-    for path in sorted(project_dir.rglob("*")):
+    candidates = _tracked(project_dir)
+    for path in sorted(candidates if candidates is not None else project_dir.rglob("*")):
         parts = path.relative_to(project_dir).parts
-        if path.is_file() and not any(p.startswith(".") or p == "__pycache__" for p in parts) \
-                and path.suffix not in (".pyc", ".pyo"):
+        if not path.is_file() or any(p.startswith(".") or p in ("__pycache__", "build", "dist") or
+                                     p.endswith(".egg-info") for p in parts):
+            continue
+        if path.suffix not in TEXT_SUFFIXES and path.name not in ("LICENSE", "PKG-INFO"):
+            continue
+        try:
             files["/".join(parts)] = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
     return files
 
 
+_NOT_PACKAGES = ("test", "tests", "testing", "doc", "docs", "documentation", "example", "examples", "bench",
+                 "benchmarks", "scripts", "tools", "build", "dist")
+
+
 def package_name(project_dir: Path) -> str:
-    packages = [p.name for p in project_dir.iterdir() if (p / "__init__.py").is_file()]
-    if len(packages) != 1:
-        raise ValueError(f"{project_dir}: a project needs exactly one package, found {packages}")
-    return packages[0]
+    """The project's one package, as a path inside it: ``pkg`` at the top, or ``src/pkg`` (src layout)."""
+    for base in (project_dir, project_dir / "src"):
+        if not base.is_dir():
+            continue
+        packages = [p.name for p in base.iterdir()
+                    if (p / "__init__.py").is_file() and p.name.lower() not in _NOT_PACKAGES]
+        if len(packages) == 1:
+            return packages[0] if base == project_dir else f"src/{packages[0]}"
+        if len(packages) > 1:
+            raise ValueError(f"{base}: a project needs exactly one package, found {sorted(packages)} "
+                             "(name one with env.tasks.options.package)")
+    raise ValueError(f"{project_dir}: no package (a directory with __init__.py, at the top or under src/)")
 
 
-def project_mutations(project_dir: Path, operators: tuple[str, ...] = OPERATORS) -> list[Mutation]:
+def is_test_file(rel: str) -> bool:
+    name = rel.rsplit("/", 1)[-1]
+    return (name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
+            or any(part in ("test", "tests", "testing") for part in rel.split("/")[:-1]))
+
+
+def project_mutations(project_dir: Path, operators: tuple[str, ...] = OPERATORS,
+                      package: str | None = None) -> list[Mutation]:
     """Every mutation of the package source of a project (tests are never mutated)."""
     name = project_dir.name
-    package = package_name(project_dir)
+    package = package or package_name(project_dir)
     found: list[Mutation] = []
     for rel, text in project_files(project_dir).items():
-        if rel.startswith(package + "/") and rel.endswith(".py"):
-            found += [m for m in mutations_of_source(name, rel, text) if m.operator in operators]
+        if rel.startswith(package + "/") and rel.endswith(".py") and not is_test_file(rel[len(package) + 1:]):
+            if set(operators) & set(OPERATORS):
+                found += [m for m in mutations_of_source(name, rel, text) if m.operator in operators]
+            if set(operators) & set(STRUCTURAL_OPERATORS):
+                found += [m for m in structural_mutations(name, rel, text) if m.operator in operators]
+    return found
+
+
+def _unique_swap(source: str, old: str, new: str) -> tuple[str, str] | None:
+    """``(old, new)`` if ``old`` is unique in ``source``, ``new`` unique in the result, and it still parses."""
+    if old == new or source.count(old) != 1:
+        return None
+    mutated = source.replace(old, new, 1)
+    if mutated.count(new) != 1:
+        return None
+    try:
+        ast.parse(mutated)
+    except SyntaxError:
+        return None
+    return old, new
+
+
+def _block(lines: list[str], first: int, last: int) -> str:
+    """Lines ``first``..``last`` (1-based, inclusive), each with its newline."""
+    return "".join(line + "\n" for line in lines[first - 1:last])
+
+
+def structural_mutations(project: str, file: str, source: str) -> list[Mutation]:
+    """SWE-smith-style mutations of one file: ``stub_body`` (a function's body becomes ``pass``, its signature
+    and docstring kept), ``remove_guard`` (an ``if`` whose body only raises or returns is deleted), and
+    ``swap_branches`` (the bodies of an ``if``/``else`` change places)."""
+    tree = ast.parse(source)
+    lines = source.split("\n")
+    found: list[Mutation] = []
+
+    def add(operator: str, node: ast.AST, function: str | None, old: str, new: str, detail: str) -> None:
+        swap = _unique_swap(source, old, new)
+        if swap is not None:
+            found.append(Mutation(project=project, file=file, operator=operator, line=node.lineno,
+                                  function=function, old=swap[0], new=swap[1], detail=detail))
+
+    def visit(node: ast.AST, scope: list[str]) -> None:
+        for child in ast.iter_child_nodes(node):
+            name = ".".join(scope) or None
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                body = child.body
+                docstring = (body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                             and isinstance(body[0].value.value, str))
+                code = body[1:] if docstring else body
+                if len(code) >= 2 or (code and not isinstance(code[0], ast.Pass | ast.Return)):
+                    indent = lines[code[0].lineno - 1][:code[0].col_offset]
+                    header = _block(lines, child.lineno, code[0].lineno - 1)
+                    old = header + _block(lines, code[0].lineno, child.end_lineno)
+                    add("stub_body", child, ".".join([*scope, child.name]), old, header + f"{indent}pass\n",
+                        f"the body of {child.name} reverted to a stub")
+                visit(child, [*scope, child.name])
+                continue
+            if isinstance(child, ast.ClassDef):
+                visit(child, [*scope, child.name])
+                continue
+            if isinstance(child, ast.If) and scope:
+                exits = child.body and all(isinstance(s, ast.Raise | ast.Return) for s in child.body[-1:])
+                siblings = getattr(node, "body", [])
+                if exits and not child.orelse and len(child.body) <= 2 and len(siblings) >= 2 \
+                        and child.end_lineno < len(lines):
+                    after = _block(lines, child.end_lineno + 1, child.end_lineno + 1)
+                    old = _block(lines, child.lineno, child.end_lineno) + after
+                    add("remove_guard", child, name, old, after, f"the guard on line {child.lineno} removed")
+                if child.orelse and not (len(child.orelse) == 1 and isinstance(child.orelse[0], ast.If)):
+                    body_text = _block(lines, child.body[0].lineno, child.body[-1].end_lineno)
+                    else_line = next((i for i in range(child.body[-1].end_lineno, child.orelse[0].lineno)
+                                      if lines[i].strip().startswith("else")), None)
+                    if else_line is not None:
+                        else_text = _block(lines, child.orelse[0].lineno, child.orelse[-1].end_lineno)
+                        middle = _block(lines, child.body[-1].end_lineno + 1, child.orelse[0].lineno - 1)
+                        head = _block(lines, child.lineno, child.body[0].lineno - 1)
+                        b_indent = lines[child.body[0].lineno - 1][:child.body[0].col_offset]
+                        e_indent = lines[child.orelse[0].lineno - 1][:child.orelse[0].col_offset]
+                        if b_indent == e_indent and head.count("\n") == 1:
+                            add("swap_branches", child, name, head + body_text + middle + else_text,
+                                head + else_text + middle + body_text,
+                                f"the branches of the if on line {child.lineno} swapped")
+            visit(child, scope)
+
+    visit(tree, [])
     return found
 
 

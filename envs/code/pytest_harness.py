@@ -151,7 +151,8 @@ def run_variant(variant, args, nonce, out, timeout):
 
 
 def main():
-    """Usage: ``<project dir> <per-test timeout> <per-run timeout>``; stdin: the nonce, then a JSON list
+    """Usage: ``<project dir> <per-test timeout> <per-run timeout> [<JSON list of extra pytest args>
+    [<report file>]]``; stdin: the nonce, then a JSON list
     of variants ``{"id", "files": {path: text}}`` (files written over the project for that run only)."""
     import importlib.util
 
@@ -159,18 +160,23 @@ def main():
     nonce = sys.stdin.readline().strip()
     variants = json.loads(sys.stdin.read() or "[]") or [{"id": "run", "files": {}}]
     sys.stdin.close()
-    out = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    # Reports go to a file when one is named (a large suite's report outgrows the sandbox's output cap).
+    out = (open(sys.argv[5], "a", encoding="utf-8") if len(sys.argv) > 5 and sys.argv[5]
+           else os.fdopen(os.dup(1), "w", encoding="utf-8"))
     os.dup2(2, 1)  # pytest's own output (and the project's prints) go to stderr
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     sys.dont_write_bytecode = True
     os.chdir(project)
     sys.path.insert(0, os.getcwd())
+    if os.path.isdir("src"):  # a src layout: the package imports from src/, as an installed project would
+        sys.path.insert(0, os.path.join(os.getcwd(), "src"))
     import pytest  # noqa: F401 - imported once here, before any fork, so every run starts warm
 
     args = ["-q", "-p", "no:cacheprovider", "-o", "addopts=", "--rootdir", ".", "--tb=short",
             "-W", "ignore::DeprecationWarning"]
     if importlib.util.find_spec("pytest_timeout") is not None:
         args += ["-p", "pytest_timeout", f"--timeout={test_timeout}"]
+    args += json.loads(sys.argv[4]) if len(sys.argv) > 4 else []  # the user's test selection (paths, -k, -m)
     _watched()
     out.write(f"{nonce} started\n")
     out.flush()

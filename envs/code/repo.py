@@ -20,57 +20,32 @@ import io
 import json
 import posixpath
 import secrets
+import shlex
 import tokenize
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from agentkit.client import GeneratorClient
 from agentkit.env import Episode, Tool, ToolOutput
 from agentkit.errors import SandboxUnavailable, ToolError, VerifierError
-from agentkit.records import Message, Task, ToolSpec, Verdict
+from agentkit.paths import atomic_write_text
+from agentkit.records import Message, Task, Verdict
 from agentkit.toolcalls import render_tool_call
+from agentkit.tools import as_tool, spec_of, tool
 from agentkit.envs.code.inject import Mutation, package_name, project_digest, project_files
 
 if TYPE_CHECKING:
     from agentkit.sandbox import Sandbox
-    from agentkit.envs.code import CodeEnv
+    from agentkit.envs.code.function import CodeSandboxes
 
 WORKSPACE = "/workspace"
 STATE_DIR = ".agentkit"
 HARNESS_PATH = Path(__file__).with_name("pytest_harness.py")
 TEST_TIMEOUT = 5
 VIEW_LINES = 400
-
-BASH_TOOL = ToolSpec.model_validate({"type": "function", "function": {
-    "name": "bash",
-    "description": "Run a bash command in the workspace. The working directory, variables, functions and "
-                   "aliases persist between calls; each call is a new process (no background jobs survive, "
-                   "and only files under /workspace are kept). Returns stdout, stderr and the exit code.",
-    "parameters": {"type": "object", "properties": {
-        "command": {"type": "string", "description": "The bash command(s) to run"}},
-        "required": ["command"], "additionalProperties": False},
-}})
-
-EDIT_TOOL = ToolSpec.model_validate({"type": "function", "function": {
-    "name": "edit",
-    "description": "View and edit files. 'view' shows a file with line numbers (optionally view_range "
-                   "[start, end], end -1 for the end) or lists a directory; 'str_replace' replaces old_str, "
-                   "which must occur exactly once, with new_str; 'insert' puts new_str after line "
-                   "insert_line (0 for the top); 'create' writes a new file with file_text. Relative paths "
-                   "start at the shell's current directory.",
-    "parameters": {"type": "object", "properties": {
-        "command": {"type": "string", "enum": ["view", "str_replace", "insert", "create"]},
-        "path": {"type": "string", "description": "File or directory, absolute (/workspace/...) or relative"},
-        "view_range": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2},
-        "old_str": {"type": "string"},
-        "new_str": {"type": "string"},
-        "insert_line": {"type": "integer", "minimum": 0},
-        "file_text": {"type": "string"}},
-        "required": ["command", "path"], "additionalProperties": False},
-}})
 
 GUIDANCE = """You are working in a software repository inside a sandbox, with a bash tool and a file
 editor. Explore the code, reproduce the problem by running the tests, locate the fault, fix it with
@@ -119,7 +94,8 @@ def harness_source() -> str:
 
 @dataclass(frozen=True)
 class Project:
-    """A project that ships in ``envs/code/projects``: one package plus a pytest suite."""
+    """A Python project: one package (``pkg`` or ``src/pkg``) plus a pytest suite; shipped in
+    ``envs/code/projects``, or any directory or git checkout (``env.tasks.source=repo``)."""
 
     name: str
     path: Path
@@ -128,8 +104,8 @@ class Project:
 
     @classmethod
     @lru_cache(maxsize=32)
-    def load(cls, path: Path) -> Project:
-        return cls(path.name, path, package_name(path), project_digest(path))
+    def load(cls, path: Path, package: str | None = None) -> Project:
+        return cls(path.name, path, package or package_name(path), project_digest(path))
 
     def files(self) -> dict[str, str]:
         return project_files(self.path)
@@ -192,20 +168,25 @@ class RunReport:
 
 
 async def run_suite(sandbox: Sandbox, project_dir: str, variants: list[dict[str, Any]], *,
-                    run_timeout: float = 60.0) -> dict[str, RunReport | None]:
+                    run_timeout: float = 60.0, pytest_args: Sequence[str] = ()) -> dict[str, RunReport | None]:
     """Run the project's suite once per variant (``{"id", "files"}``); None for a run with no report."""
     nonce = secrets.token_hex(16)
     stdin = nonce + "\n" + json.dumps(variants)
     budget = run_timeout * len(variants) + 30.0
     try:
         result = await sandbox.exec(["python3", "-I", "-c", harness_source(), project_dir, str(TEST_TIMEOUT),
-                                     str(run_timeout)], stdin=stdin, timeout=budget)
+                                     str(run_timeout), json.dumps(list(pytest_args)), f"{STATE_DIR}-{nonce}.jsonl"],
+                                    stdin=stdin, timeout=budget)
+        try:
+            written = (await sandbox.read_file(f"{STATE_DIR}-{nonce}.jsonl")).decode("utf-8", "replace")
+        except (OSError, ToolError):
+            written = ""
     except SandboxUnavailable as exc:
         raise VerifierError(f"the sandbox failed while running the tests: {exc}") from exc
     started = False
     reports: dict[str, RunReport | None] = {v["id"]: None for v in variants}
     finished: dict[str, Any] = {}
-    for line in result.stdout.splitlines():
+    for line in (written + "\n" + result.stdout).splitlines():
         if not line.startswith(nonce + " "):
             continue
         parts = line.split(" ", 3)
@@ -232,7 +213,7 @@ async def upload_project(sandbox: Sandbox, project: Project, files: dict[str, st
 
 # --------------------------------------------------------------------------------------------- episode
 
-def task_prompt(project: Project, fail_to_pass: Sequence[str]) -> str:
+def task_prompt(project: Project, fail_to_pass: Sequence[str], test_command: str = "python -m pytest") -> str:
     shown = "\n".join(f"- {test}" for test in list(fail_to_pass)[:5])
     more = f"\n- ... and {len(fail_to_pass) - 5} more" if len(fail_to_pass) > 5 else ""
     about = f" ({project.describe()})" if project.describe() else ""
@@ -240,13 +221,13 @@ def task_prompt(project: Project, fail_to_pass: Sequence[str]) -> str:
             f"Some of its tests fail:\n\n{shown}{more}\n\n"
             f"Find the bug in the library code (the `{project.package}` package) and fix it. Do not change the "
             "tests: the fix is checked against the original test suite. Run the tests with "
-            "`python -m pytest` from the project directory.")
+            f"`{test_command}` from the project directory.")
 
 
 class RepoEpisode(Episode):
     """A repository task: the buggy project in a sandbox, a stateful ``bash`` and an ``edit`` tool."""
 
-    def __init__(self, task: Task, env: CodeEnv, project: Project):
+    def __init__(self, task: Task, env: CodeSandboxes, project: Project):
         super().__init__(task)
         self._env = env
         self.project = project
@@ -258,8 +239,7 @@ class RepoEpisode(Episode):
 
     @property
     def tools(self) -> list[Tool]:
-        return [Tool(BASH_TOOL.name, BASH_TOOL.function.description, BASH_TOOL.function.parameters, self._bash),
-                Tool(EDIT_TOOL.name, EDIT_TOOL.function.description, EDIT_TOOL.function.parameters, self._edit)]
+        return [as_tool(self.bash), as_tool(self.edit)]
 
     async def _workspace(self) -> Any:
         """The episode's sandbox; the first call takes one and lays out the buggy project in it."""
@@ -272,11 +252,22 @@ class RepoEpisode(Episode):
             files[mutation.file] = mutation.apply(files[mutation.file])
             await upload_project(sandbox, self.project, files)
             await sandbox.write_file(f"{STATE_DIR}/cwd", self.workdir + "\n")
-            await sandbox.write_file(f"{STATE_DIR}/env.sh", INITIAL_SHELL_ENV)
+            shell_env = INITIAL_SHELL_ENV
+            if self.project.package.startswith("src/"):  # a src layout imports from src/, as if installed
+                shell_env += f"export PYTHONPATH={self.workdir}/src\n"
+            await sandbox.write_file(f"{STATE_DIR}/env.sh", shell_env)
             self._sandbox = sandbox
         return self._sandbox
 
-    async def _bash(self, command: str) -> ToolOutput:
+    @tool
+    async def bash(self, command: str) -> ToolOutput:
+        """Run a bash command in the workspace. The working directory, variables, functions and aliases
+        persist between calls; each call is a new process (no background jobs survive, and only files
+        under /workspace are kept). Returns stdout, stderr and the exit code.
+
+        Args:
+            command: The bash command(s) to run
+        """
         async with self._lock:
             sandbox = await self._workspace()
             result = await sandbox.exec(["bash", "-c", SHELL_PRELUDE, "bash", command],
@@ -321,9 +312,20 @@ class RepoEpisode(Episode):
         except OSError as exc:
             raise ToolError(f"{WORKSPACE}/{rel} cannot be written ({exc.strerror or exc})") from None
 
-    async def _edit(self, command: str, path: str, view_range: list[int] | None = None, old_str: str | None = None,
-                    new_str: str | None = None, insert_line: int | None = None,
-                    file_text: str | None = None) -> ToolOutput:
+    @tool(params={"view_range": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2},
+                  "insert_line": {"type": "integer", "minimum": 0}})
+    async def edit(self, command: Literal["view", "str_replace", "insert", "create"], path: str,
+                   view_range: list[int] | None = None, old_str: str | None = None, new_str: str | None = None,
+                   insert_line: int | None = None, file_text: str | None = None) -> ToolOutput:
+        """View and edit files. 'view' shows a file with line numbers (optionally view_range [start, end],
+        end -1 for the end) or lists a directory; 'str_replace' replaces old_str, which must occur
+        exactly once, with new_str; 'insert' puts new_str after line insert_line (0 for the top);
+        'create' writes a new file with file_text. Relative paths start at the shell's current
+        directory.
+
+        Args:
+            path: File or directory, absolute (/workspace/...) or relative
+        """
         async with self._lock:
             sandbox = await self._workspace()
             rel = await self._resolve(path)
@@ -437,6 +439,10 @@ class RepoEpisode(Episode):
             await self._stack.aclose()
 
 
+BASH_TOOL = spec_of(RepoEpisode.bash)
+EDIT_TOOL = spec_of(RepoEpisode.edit)
+
+
 def _find_all(text: str, needle: str) -> list[int]:
     found, start = [], text.find(needle)
     while start >= 0:
@@ -451,7 +457,7 @@ def _numbered(text: str, start: int, end: int) -> str:
     return "\n".join(f"{n:6d}\t{lines[n - 1]}" for n in range(start, end + 1))
 
 
-async def verify_patch(env: CodeEnv, project: Project, meta: dict[str, Any], candidate: dict[str, str]) -> Verdict:
+async def verify_patch(env: CodeSandboxes, project: Project, meta: dict[str, Any], candidate: dict[str, str]) -> Verdict:
     """Run the pristine suite against the candidate's package files in a fresh sandbox."""
     fail_to_pass, pass_to_pass = list(meta["fail_to_pass"]), list(meta["pass_to_pass"])
     if not fail_to_pass:
@@ -470,7 +476,8 @@ async def verify_patch(env: CodeEnv, project: Project, meta: dict[str, Any], can
     files = {rel: text for rel, text in pristine.items() if rel not in removed} | candidate
     async with env.pool(python=False).sandbox() as fresh:
         await upload_project(fresh, project, files)
-        report = (await run_suite(fresh, project.name, [{"id": "candidate", "files": {}}]))["candidate"]
+        report = (await run_suite(fresh, project.name, [{"id": "candidate", "files": {}}],
+                                  pytest_args=meta.get("pytest_args", ())))["candidate"]
     return verdict_from_report(report, fail_to_pass, pass_to_pass)
 
 
@@ -519,12 +526,13 @@ def reference_solver(task: Task) -> GeneratorClient:
     window = [max(1, mutation.line - 8), mutation.line + 8]
 
     def solve():
+        layout = f"ls {package} tests" if meta.get("tests_dir", "tests") == "tests" else f"ls {package}"
         yield ("<think>Analysis: some tests of the project fail, so the library code has a bug.\n"
                "Plan: look at the layout, run one failing test to see the error, find the code it exercises, "
                "fix it, then run the whole suite.</think>\n"
-               + render_tool_call("bash", {"command": f"cd {workdir} && ls && ls {package} tests"}))
+               + render_tool_call("bash", {"command": f"cd {workdir} && ls && {layout}"}))
         yield ("<think>Reproduce the failure first.</think>\n"
-               + render_tool_call("bash", {"command": f"python -m pytest -q -x {failing} 2>&1 | tail -n 25"}))
+               + render_tool_call("bash", {"command": f"python -m pytest -q -x {shlex.quote(failing)} 2>&1 | tail -n 25"}))
         target = f"def {symbol}" if symbol else mutation.file.rsplit("/", 1)[-1]
         grep = (f"grep -rn '{target}' {package}" if symbol else f"ls {package}")
         yield ("<think>Reflection: the failure points into the library. Locate the function involved.</think>\n"
@@ -573,22 +581,25 @@ def _check_from(report: RunReport | None, baseline: RunReport) -> MutantCheck:
 _BASELINES: dict[tuple[str, str], RunReport] = {}
 
 
-async def check_mutants(project: Project, mutations: Sequence[Mutation], sandbox_factory: Any) -> dict[str, MutantCheck]:
+async def check_mutants(project: Project, mutations: Sequence[Mutation], sandbox_factory: Any,
+                        pytest_args: Sequence[str] = ()) -> dict[str, MutantCheck]:
     """Run the suite on each mutant (and once on the pristine project) in one sandbox; keep what tests catch."""
     files = project.files()
-    key = (project.digest, hash_text(harness_source()))
+    key = (project.digest, hash_text(harness_source() + json.dumps(list(pytest_args))))
     variants = [] if key in _BASELINES else [{"id": "baseline", "files": {}}]
     variants += [{"id": m.id, "files": {m.file: m.apply(files[m.file])}} for m in mutations]
     async with sandbox_factory() as sandbox:
         await upload_project(sandbox, project, files)
-        reports = await run_suite(sandbox, project.name, variants)
+        reports = await run_suite(sandbox, project.name, variants, pytest_args=pytest_args)
     if key not in _BASELINES:
         baseline = reports["baseline"]
-        if baseline is None or not baseline.outcomes or any(v != "passed" for v in baseline.outcomes.values()):
-            bad = sorted(t for t, v in (baseline.outcomes if baseline else {}).items() if v != "passed")
-            raise VerifierError(f"the pristine project {project.name} does not pass its own tests "
-                                f"({', '.join(bad[:3]) or 'no report'})")
-        _BASELINES[key] = baseline
+        passing = {t: v for t, v in (baseline.outcomes if baseline else {}).items() if v == "passed"}
+        if baseline is None or not passing:
+            detail = (f"{len(baseline.outcomes)} collected, none passed; first collection error: "
+                      f"{(baseline.collect_errors or [{}])[0].get('message', '-')[:200]}" if baseline else "no report")
+            raise VerifierError(f"no test of the pristine project {project.name} passes in the sandbox ({detail})")
+        # Tests that fail on the pristine project (missing optional dependencies, network) are left out.
+        _BASELINES[key] = RunReport(passing, [], [], [], baseline.finished)
     return {m.id: _check_from(reports[m.id], _BASELINES[key]) for m in mutations}
 
 
@@ -632,10 +643,7 @@ class MutantCache:
         known = {mid: vars(c) for (digest, mid, version), c in self._memory.items()
                  if digest == project.digest and version == self.version}
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_suffix(f".{secrets.token_hex(4)}.tmp")
-            temporary.write_text(json.dumps(known, sort_keys=True), encoding="utf-8")
-            temporary.replace(path)
+            atomic_write_text(path, json.dumps(known, sort_keys=True), fsync=False)
         except OSError:
             pass
 
@@ -646,9 +654,19 @@ def hash_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
-def mutant_task(project: Project, mutation: Mutation, check: MutantCheck, env_name: str) -> Task:
-    meta = {"kind": "repo", "source": "generated", "project": project.name, "package": project.package,
-            "project_digest": project.digest, "bug_kind": mutation.operator, "mutation": mutation.to_dict(),
-            "fail_to_pass": check.fail_to_pass, "pass_to_pass": check.pass_to_pass}
-    return Task(id=f"{project.name}-{mutation.id}", env=env_name, prompt=task_prompt(project, check.fail_to_pass),
-                meta=meta)
+REPO_ABILITIES = ("exploration", "localisation", "patching", "testing", "env_comprehension")
+"""What a repository fix exercises: look around with bash, find the fault, edit it, run the tests; a
+reflected mistake adds ``self_correction``."""
+
+
+def mutant_task(project: Project, mutation: Mutation, check: MutantCheck, env_name: str,
+                external: bool = False, test_command: str | None = None, pytest_args: Sequence[str] = ()) -> Task:
+    meta = {"kind": "repo", "source": "repo" if external else "generated", "project": project.name,
+            "package": project.package, "project_digest": project.digest, "bug_kind": mutation.operator,
+            "mutation": mutation.to_dict(), "fail_to_pass": check.fail_to_pass, "pass_to_pass": check.pass_to_pass}
+    if external:  # a user's repository: the episode and the verifier read it from where it is
+        meta |= {"project_path": str(project.path.resolve()),
+                 "tests_dir": "tests" if (project.path / "tests").is_dir() else "", "pytest_args": list(pytest_args)}
+    prompt = task_prompt(project, check.fail_to_pass, test_command or "python -m pytest")
+    return Task(id=f"{project.name}-{mutation.id}", env=env_name, prompt=prompt,
+                meta=meta, abilities=list(REPO_ABILITIES))

@@ -12,19 +12,12 @@ from agentkit.config import SandboxConfig, TaskSourceConfig
 from agentkit.env import Env, Episode, Tool, ToolOutput
 from agentkit.errors import ConfigError, VerifierError
 from agentkit.records import Message, Task, ToolSpec, Verdict
+from agentkit.tools import as_tool, spec_of, tool
 from agentkit.toolcalls import render_tool_call
 from agentkit.envs.math.generator import kinds_for, make_task
 from agentkit.envs.math.verify import CONVENTIONS, MathVerifier
 from agentkit.envs.prompts import agent_prompt
 from agentkit.envs.tasks import FILE_SOURCES, generate, load_task_rows
-
-PYTHON_TOOL = ToolSpec.model_validate({"type": "function", "function": {
-    "name": "python",
-    "description": "Run Python code in a persistent session (variables and imports are kept between calls; "
-                   "sympy and numpy are installed). Returns what the code prints, or the error.",
-    "parameters": {"type": "object", "properties": {"code": {"type": "string", "description": "Python code"}},
-                   "required": ["code"], "additionalProperties": False},
-}})
 
 _FORMATS = {
     "boxed": "Put the final answer in \\boxed{...} in your last message.",
@@ -54,10 +47,16 @@ class MathEpisode(Episode):
 
     @property
     def tools(self) -> list[Tool]:
-        return [Tool(PYTHON_TOOL.name, PYTHON_TOOL.function.description, PYTHON_TOOL.function.parameters,
-                     self._python)] if self._env.python_tool else []
+        return [as_tool(self.python)] if self._env.python_tool else []
 
-    async def _python(self, code: str) -> ToolOutput:
+    @tool
+    async def python(self, code: str) -> ToolOutput:
+        """Run Python code in a persistent session (variables and imports are kept between calls; sympy and
+        numpy are installed). Returns what the code prints, or the error.
+
+        Args:
+            code: Python code
+        """
         async with self._lock:
             if self.closed:
                 raise RuntimeError("the episode is closed")
@@ -90,6 +89,9 @@ class MathEpisode(Episode):
             self.closed = True
             self._session = None
             await self._stack.aclose()
+
+
+PYTHON_TOOL = spec_of(MathEpisode.python)
 
 
 class MathEnv(Env):
@@ -146,7 +148,8 @@ class MathEnv(Env):
         symbolic = "sympy" in program
         plan = ("<think>Analysis: the task asks for an exact value, so floating point is not enough.\n"
                 "Plan: compute it symbolically with sympy in the python tool and print it as LaTeX.</think>\n"
-                if symbolic else "<think>Plan: evaluate it exactly in the python tool.</think>\n")
+                if symbolic else "<think>Analysis: one exact value is asked.\n"
+                                 "Plan: evaluate it exactly in the python tool.</think>\n")
 
         def solve():
             observations = yield plan + call
@@ -157,7 +160,7 @@ class MathEnv(Env):
                        f"Summary: computed exactly with sympy. The answer is $\\boxed{{{printed}}}$.")
             else:
                 yield ("<think>Reflection: the tool printed it without errors.</think>\n"
-                       f"The answer is $\\boxed{{{printed}}}$.")
+                       f"Summary: the answer is $\\boxed{{{printed}}}$.")
 
         return GeneratorClient(solve, name="reference")
 

@@ -220,6 +220,14 @@ GENERATORS: dict[str, Callable[[random.Random], MathProblem]] = {
 }
 
 
+ABILITIES = {  # the paper's atomic math abilities each kind exercises (metacognition: a reflected mistake)
+    "arithmetic": ["knowledge_computation"], "fractions": ["knowledge_computation"],
+    "linear": ["knowledge_computation", "complex_reasoning"], "quadratic": ["complex_reasoning"],
+    "system": ["complex_reasoning"], "derivative": ["knowledge_computation"],
+    "integral": ["knowledge_computation", "complex_reasoning"],
+}
+
+
 def kinds_for(options: dict[str, Any]) -> list[str]:
     """The task kinds selected by generator options ``kinds`` and/or ``levels`` (default: all)."""
     unknown = set(options) - {"kinds", "levels", "check"}
@@ -252,4 +260,5 @@ def make_task(index: int, seed: int, kinds: list[str], *, check: bool = False, e
             raise AssertionError(f"{kind} solution printed {printed!r}, answer is {problem.answer!r}")
     meta = {"kind": kind, "level": LEVELS[kind], "answer": problem.answer, "solution": problem.solution,
             "source": "generated", **problem.extra}
-    return Task(id=f"gen-{kind}-s{seed}-{index:05d}", env=env_name, prompt=problem.question, meta=meta)
+    return Task(id=f"gen-{kind}-s{seed}-{index:05d}", env=env_name, prompt=problem.question, meta=meta,
+                abilities=ABILITIES[kind])

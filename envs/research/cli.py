@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from omegaconf import MISSING
+
+from agentkit.errors import DataError
 
 
 @dataclass
@@ -54,6 +57,8 @@ def build_index(cfg: IndexConfig) -> int:
     else:
         from agentkit.envs.research.corpus import read_corpus
 
+        if not Path(cfg.corpus).is_file():
+            raise DataError("no such corpus file (from corpus=...)", cfg.corpus)
         build(read_corpus(cfg.corpus), cfg.out, settings=settings, source=cfg.corpus, progress=cfg.progress)
     manifest = read_manifest(cfg.out)
     print(f"indexed {manifest['documents']} documents ({manifest['chunks']} chunks, {manifest['vocabulary']} "

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from agentkit.errors import DataError
+from agentkit.paths import atomic_open
 
 REQUIRED = ("id", "title", "text")
 
@@ -120,11 +121,9 @@ def write_corpus(path: str | os.PathLike, documents: Iterable[Document]) -> int:
         rows = [d.to_dict() | {"url": d.url} for d in documents]
         pq.write_table(pa.Table.from_pylist(rows), path)
         return len(rows)
-    tmp = path.with_name(path.name + ".tmp")
     count = 0
-    with open(tmp, "w", encoding="utf-8") as handle:
+    with atomic_open(path) as handle:
         for doc in documents:
             handle.write(json.dumps(doc.to_dict(), ensure_ascii=False) + "\n")
             count += 1
-    os.replace(tmp, path)
     return count

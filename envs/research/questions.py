@@ -241,6 +241,7 @@ def make_question(enc: Encyclopedia, index: int, *, seed: int, kinds: Sequence[t
         meta = {"answer": made.pop("answer"), "aliases": made.pop("aliases"), "type": kind, "hops": hops,
                 "index": index_ref, **{k: v for k, v in made.items() if k != "prompt"}}
         return Task(id=f"{enc.key.removeprefix('encyclopedia-')}-q{seed}-{index:05d}", env="research",
-                    prompt=made["prompt"], meta=meta)
+                    prompt=made["prompt"], meta=meta,
+                    abilities=["planning", "function_calling"] + (["complex_reasoning"] if hops > 1 else []))
     raise ConfigError(f"tasks: could not draw a {hops}-hop {kind} question from {enc.key}; "
                       "the corpus is too small (raise tasks.options.docs)")

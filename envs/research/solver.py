@@ -162,7 +162,7 @@ def chain_solver(task: Task, page_chars: int) -> GeneratorClient:
         if operation == "chain":
             plan = "; ".join(f"{i + 1}) {_describe(s, i == 0)}" for i, s in enumerate(steps))
             intro = (f"<think>Analysis: the question asks for {_describe(steps[-1], len(steps) == 1)}, "
-                     f"reached in {len(steps)} hop{'s' if len(steps) > 1 else ''}. Plan: {plan}, each from a "
+                     f"reached in {len(steps)} hop{'s' if len(steps) > 1 else ''}.\nPlan: {plan}, each from a "
                      f"document. Search: I start with {steps[0]['entity']}.</think>")
             for i, step in enumerate(steps):
                 if i:
@@ -179,7 +179,7 @@ def chain_solver(task: Task, page_chars: int) -> GeneratorClient:
                     f"pick the one with the {'smaller' if task.meta['operation']['direction'] == 'min' else 'larger'} "
                     f"value and follow " + "; then ".join(_describe(s, False) for s in steps[2:]))
             intro = (f"<think>Analysis: the question compares {a['entity']} and {b['entity']} by their {label}. "
-                     f"Plan: read both {label}s, then {then}. Search: both at once.</think>")
+                     f"\nPlan: read both {label}s, then {then}. Search: both at once.</think>")
             quotes = yield from reader.read([a, b], intro)
             facts += [f"{q} [{s['doc']}]" for q, s in zip(quotes, (a, b), strict=True)]
             x, y = _number(a["value"]), _number(b["value"])
@@ -208,7 +208,7 @@ def chain_solver(task: Task, page_chars: int) -> GeneratorClient:
         _check(answer, task)
         evidence = " ".join(facts)
         yield (f"<think>Cross-check: {evidence} Every step is supported by a document I read; {summary}."
-               f"</think>\n<answer>{answer}</answer>")
+               f"</think>\nSummary: {summary}.\n<answer>{answer}</answer>")
 
     return GeneratorClient(solve, name="research-reference")
 
@@ -220,11 +220,14 @@ def evidence_solver(task: Task, titles: dict[str, str]) -> GeneratorClient:
     def solve() -> Turn:
         for i, doc in enumerate(docs):
             title = titles[doc]
-            lead = "Plan: read each evidence document, then answer. " if i == 0 else ""
+            lead = (f"Analysis: the answer must be supported by {len(docs)} evidence document(s).\n"
+                    "Plan: read each evidence document, then answer.\n" if i == 0 else "")
             results = yield f"<think>{lead}Search: {title}.</think>\n" + _call("search", query=title, k=5)
             if f"id: {doc} |" not in results[0].content:
                 raise ModelError(f"reference solver: document '{doc}' not found by searching its title")
             yield f"<think>Read: open [{doc}].</think>\n" + _call("open", id=doc, offset=0)
-        yield f"<think>Cross-check: the documents support the answer.</think>\n<answer>{task.meta['answer']}</answer>"
+        yield (f"<think>Cross-check: the documents support the answer.</think>\n"
+               f"Summary: I read {', '.join(docs)}; the answer is {task.meta['answer']}.\n"
+               f"<answer>{task.meta['answer']}</answer>")
 
     return GeneratorClient(solve, name="research-reference")

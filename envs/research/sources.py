@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from agentkit.errors import ConfigError, DataError
+from agentkit.paths import cache_dir
 from agentkit.envs.research.encyclopedia import GENERATOR_VERSION, Encyclopedia, generate_encyclopedia
 from agentkit.envs.research.index import IndexSettings, build_index, is_index, read_manifest
 
@@ -22,8 +23,7 @@ _KEY = re.compile(r"^encyclopedia-v(?P<version>[^-]+)-d(?P<docs>\d+)-s(?P<seed>-
 
 
 def default_cache_dir() -> Path:
-    root = os.environ.get("AGENTKIT_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "agentkit")
-    return Path(root) / "research"
+    return cache_dir("research")
 
 
 @lru_cache(maxsize=2)

@@ -207,6 +207,16 @@ class ToolUseEpisode(Episode):
         self._tools = []
 
 
+def summary_text(text: str) -> str:
+    """A solver's final words as the Summary phase of the five-phase (Agentic-CoT) format."""
+    return text if text.lstrip().lower().startswith("summary:") else f"Summary: {text}"
+
+
+def _plan_of(calls: Sequence[tuple[str, dict[str, Any]]]) -> str:
+    names = [name for name, _ in calls]
+    return "call " + ", then ".join(dict.fromkeys(names)) if names else "answer directly"
+
+
 def solver_client(steps: SolverGen, *, strict: bool = True) -> GeneratorClient:
     """Turn a ``Calls``/``Final`` solver into a model client that really calls the episode's tools.
 
@@ -218,7 +228,7 @@ def solver_client(steps: SolverGen, *, strict: bool = True) -> GeneratorClient:
         step = next(steps)
         while True:
             if isinstance(step, Final):
-                yield f"<think>{step.thought}</think>\n{step.text}"  # multi-turn: the next user turn comes back
+                yield f"<think>{step.thought}</think>\n{summary_text(step.text)}"  # multi-turn: the next user turn comes back
                 try:
                     step = steps.send([])
                 except StopIteration:
@@ -318,8 +328,11 @@ class ToolUseEnv(Env):
             def solve_turns() -> SolverGen:
                 for index, calls in enumerate(turns):
                     if calls:
-                        yield Calls(f"Request {index + 1}: plan the calls on the current state.", calls)
-                    yield Final("Reflection: this request is handled.", "Done.")
+                        yield Calls(f"Analysis: request {index + 1} acts on the current state of the session.\n"
+                                    f"Plan: {_plan_of(calls)}.", calls)
+                    yield Final("Reflection: this request is handled." if calls
+                                else "Analysis: no offered function serves this request.\nPlan: say so.\n"
+                                     "Action: answer without a call.\nReflection: nothing to change.", "Done.")
 
             return solver_client(solve_turns(), strict=False)
         if meta.get("check") == "calls":
@@ -329,8 +342,8 @@ class ToolUseEnv(Env):
                 return None  # a few BFCL rows admit no passing call
 
             def solve() -> SolverGen:
-                yield Calls("Analysis: the request maps onto the offered functions.\nPlan: call them with the "
-                            "values the user gave.", calls)
+                yield Calls("Analysis: the request maps onto the offered functions.\nPlan: "
+                            f"{_plan_of(calls)}, with the values the user gave.", calls)
                 yield Final("Reflection: the calls are made.", "I made the function calls for your request.")
 
             return solver_client(solve(), strict=False)
@@ -340,9 +353,11 @@ class ToolUseEnv(Env):
         steps = meta.get("solution")
         if steps:
             def replay() -> SolverGen:
-                yield Calls("Plan: carry out the request with the tools.",
-                            [(s["name"], s.get("arguments", {})) for s in steps])
-                yield Final("Reflection: done.", str(meta.get("solution_answer", "Done.")))
+                calls = [(s["name"], s.get("arguments", {})) for s in steps]
+                yield Calls("Analysis: the task lists the steps that solve it.\n"
+                            f"Plan: {_plan_of(calls)}.", calls)
+                yield Final("Reflection: every step returned without an error.",
+                            str(meta.get("solution_answer", "Done.")))
 
             return solver_client(replay())
         return None

@@ -197,7 +197,7 @@ def solve_cancel_pending(request: dict[str, Any]) -> SolverGen:
     (customer,) = yield Calls("Analysis: orders that have not shipped are the pending ones.\n"
                               "Plan: find the customer by email, list their pending orders, cancel each.",
                               [("find_customer", {"query": request["email"]})])
-    (listing,) = yield Calls(f"The customer is {customer['customer_id']}. Listing pending orders.",
+    (listing,) = yield Calls(f"Reflection: the email belongs to {customer['customer_id']}. Listing their pending orders.",
                              [("list_orders", {"customer_id": customer["customer_id"], "status": "pending"})])
     ids = [o["order_id"] for o in listing["orders"]]
     if ids:
@@ -255,7 +255,8 @@ def build_order_status(rng: random.Random) -> Built:
 
 
 def solve_order_status(request: dict[str, Any]) -> SolverGen:
-    (order,) = yield Calls("Plan: look the order up; the answer is in its record.",
+    (order,) = yield Calls(f"Analysis: the status and the total of {request['order_id']} are both fields of the order record.\n"
+                           "Plan: look the order up; the answer is in its record.",
                            [("get_order", {"order_id": request["order_id"]})])
     yield Final("Reflection: the record has both the status and the total.",
                 f"Order {order['order_id']} is {order['status']}; its total was {order['total']:.2f}.")
@@ -287,7 +288,8 @@ def build_schedule_first_free(rng: random.Random) -> Built:
 
 
 def solve_schedule_first_free(request: dict[str, Any]) -> SolverGen:
-    (free,) = yield Calls("Plan: ask for the free slots that fit the meeting, then book the earliest.",
+    (free,) = yield Calls(f"Analysis: a {request['duration']}-minute slot on {request['date']} that is free, the earliest one.\n"
+                          "Plan: ask for the free slots that fit the meeting, then book the earliest.",
                           [("find_free_slots", {"date": request["date"],
                                                 "duration_minutes": request["duration"]})])
     start = free["slots"][0]["start"]
@@ -320,7 +322,8 @@ def build_reschedule(rng: random.Random) -> Built:
 
 
 def solve_reschedule(request: dict[str, Any]) -> SolverGen:
-    (listing,) = yield Calls("Plan: find the event's id on the original date, then change its date.",
+    (listing,) = yield Calls(f"Analysis: '{request['title']}' moves from {request['from']} to {request['to']}; only the date changes.\n"
+                             "Plan: find the event's id on the original date, then change its date.",
                              [("list_events", {"date": request["from"]})])
     event = next(e for e in listing["events"] if e["title"] == request["title"])
     (moved,) = yield Calls(f"Reflection: it is {event['event_id']} at {event['start']}-{event['end']}.",
@@ -348,7 +351,8 @@ def build_cancel_with(rng: random.Random) -> Built:
 
 
 def solve_cancel_with(request: dict[str, Any]) -> SolverGen:
-    (listing,) = yield Calls("Plan: list that day's events with this attendee, then delete each.",
+    (listing,) = yield Calls(f"Analysis: only meetings with {request['guest']} on {request['date']} go; other days stay.\n"
+                             "Plan: list that day's events with this attendee, then delete each.",
                              [("list_events", {"date": request["date"], "attendee": request["guest"]})])
     ids = [e["event_id"] for e in listing["events"]]
     yield Calls(f"Reflection: {len(ids)} meeting(s) to cancel: {', '.join(ids)}.",
@@ -390,7 +394,9 @@ def build_archive_logs(rng: random.Random) -> Built:
 
 
 def solve_archive_logs(request: dict[str, Any]) -> SolverGen:
-    (listing,) = yield Calls("Plan: list the folder, create the archive, move the .log files into it.",
+    (listing,) = yield Calls(f"Analysis: every {request['ext']} file directly in {request['dir']} must end up in {request['archive']}, "
+                             "which does not exist yet.\n"
+                             "Plan: list the folder, create the archive, move the .log files into it.",
                              [("list_dir", {"path": request["dir"]})])
     logs = [e["name"] for e in listing["entries"] if e["type"] == "file" and e["name"].endswith(request["ext"])]
     yield Calls(f"Reflection: {len(logs)} log file(s): {', '.join(logs)}.",
@@ -423,7 +429,8 @@ def build_count_todos(rng: random.Random) -> Built:
 
 
 def solve_count_todos(request: dict[str, Any]) -> SolverGen:
-    (file,) = yield Calls("Plan: read the file and count the lines that start with TODO.",
+    (file,) = yield Calls(f"Analysis: a count of the lines of {request['path']} that begin with 'TODO', nothing else.\n"
+                          "Plan: read the file and count the lines that start with TODO.",
                           [("read_file", {"path": request["path"]})])
     count = sum(1 for line in file["content"].splitlines() if line.startswith("TODO"))
     yield Final(f"Reflection: counted {count} matching lines.", f"{count} lines start with 'TODO'.")
@@ -447,7 +454,8 @@ def build_append_line(rng: random.Random) -> Built:
 
 
 def solve_append_line(request: dict[str, Any]) -> SolverGen:
-    (file,) = yield Calls("Plan: read the file first, so the new line does not glue onto the last one.",
+    (file,) = yield Calls(f"Analysis: '- {request['item']}' goes on a line of its own at the end of {request['path']}.\n"
+                          "Plan: read the file first, so the new line does not glue onto the last one.",
                           [("read_file", {"path": request["path"]})])
     content = file["content"]
     prefix = "" if content.endswith("\n") else "\n"
@@ -475,7 +483,8 @@ def build_order_report(rng: random.Random) -> Built:
 
 
 def solve_order_report(request: dict[str, Any]) -> SolverGen:
-    (order,) = yield Calls("Plan: read the order's items from the shop, then write them to the report file.",
+    (order,) = yield Calls(f"Analysis: the item names of {request['order_id']}, in order, one per line, go to {request['path']}.\n"
+                           "Plan: read the order's items from the shop, then write them to the report file.",
                            [("get_order", {"order_id": request["order_id"]})])
     names = [it["name"] for it in order["items"]]
     yield Calls(f"Reflection: {len(names)} items.",
@@ -551,4 +560,10 @@ def make_task(index: int, seed: int, names: list[str], env_name: str = "tooluse"
     meta = {"check": "state", "template": template.name, "domains": sorted(built.initial),
             "initial_state": initial, "expected_state": expected, "required_outputs": built.outputs,
             "request": built.request, "source": "generated"}
-    return Task(id=f"gen-{template.name}-s{seed}-{index:05d}", env=env_name, prompt=built.prompt, meta=meta)
+    abilities = ["function_calling"]  # a task that changes the world also needs a plan and its state tracked
+    if expected != initial:
+        abilities += ["planning", "state_tracking"]
+    elif len(template.tools) > 1:
+        abilities.append("planning")
+    return Task(id=f"gen-{template.name}-s{seed}-{index:05d}", env=env_name, prompt=built.prompt, meta=meta,
+                abilities=abilities)

@@ -113,7 +113,7 @@ def test_reflect_does_not_retry_an_episode_that_ended_without_an_answer():
     assert trajectory.status == Status.max_turns and trajectory.meta["attempts"] == 1
 
 
-@pytest.mark.parametrize("kind", ["code", "argument", "answer"])
+@pytest.mark.parametrize("kind", ["code", "typo", "missing_argument", "answer"])
 def test_teacher_injects_a_mistake_exposed_by_a_real_observation_then_corrects_it(kind):
     env = ToySynthEnv()
     strategy = build_strategy("teacher", {"mistakes": [kind]})
@@ -125,9 +125,18 @@ def test_teacher_injects_a_mistake_exposed_by_a_real_observation_then_corrects_i
     answered = [m.tool_call_id for m in trajectory.messages if m.role == "tool"]
     assert ids == answered and len(set(ids)) == len(ids)  # every call answered once, ids consistent
     tools = [m.content for m in trajectory.messages if m.role == "tool"]
-    if kind == "code":
-        assert "NameError" in tools[0] and tools[1].strip() == "12"
-    elif kind == "argument":
+    if kind == "code":  # 3 * 4 became 3 + 4: it runs, prints 7, the answer built on it (17) is rejected
+        assert tools[:2] == ["7\n", "17"] and mistake["exposed_by"] == "verifier"
+        assert mistake["carried_to_answer"] and mistake["observed"] == "7"
+        users = [m.content for m in trajectory.messages if m.role == "user"]
+        assert "got '17'" in users[1] and "printed" not in users[1]
+        fix = trajectory.messages[trajectory.messages.index(next(m for m in trajectory.messages
+                                                                  if m.role == "user" and "17" in m.content)) + 1]
+        assert "rejected my answer" in fix.content and "(7)" in fix.content and "product = 3 + 4" in fix.content
+        assert tools[2:] == ["12\n", "22"]
+    elif kind == "typo":
+        assert "NameError" in tools[0] and tools[1].strip() == "12" and mistake["exposed_by"] == "tool"
+    elif kind == "missing_argument":
         assert "required property" in tools[0]
     else:
         users = [m.content for m in trajectory.messages if m.role == "user"]
@@ -141,7 +150,7 @@ def test_teacher_samples_differ_and_need_no_model():
     strategy = build_strategy("teacher")
     assert strategy.needs_model is False
     kinds = {run(strategy, rollout(env, TASK, env_policy(env), sample=s)).meta["mistake"]["kind"] for s in range(12)}
-    assert kinds == {"code", "argument", "answer"}
+    assert kinds == {"code", "answer"}  # the toy env has no read-only tool for argument and value mistakes
 
 
 def test_teacher_without_a_reference_solver_is_a_config_error():
@@ -175,7 +184,7 @@ def test_mistake_helpers():
 @pytest.mark.parametrize(("name", "options", "message"), [
     ("nope", {}, "unknown strategy 'nope'"),
     ("reflect", {"max_retry": 2}, "strategy.options for 'reflect': .*max_retry"),
-    ("teacher", {"mistakes": ["typo"]}, "mistakes must be"),
+    ("teacher", {"mistakes": ["typos"]}, "mistakes must be"),
 ])
 def test_bad_strategy_config(name, options, message):
     with pytest.raises(ConfigError, match=message):

@@ -50,7 +50,7 @@ class ToyEpisode(Episode):
         out = io.StringIO()
         try:
             with contextlib.redirect_stdout(out):
-                exec(code, self.namespace)  # noqa: S102 - test fixture, trusted code only
+                exec(code, self.namespace)  # test fixture, trusted code only
         except Exception as exc:  # the model sees its error
             return ToolOutput(content=out.getvalue() + f"Traceback (most recent call last):\n{type(exc).__name__}: {exc}",
                               error=True)
