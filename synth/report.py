@@ -208,4 +208,131 @@ def save_plots(summary: dict[str, Any], entries: Sequence[Entry], pass_rates: di
     path = out_dir / "report.png"
     fig.savefig(path, dpi=90)
     plt.close(fig)
-    return [path]
+    rows = [{"family": task_family(e.task_id), "passed": e.passed if e.status == "completed" else False,
+             "turns": e.turns, "completion_tokens": e.completion_tokens, "chars": e.chars,
+             "tool_calls": e.tool_calls, "tool_errors": e.tool_errors, "seconds": e.seconds} for e in entries]
+    return [path, *family_plots(rows, out_dir)]
+
+
+def task_family(task_id: str) -> str:
+    """A task's family from its id when its metadata is not at hand (``gen-arith-00042`` -> ``arith``)."""
+    import re
+
+    name = re.sub(r"(-s\d+)?[-_/]\d+$", "", str(task_id))
+    name = re.sub(r"^(gen|task)[-_]", "", name)
+    return name or str(task_id)
+
+
+PLOT_FILES = ("pass_rate_by_family.png", "turns_by_verdict.png", "length_by_verdict.png", "tool_errors.png",
+              "time_split.png")
+
+
+def _verdict(row: dict[str, Any]) -> str:
+    if row.get("passed") is None:
+        return "no verdict"
+    return "passed" if row["passed"] else "failed"
+
+
+def family_plots(rows: Sequence[dict[str, Any]], out_dir: Path, *, title: str = "") -> list[Path]:
+    """The pictures people look at, one PNG each, from per-trajectory rows.
+
+    A row has ``family``, ``passed`` (bool or None), ``turns``, ``completion_tokens``, ``chars``,
+    ``tool_calls``, ``tool_errors`` and ``seconds`` (``model``/``tools``/``verify``). Pass rates carry
+    95% Wilson intervals; histograms are split by verdict; time is the share of episode seconds.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    colors = {"passed": "#2f9e44", "failed": "#e03131", "no verdict": "#868e96"}
+    families = sorted({str(r.get("family", "?")) for r in rows}) or ["none"]
+    by_family: dict[str, list[dict[str, Any]]] = {f: [] for f in families}
+    for row in rows:
+        by_family[str(row.get("family", "?"))].append(row)
+    suffix = f" — {title}" if title else ""
+    paths = []
+
+    def save(fig, name: str) -> None:
+        fig.tight_layout()
+        path = out_dir / name
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        paths.append(path)
+
+    # 1. pass rate per family, Wilson 95% intervals
+    height = max(2.6, 0.42 * len(families) + 1.2)
+    fig, ax = plt.subplots(figsize=(7.5, height))
+    rates, lows, highs, labels = [], [], [], []
+    for name in families:
+        judged = [r for r in by_family[name] if r.get("passed") is not None]
+        passed = sum(bool(r["passed"]) for r in judged)
+        low, high = wilson_interval(passed, len(judged)) if judged else (0.0, 0.0)
+        rate = passed / len(judged) if judged else 0.0
+        rates.append(rate)
+        lows.append(rate - low)
+        highs.append(high - rate)
+        labels.append(f"{name} ({passed}/{len(judged)})")
+    ax.barh(labels, rates, xerr=[lows, highs], color="#4263eb", alpha=0.85, capsize=3)
+    ax.set_xlim(0, 1)
+    ax.invert_yaxis()
+    ax.set_xlabel("pass rate (95% Wilson interval)")
+    ax.set_title(f"pass rate per task family{suffix}")
+    save(fig, PLOT_FILES[0])
+
+    # 2-3. turns and length histograms by verdict
+    for key, label, name in (("turns", "turns per trajectory", PLOT_FILES[1]),
+                             ("completion_tokens", "completion tokens per trajectory (chars/4 when not counted)",
+                              PLOT_FILES[2])):
+        fig, ax = plt.subplots(figsize=(7.5, 3.4))
+        values = {v: [] for v in colors}
+        for row in rows:
+            value = row.get(key) or 0
+            if key == "completion_tokens" and not value:
+                value = (row.get("chars") or 0) / 4
+            values[_verdict(row)].append(value)
+        top = max([max(v) for v in values.values() if v] or [1])
+        bins = [b - 0.5 for b in range(0, int(top) + 2)] if key == "turns" else 30
+        present = {k: v for k, v in values.items() if v}
+        if present:
+            ax.hist(list(present.values()), bins=bins, label=[f"{k} ({len(v)})" for k, v in present.items()],
+                    color=[colors[k] for k in present], stacked=True, rwidth=0.85 if key == "turns" else None)
+            ax.legend(frameon=False)
+        ax.set_xlabel(label)
+        ax.set_ylabel("trajectories")
+        ax.set_title(f"{label.split(' (')[0]} by verdict{suffix}")
+        save(fig, name)
+
+    # 4. tool-error rate per family (errors / calls)
+    fig, ax = plt.subplots(figsize=(7.5, height))
+    rates, labels = [], []
+    for name in families:
+        calls = sum(r.get("tool_calls") or 0 for r in by_family[name])
+        errors = sum(r.get("tool_errors") or 0 for r in by_family[name])
+        rates.append(errors / calls if calls else 0.0)
+        labels.append(f"{name} ({errors}/{calls} calls)")
+    ax.barh(labels, rates, color="#f08c00")
+    ax.set_xlim(0, max(0.05, min(1.0, max(rates or [0]) * 1.25)))
+    ax.invert_yaxis()
+    ax.set_xlabel("tool-error rate (errors / tool calls)")
+    ax.set_title(f"tool errors per task family{suffix}")
+    save(fig, PLOT_FILES[3])
+
+    # 5. time split per family (share of episode seconds)
+    fig, ax = plt.subplots(figsize=(7.5, height))
+    parts, part_colors = ("model", "tools", "verify"), ("#4263eb", "#f08c00", "#2f9e44")
+    totals = {name: [sum((r.get("seconds") or {}).get(p, 0.0) or 0.0 for r in by_family[name]) for p in parts]
+              for name in families}
+    left = [0.0] * len(families)
+    for index, (part, color) in enumerate(zip(parts, part_colors, strict=True)):
+        shares = [(totals[f][index] / sum(totals[f])) if sum(totals[f]) else 0.0 for f in families]
+        ax.barh(families, shares, left=left, color=color, label=part)
+        left = [a + b for a, b in zip(left, shares, strict=True)]
+    ax.set_xlim(0, 1)
+    ax.invert_yaxis()
+    ax.legend(frameon=False, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.16 - 0.6 / height))
+    ax.set_xlabel("share of episode seconds")
+    ax.set_title(f"time split per task family{suffix}")
+    save(fig, PLOT_FILES[4])
+    return paths

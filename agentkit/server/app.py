@@ -7,16 +7,19 @@ traceback. Generation runs in the engine's thread, so ``/health`` answers while 
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import time
 import uuid
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from agentkit.errors import ContextExceeded
+from agentkit.errors import AgentkitError, ContextExceeded
 from agentkit.server.engine import GenerationEngine, GenerationRequest, GenerationResult
-from agentkit.toolcalls import parse_tool_calls
+from agentkit.server.stream import ChoiceStream, merge_rows, sse
+from agentkit.toolcalls import CALL_OPEN, parse_tool_calls
 
 log = logging.getLogger("agentkit.server")
 
@@ -147,8 +150,6 @@ class CompletionRequest(SamplingBody):
 # -- helpers ---------------------------------------------------------------------------------------
 
 def _unsupported(body: SamplingBody) -> None:
-    if body.stream:
-        raise APIError(400, "streaming is not supported by this server; send stream=false", param="stream")
     if body.logit_bias:
         raise APIError(400, "logit_bias is not supported by this server", param="logit_bias")
     extra = sorted(set(body.model_extra or {}) - IGNORED_FIELDS)
@@ -194,18 +195,108 @@ def _chat_logprobs(engine: GenerationEngine, result: GenerationResult) -> dict[s
     return {"content": content}
 
 
-def chat_choice(index: int, result: GenerationResult, *, parse_tools: bool) -> dict[str, Any]:
-    """One chat choice: tool calls parsed out of the generated text, and the matching finish reason."""
-    message: dict[str, Any] = {"role": "assistant", "content": result.text}
+def chat_choice(index: int, result: GenerationResult, *, parse_tools: bool, prefix: str = "",
+                id_prefix: str | None = None) -> dict[str, Any]:
+    """One chat choice: tool calls parsed out of the generated text, and the matching finish reason.
+
+    ``prefix`` is text the server put at the start of the assistant turn (a forced ``tool_choice``):
+    it is part of what the model wrote. The parsed ``ToolCall`` objects are kept under ``"_calls"``.
+    """
+    text = prefix + result.text
+    message: dict[str, Any] = {"role": "assistant", "content": text}
     finish = result.finish_reason
+    calls: list[Any] = []
     if parse_tools:
-        parsed = parse_tool_calls(result.text, id_prefix=f"call_{uuid.uuid4().hex[:16]}")
+        parsed = parse_tool_calls(text, id_prefix=id_prefix or f"call_{uuid.uuid4().hex[:16]}")
         if parsed.tool_calls:
+            calls = parsed.tool_calls
             message["content"] = parsed.content or None
             message["tool_calls"] = [call.model_dump() for call in parsed.tool_calls]
             if finish == "stop":
                 finish = "tool_calls"
-    return {"index": index, "message": message, "finish_reason": finish, "logprobs": None}
+    return {"index": index, "message": message, "finish_reason": finish, "logprobs": None, "_calls": calls}
+
+
+def forced_prefix(tool_choice: str | dict[str, Any] | None, tools: list[dict[str, Any]] | None,
+                  chat_template: str) -> str:
+    """The text that starts the assistant turn so that ``tool_choice`` is honoured ('' for auto/none).
+
+    ``required`` opens a ``<tool_call>`` block (the model picks the function and writes the call);
+    a named function also writes ``{"name": ..., "arguments":`` so only the arguments are left to the
+    model. Anything the server cannot honour this way is a 400 naming ``tool_choice``.
+    """
+    if tool_choice in (None, "auto", "none"):
+        return ""
+    if isinstance(tool_choice, str) and tool_choice != "required":
+        raise APIError(400, f"tool_choice must be 'auto', 'none', 'required' or {{'type': 'function', "
+                            f"'function': {{'name': ...}}}}, got '{tool_choice}'", param="tool_choice")
+    if not tools:
+        raise APIError(400, "tool_choice requires a call but the request has no tools", param="tool_choice")
+    if CALL_OPEN not in chat_template:
+        raise APIError(400, "tool_choice other than 'auto'/'none' needs a chat template that writes "
+                            f"{CALL_OPEN} blocks; this model's template does not", param="tool_choice")
+    if tool_choice == "required":
+        return CALL_OPEN
+    function = tool_choice.get("function") if isinstance(tool_choice, dict) else None
+    name = function.get("name") if isinstance(function, dict) else None
+    if tool_choice.get("type") != "function" or not isinstance(name, str) or not name:
+        raise APIError(400, "tool_choice as an object must be {'type': 'function', 'function': {'name': ...}}",
+                       param="tool_choice")
+    offered = [t["function"]["name"] for t in tools]
+    if name not in offered:
+        raise APIError(400, f"tool_choice names function '{name}', which is not among the tools "
+                            f"({', '.join(offered)})", param="tool_choice")
+    # No space after the colon: BPE tokenizers glue it to the brace the model writes next.
+    return CALL_OPEN + '{"name": ' + json.dumps(name, ensure_ascii=False) + ', "arguments":'
+
+
+async def stream_chat(engine: GenerationEngine, rows: list[GenerationRequest], *, name: str, prefix: str,
+                      parse_tools: bool, include_usage: bool, prompt_tokens: int, return_token_ids: bool):
+    """Server-sent ``chat.completion.chunk`` events for ``rows`` (one choice each), then ``[DONE]``."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue()
+    for index, row in enumerate(rows):
+        row.on_token = (lambda token, index=index: loop.call_soon_threadsafe(queue.put_nowait, (index, token, None)))
+    futures = engine.submit(rows)
+    for index, future in enumerate(futures):
+        future.add_done_callback(lambda f, index=index: loop.call_soon_threadsafe(queue.put_nowait, (index, None, f)))
+    chunk_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+    id_prefix = f"call_{uuid.uuid4().hex[:16]}"
+    streams = [ChoiceStream(i, lambda ids: engine.tokenizer.decode(ids, skip_special_tokens=True), prefix=prefix,
+                            parse_tools=parse_tools, stops=row.stop, eos_ids=engine.eos_ids, id_prefix=id_prefix)
+               for i, row in enumerate(rows)]
+
+    def chunk(index: int, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish, **extra}
+        return sse({"id": chunk_id, "object": "chat.completion.chunk", "created": created, "model": name,
+                    "choices": [choice]})
+
+    completion_tokens = 0
+    for index in range(len(rows)):
+        yield chunk(index, {"role": "assistant", "content": ""})
+    async for index, token, future in merge_rows(futures, queue):
+        if token is not None:
+            for delta in streams[index].feed(token):
+                yield chunk(index, delta)
+            continue
+        try:
+            result: GenerationResult = future.result()
+        except AgentkitError as exc:
+            log.warning("streamed generation failed: %s", exc)
+            yield sse(APIError(500, f"generation failed: {exc}", type="server_error").body())
+            yield sse("[DONE]")
+            return
+        completion_tokens += len(result.token_ids)
+        final = chat_choice(index, result, parse_tools=parse_tools, prefix=prefix, id_prefix=id_prefix)
+        for delta in streams[index].finish(final["message"], final["_calls"]):
+            yield chunk(index, delta)
+        extra = {"token_ids": result.token_ids} if return_token_ids else {}
+        yield chunk(index, {}, final["finish_reason"], **extra)
+    if include_usage:
+        yield sse({"id": chunk_id, "object": "chat.completion.chunk", "created": created, "model": name,
+                   "choices": [], "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                                            "total_tokens": prompt_tokens + completion_tokens}})
+    yield sse("[DONE]")
 
 
 # -- the app ---------------------------------------------------------------------------------------
@@ -214,7 +305,7 @@ def create_app(engine: GenerationEngine, *, served_model_name: str | None = None
     """The FastAPI app serving ``engine`` under ``served_model_name``."""
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import JSONResponse, StreamingResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     name = served_model_name or engine.name
@@ -274,24 +365,33 @@ def create_app(engine: GenerationEngine, *, served_model_name: str | None = None
         if body.response_format and body.response_format.get("type") not in (None, "text"):
             raise APIError(400, "response_format other than text is not supported", param="response_format")
         choice = body.tool_choice
-        if isinstance(choice, dict) or choice not in (None, "auto", "none"):
-            raise APIError(400, "tool_choice must be 'auto' or 'none' (forced calls need guided decoding)",
-                           param="tool_choice")
         messages = [m.as_template_dict() for m in body.messages]
         tools = [t.model_dump(exclude_none=True) for t in body.tools] if body.tools else None
+        prefix = forced_prefix(choice, tools, engine.chat_template)
+        if body.stream and (body.logprobs or body.top_logprobs):
+            raise APIError(400, "logprobs are not sent when stream=true; send stream=false", param="logprobs")
         try:
             prompt = engine.render(messages, tools)
-        except Exception as exc:  # noqa: BLE001 - a template error is the caller's conversation
+        except Exception as exc:  # a template error is the caller's conversation
             raise APIError(400, f"cannot render the conversation with the chat template: {exc}",
                            param="messages") from None
-        prompt_ids = engine.encode(prompt)
+        prompt_ids = engine.encode(prompt) + (engine.encode(prefix) if prefix else [])
         top = body.top_logprobs or 0
         rows = _requests(body, engine, prompt_ids, body.max_completion_tokens or body.max_tokens,
                          logprobs=body.logprobs or bool(top), top_logprobs=top)
+        parse_tools = bool(tools) and choice != "none"
+        if body.stream:
+            options = (body.model_extra or {}).get("stream_options") or {}
+            events = stream_chat(engine, rows, name=name, prefix=prefix, parse_tools=parse_tools,
+                                 include_usage=bool(isinstance(options, dict) and options.get("include_usage")),
+                                 prompt_tokens=len(prompt_ids), return_token_ids=body.return_token_ids)
+            return StreamingResponse(events, media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         results = await engine.generate(rows)
         choices = []
         for i, result in enumerate(results):
-            entry = chat_choice(i, result, parse_tools=bool(tools) and choice != "none")
+            entry = chat_choice(i, result, parse_tools=parse_tools, prefix=prefix)
+            entry.pop("_calls")
             entry["logprobs"] = _chat_logprobs(engine, result)
             if body.return_token_ids:
                 entry["token_ids"] = result.token_ids
@@ -305,6 +405,9 @@ def create_app(engine: GenerationEngine, *, served_model_name: str | None = None
     @app.post("/v1/completions")
     async def completions(body: CompletionRequest):
         _unsupported(body)
+        if body.stream:
+            raise APIError(400, "stream=true is served on /v1/chat/completions only; send stream=false here",
+                           param="stream")
         check_model(body.model)
         if body.echo or body.suffix or (body.best_of or 1) > 1:
             raise APIError(400, "echo, suffix and best_of are not supported", param="echo")
@@ -312,9 +415,9 @@ def create_app(engine: GenerationEngine, *, served_model_name: str | None = None
         if isinstance(prompt, str):
             prompts = [engine.encode(prompt)]
         elif prompt and all(isinstance(p, int) for p in prompt):
-            prompts = [list(prompt)]
+            prompts = [cast(list[int], list(prompt))]
         else:
-            prompts = [engine.encode(p) if isinstance(p, str) else list(p) for p in prompt]
+            prompts = [engine.encode(p) if isinstance(p, str) else list(cast(list[int], p)) for p in prompt]
         if not prompts or not all(prompts):
             raise APIError(400, "prompt must not be empty", param="prompt")
         vocab = len(engine.tokenizer)

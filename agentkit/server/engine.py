@@ -14,8 +14,8 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,9 @@ class GenerationRequest:
     """EOS cannot be chosen before this many tokens."""
     ignore_eos: bool = False
     """EOS is never chosen: the row runs to ``max_tokens`` (benchmarks)."""
+    on_token: Callable[[int], object] | None = field(default=None, repr=False, compare=False)
+    """Called from the generation thread with each token id as it is chosen (streaming); it must not
+    block. The final ``GenerationResult`` stays the authority on text, stop strings and finish reason."""
 
 
 @dataclass
@@ -89,7 +92,7 @@ class _Row:
         self.top: list[list[tuple[int, float]]] = []
         self.finish: str | None = None
         self.stop_string: str | None = None
-        self.generator = None
+        self.generator: Any = None
 
 
 class _BatchSampler:
@@ -179,7 +182,12 @@ class _BatchSampler:
         for i in active:
             row = self.rows[i]
             row.generated.append(chosen_list[i])
-            if row.request.logprobs:
+            if row.request.on_token is not None:
+                try:
+                    row.request.on_token(chosen_list[i])
+                except Exception:  # a gone listener must not stop the batch
+                    log.debug("on_token listener failed", exc_info=True)
+            if row.request.logprobs and raw_logprobs is not None:
                 row.logprobs.append(float(raw_logprobs[i, chosen_list[i]]))
                 if row.request.top_logprobs:
                     values, ids = torch.topk(raw_logprobs[i], row.request.top_logprobs)
@@ -273,7 +281,7 @@ class GenerationEngine:
         if not (path / "config.json").exists():
             raise ConfigError(f"model.path: {path} is not a Hugging Face checkpoint (no config.json)")
         tokenizer = AutoTokenizer.from_pretrained(str(path))
-        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=_torch_dtype(dtype))
+        model: Any = AutoModelForCausalLM.from_pretrained(str(path), dtype=_torch_dtype(dtype))
         model.to(torch.device(device)).eval()
         kwargs.setdefault("name", path.name)
         return cls(model, tokenizer, **kwargs)
@@ -374,7 +382,7 @@ class GenerationEngine:
                 for row in rows:
                     row.future.set_exception(exc)
                 continue
-            except Exception as exc:  # noqa: BLE001 - reported to each waiting caller
+            except Exception as exc:  # reported to each waiting caller
                 log.exception("generation failed for a batch of %d", len(rows))
                 for row in rows:
                     row.future.set_exception(ModelError(f"generation failed: {type(exc).__name__}: {exc}"))

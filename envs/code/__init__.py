@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -24,12 +23,14 @@ from typing import Any, TypeVar
 from agentkit.client import ModelClient
 from agentkit.config import SandboxConfig, TaskSourceConfig
 from agentkit.env import Env, Episode
+from agentkit import paths
 from agentkit.errors import ConfigError
 from agentkit.records import Message, Task, ToolSpec
 from agentkit.registry import ENVS
-from agentkit.envs.code import function, repo
+from agentkit.envs.code import function, harbor, repo
 from agentkit.envs.code.function import FunctionEpisode
 from agentkit.envs.code.inject import (
+    ALL_OPERATORS,
     OPERATORS,
     PROJECTS_DIR,
     Mutation,
@@ -42,10 +43,33 @@ from agentkit.envs.prompts import agent_prompt
 
 T = TypeVar("T")
 
-SOURCES = ("generated", "humaneval", "mbpp", "stdio", "jsonl", "parquet", "hf")
+SOURCES = ("generated", "repo", "humaneval", "mbpp", "stdio", "jsonl", "parquet", "hf", "harbor")
+REPO_OPTIONS = {"package", "operators", "cache", "cache_dir", "concurrency", "batch"}
 GENERATED_OPTIONS = {"kinds", "function_fraction", "projects", "operators", "cache", "cache_dir", "concurrency",
                      "batch"}
 DEFAULT_REPO_TASKS = 50
+
+
+_OUTPUT_FLAGS = {"-q", "-qq", "-v", "-vv", "-x", "-s", "-ra", "--quiet", "--verbose", "--exitfirst", "-rA"}
+
+
+def pytest_arguments(test_command: str) -> list[str]:
+    """The test selection of a pytest command line (``pytest -q tests/unit -k 'not slow'`` -> ``tests/unit -k
+    'not slow'``): the harness runs pytest itself, per test, so only what selects tests is kept."""
+    import shlex
+
+    try:
+        words = shlex.split(test_command)
+    except ValueError as exc:
+        raise ConfigError(f"env.options.test_command: {exc}") from None
+    if words[:1] == ["pytest"] or words[:1] == ["py.test"]:
+        rest = words[1:]
+    elif len(words) >= 3 and words[0].startswith("python") and words[1:3] == ["-m", "pytest"]:
+        rest = words[3:]
+    else:
+        raise ConfigError(f"env.options.test_command must run pytest (pytest ... or python -m pytest ...), "
+                          f"not {test_command!r}: the tests are run one by one under pytest to tell them apart")
+    return [word for word in rest if word not in _OUTPUT_FLAGS]
 
 
 def run_sync(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -66,8 +90,9 @@ class CodeEnv(Env):
 
     def __init__(self, sandbox: SandboxConfig | None = None, *, test_timeout: float = function.DEFAULT_TIMEOUT,
                  cell_timeout: float | None = None, command_timeout: float = 60.0,
-                 projects_dir: str | None = None):
+                 projects_dir: str | None = None, test_command: str = "python -m pytest"):
         super().__init__(sandbox)
+        self.test_command, self.pytest_args = test_command, pytest_arguments(test_command)
         for key, value in (("test_timeout", test_timeout), ("command_timeout", command_timeout),
                            ("cell_timeout", cell_timeout)):
             if value is not None and value <= 0:
@@ -115,20 +140,29 @@ class CodeEnv(Env):
     @staticmethod
     def kind(task: Task) -> str:
         kind = task.meta.get("kind")
-        if kind not in ("function", "repo"):
-            raise ConfigError(f"task {task.id}: meta.kind must be 'function' or 'repo', not {kind!r}")
+        if kind not in ("function", "repo", "harbor"):
+            raise ConfigError(f"task {task.id}: meta.kind must be 'function', 'repo' or 'harbor', not {kind!r}")
         return kind
 
     def tools(self, task: Task) -> list[ToolSpec]:
-        if self.kind(task) == "repo":
+        if self.kind(task) in ("repo", "harbor"):
             return [repo.BASH_TOOL, repo.EDIT_TOOL]
         return [function.PYTHON_TOOL, function.PUBLIC_TESTS_TOOL]
 
     def initial_messages(self, task: Task) -> list[Message]:
-        system = self.repo_prompt if self.kind(task) == "repo" else self.function_prompt
+        system = self.repo_prompt if self.kind(task) in ("repo", "harbor") else self.function_prompt
         return [Message(role="system", content=system), Message(role="user", content=task.prompt)]
 
     def project(self, task: Task) -> Project:
+        if task.meta.get("project_path"):  # a task made from a user's repository (tasks.source=repo)
+            path = Path(task.meta["project_path"])
+            if not path.is_dir():
+                raise ConfigError(f"task {task.id}: its repository {path} is gone")
+            project = Project.load(path, task.meta.get("package"))
+            if project.digest != task.meta.get("project_digest"):
+                raise ConfigError(f"task {task.id} was generated from another version of {path} "
+                                  f"({task.meta.get('project_digest')}, now {project.digest}); generate the tasks again")
+            return project
         path = self.projects_dir / str(task.meta.get("project"))
         if not path.is_dir():
             raise ConfigError(f"task {task.id}: project '{task.meta.get('project')}' is not in {self.projects_dir}")
@@ -140,11 +174,15 @@ class CodeEnv(Env):
         return project
 
     async def open(self, task: Task) -> Episode:
+        if self.kind(task) == "harbor":
+            return harbor.HarborEpisode.open(task, self)
         if self.kind(task) == "repo":
             return RepoEpisode(task, self, self.project(task))
         return FunctionEpisode(task, self)
 
     def reference_solver(self, task: Task) -> ModelClient | None:
+        if self.kind(task) == "harbor":
+            return harbor.reference_solver(task)
         if self.kind(task) == "repo":
             return repo.reference_solver(task) if task.meta.get("mutation") else None
         return function.reference_solver(task)
@@ -158,6 +196,10 @@ class CodeEnv(Env):
         timeout = self.test_timeout
         if source.source == "generated":
             return self._generated(source)
+        if source.source == "repo":
+            return self._repository(source)
+        if source.source == "harbor":
+            return harbor.load_harbor_tasks(source, self.name)
         if source.source == "humaneval":
             return select(function.humaneval_tasks(self.name, source.path, timeout), source)
         if source.source in ("mbpp", "stdio", "jsonl", "parquet", "hf"):
@@ -210,8 +252,7 @@ class CodeEnv(Env):
             raise ConfigError(f"tasks.options.operators must be among {', '.join(OPERATORS)}, not {operators}")
         if not projects:
             raise ConfigError(f"no projects to generate repository tasks from in {self.projects_dir}")
-        cache_root = options.get("cache_dir") or os.environ.get("AGENTKIT_CACHE")
-        cache_root = Path(cache_root) if cache_root else Path.home() / ".cache" / "agentkit"
+        cache_root = Path(options["cache_dir"]) if options.get("cache_dir") else paths.cache_root()
         cache_dir = cache_root / "code-mutants" if options.get("cache", True) else None
         rng = random.Random(f"code-repo:{source.seed}")
         groups: list[list[tuple[Project, Mutation]]] = []
@@ -226,8 +267,43 @@ class CodeEnv(Env):
         batch = max(1, int(options.get("batch", 12)))
         return run_sync(lambda: self._validate(order, n, cache, concurrency, batch))
 
+    def _repository(self, source: TaskSourceConfig) -> list[Task]:
+        """Tasks from any directory or git checkout of a Python project: its passing tests found by running
+        them, bugs injected (AST mutations and SWE-smith-style ones) and kept when some test catches them."""
+        from agentkit.envs.tasks import in_split
+
+        options = dict(source.options)
+        unknown = sorted(set(options) - REPO_OPTIONS - GENERATED_OPTIONS)  # kinds, projects...: the defaults
+        if unknown:
+            raise ConfigError(f"tasks.options.{unknown[0]} is not an option of tasks.source=repo; "
+                              f"known: {', '.join(sorted(REPO_OPTIONS))}")
+        if not source.path:
+            raise ConfigError("tasks.path is required for tasks.source=repo (a project directory or git checkout)")
+        path = Path(source.path).expanduser().resolve()
+        if not path.is_dir():
+            raise ConfigError(f"tasks.path: {path} is not a directory")
+        try:
+            project = Project.load(path, options.get("package"))
+        except ValueError as exc:
+            raise ConfigError(f"tasks.path: {exc}") from None
+        if not (path / project.package).exists():
+            raise ConfigError(f"tasks.options.package: {project.package} is not in {path}")
+        operators = options.get("operators") or list(ALL_OPERATORS)
+        operators = [operators] if isinstance(operators, str) else list(operators)
+        if any(op not in ALL_OPERATORS for op in operators):
+            raise ConfigError(f"tasks.options.operators must be among {', '.join(ALL_OPERATORS)}, not {operators}")
+        cache_root = Path(options["cache_dir"]) if options.get("cache_dir") else paths.cache_root()
+        cache_dir = cache_root / "code-mutants" if options.get("cache", True) else None
+        mutations = project_mutations(path, tuple(operators), project.package)
+        random.Random(f"code-repo:{source.seed}:{project.name}").shuffle(mutations)
+        order = [(project, m) for m in mutations if in_split(f"{project.name}-{m.id}", source)]
+        n = source.n if source.n is not None else DEFAULT_REPO_TASKS
+        concurrency = max(1, int(options.get("concurrency", 2)))
+        batch = max(1, int(options.get("batch", 12)))
+        return run_sync(lambda: self._validate(order, n, MutantCache(cache_dir), concurrency, batch, external=True))
+
     async def _validate(self, order: list[tuple[Project, Mutation]], n: int, cache: MutantCache,
-                        concurrency: int, batch: int) -> list[Task]:
+                        concurrency: int, batch: int, external: bool = False) -> list[Task]:
         from rich.progress import Progress
 
         tasks: list[Task] = []
@@ -239,7 +315,8 @@ class CodeEnv(Env):
 
             async def validate(project: Project, mutations: list[Mutation]) -> None:
                 async with semaphore:
-                    cache.put(project, await check_mutants(project, mutations, self._one_off_sandbox))
+                    cache.put(project, await check_mutants(project, mutations, self._one_off_sandbox,
+                                                           self.pytest_args if external else ()))
                 progress.advance(bar, len(mutations))
 
             while len(tasks) < n and position < len(order):
@@ -257,7 +334,9 @@ class CodeEnv(Env):
                 for project, mutation in chunk:
                     check = cache.get(project, mutation.id)
                     if check is not None and check.valid and len(tasks) < n:
-                        tasks.append(mutant_task(project, mutation, check, self.name))
+                        tasks.append(mutant_task(project, mutation, check, self.name, external=external,
+                                                 test_command=self.test_command if external else None,
+                                                 pytest_args=self.pytest_args if external else ()))
         if len(tasks) < n:
             raise ConfigError(f"only {len(tasks)} of the {n} requested repository tasks could be generated "
                               "(every injected bug of the chosen projects and operators was tried)")
