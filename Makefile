@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.agentkit-installed
 
-.PHONY: setup system test test-fast demo bench lint clean
+.PHONY: setup system vllm test test-fast demo bench lint clean
 
 setup: $(STAMP)
 
@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml
 # Sandboxing tools from Debian (bubblewrap; podman + runc for the Docker-API backend). Needs root.
 system:
 	@bash .ci/system-deps.sh
+
+# vLLM for CPU in its own venv (.venv-vllm; VLLM_VENV=DIR elsewhere), found by `agentkit serve engine=vllm`.
+vllm:
+	@bash .ci/vllm.sh
 
 # Podman's Docker-API socket (for the docker sandbox backend) is started if it is not up yet.
 test: setup system
@@ -32,8 +36,11 @@ demo: setup system
 bench: setup system
 	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
+# ruff (lint rules and the formatting check) and pyright (basic) over the core package, see pyproject.toml.
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/pyright
 
 clean:
 	rm -rf runs outputs multirun .pytest_cache

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentkit.client import Sampling
-from agentkit.loop import EpisodeLimits
 from agentkit.sandbox import SandboxLimits
 
 
@@ -50,6 +49,22 @@ class SandboxConfig:
     pool_size: int = 4
     options: dict[str, Any] = field(default_factory=dict)
     """Backend-specific options (docker: image, socket...)."""
+
+
+@dataclass
+class EpisodeLimits:
+    """How long one episode may run (``agentkit.loop`` enforces it); a type here so configs import no loop."""
+
+    max_turns: int = 16
+    """Model calls per episode."""
+    max_completion_tokens: int = 16384
+    """Completion tokens summed over the episode."""
+    max_seconds: float = 600.0
+    """Wall-clock time for the whole episode."""
+    max_parse_errors: int = 3
+    """Consecutive turns with unparseable tool calls before the episode ends with ``parse_error``."""
+    max_calls_per_turn: int = 16
+    observation_chars: int = 8000
 
 
 @dataclass

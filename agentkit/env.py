@@ -142,12 +142,13 @@ class Env(ABC):
 
 
 def build_env(cfg: EnvConfig) -> Env:
-    """Build the env named by ``cfg.name`` with its options; unknown options name their key."""
-    from agentkit.errors import ConfigError
-    from agentkit.registry import ENVS
+    """Build the env named by ``cfg.name`` with its options; an unknown option (of the env, or of its sandbox
+    backend) is a ConfigError naming it and the nearest valid one, before anything is built or started, so
+    a typo never surfaces later as a sandbox failure that is retried as infrastructure."""
+    from agentkit.registry import ENVS, SANDBOXES, check_options
 
-    cls = ENVS.get(cfg.name)
-    try:
-        return cls(sandbox=cfg.sandbox, **dict(cfg.options))
-    except TypeError as exc:
-        raise ConfigError(f"env.options for '{cfg.name}': {exc}") from None
+    if cfg.sandbox is not None:
+        backend = cfg.sandbox.backend
+        check_options(SANDBOXES.get(backend), cfg.sandbox.options, where=f"env.sandbox.options for '{backend}'",
+                      fixed={"limits": None})
+    return ENVS.build(cfg.name, cfg.options, where="env.options", sandbox=cfg.sandbox)

@@ -17,6 +17,7 @@ from typing import IO, Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from agentkit.errors import DataError
+from agentkit.paths import atomic_path
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -25,11 +26,11 @@ def _open_text(path: Path, mode: str, compressed: bool | None = None) -> IO[str]
     if compressed if compressed is not None else path.suffix == ".zst":
         import zstandard
 
-        raw = open(path, mode.replace("t", "") + "b")  # noqa: SIM115
+        raw = open(path, mode.replace("t", "") + "b")
         if "r" in mode:
             return io.TextIOWrapper(zstandard.ZstdDecompressor().stream_reader(raw), encoding="utf-8")
         return io.TextIOWrapper(zstandard.ZstdCompressor().stream_writer(raw), encoding="utf-8")
-    return open(path, mode, encoding="utf-8")  # noqa: SIM115
+    return open(path, mode, encoding="utf-8")
 
 
 def _describe(error: ValidationError) -> str:
@@ -90,7 +91,7 @@ class JsonlWriter:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fsync = fsync
-        self._handle = open(self.path, "ab")  # noqa: SIM115
+        self._handle = open(self.path, "ab")
         self.count = 0
 
     def write(self, record: BaseModel | dict) -> None:
@@ -116,14 +117,11 @@ class JsonlWriter:
 def write_jsonl(path: str | os.PathLike, records: Iterable[BaseModel | dict]) -> int:
     """Write ``records`` to ``path`` atomically (temporary file, then rename). Returns the count."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     count = 0
-    with _open_text(tmp, "wt", compressed=path.suffix == ".zst") as handle:
+    with atomic_path(path) as tmp, _open_text(tmp, "wt", compressed=path.suffix == ".zst") as handle:
         for record in records:
             handle.write(dumps(record) + "\n")
             count += 1
-    os.replace(tmp, path)
     return count
 
 

@@ -13,24 +13,11 @@ from dataclasses import dataclass, field
 
 from agentkit import __version__
 from agentkit.client import ModelClient, Sampling
+from agentkit.config import EpisodeLimits
 from agentkit.env import Env, Episode
 from agentkit.errors import ContextExceeded, ModelError, SandboxUnavailable, VerifierError
 from agentkit.records import Message, Provenance, Seconds, Stats, Status, Task, Trajectory, Verdict
 from agentkit.toolcalls import validate_call
-
-
-@dataclass
-class EpisodeLimits:
-    max_turns: int = 16
-    """Model calls per episode."""
-    max_completion_tokens: int = 16384
-    """Completion tokens summed over the episode."""
-    max_seconds: float = 600.0
-    """Wall-clock time for the whole episode."""
-    max_parse_errors: int = 3
-    """Consecutive turns with unparseable tool calls before the episode ends with ``parse_error``."""
-    max_calls_per_turn: int = 16
-    observation_chars: int = 8000
 
 
 @dataclass
@@ -89,6 +76,8 @@ async def drive_episode(env: Env, episode: Episode, task: Task, client: ModelCli
     error: str | None = None
     token_ids: list[list[int]] = []
     logprobs: list[list[float]] = []
+    raw_texts: list[str] = []
+    prompt_counts: list[int] = []
     bad_turns = 0
     last_finish = "stop"
 
@@ -106,10 +95,17 @@ async def drive_episode(env: Env, episode: Episode, task: Task, client: ModelCli
             break
         turn_sampling = Sampling(**{**sampling.__dict__, "max_tokens": min(sampling.max_tokens, budget)})
         started = time.perf_counter()
+        deadline = asyncio.timeout(remaining)
         try:
-            completion = await asyncio.wait_for(client.complete(history, tools, turn_sampling), remaining)
-        except TimeoutError:
-            status = Status.timeout
+            async with deadline:
+                completion = await client.complete(history, tools, turn_sampling)
+        except TimeoutError as exc:
+            # Only the episode's own wall-time limit is the agent's timeout; a request that timed out inside
+            # the client (a slow or stuck server) is an infrastructure failure: retried, never a reward of 0.
+            if deadline.expired():
+                status = Status.timeout
+            else:
+                status, error = Status.model_error, f"model request timed out: {exc or type(exc).__name__}"
             break
         except ContextExceeded as exc:
             status, error = Status.context_exceeded, str(exc)
@@ -126,6 +122,12 @@ async def drive_episode(env: Env, episode: Episode, task: Task, client: ModelCli
         if completion.token_ids is not None:
             token_ids.append(completion.token_ids)
             logprobs.append(completion.logprobs or [])
+            raw_texts.append(completion.generated_text if completion.generated_text is not None
+                             else completion.raw_text)
+            prompt_counts.append(completion.prompt_tokens)
+        if completion.tool_call_agreement is not None:
+            stats.tool_call_checks += 1
+            stats.tool_call_disagreements += int(not completion.tool_call_agreement)
         message = completion.message
         history.append(message)
         if on_turn:
@@ -208,6 +210,8 @@ async def drive_episode(env: Env, episode: Episode, task: Task, client: ModelCli
         provenance=prov,
         completion_token_ids=token_ids or None,
         logprobs=logprobs if token_ids and any(logprobs) else None,
+        raw_completions=raw_texts or None,
+        prompt_token_counts=prompt_counts or None,
     )
 
 

@@ -48,7 +48,7 @@ class ToolCall(Record):
 
     @classmethod
     def make(cls, id: str, name: str, arguments: dict[str, Any] | str) -> ToolCall:
-        return cls(id=id, function=FunctionCall(name=name, arguments=arguments))
+        return cls(id=id, function=FunctionCall.model_validate({"name": name, "arguments": arguments}))
 
     @property
     def name(self) -> str:
@@ -89,6 +89,9 @@ class Task(Record):
     env: str
     prompt: str
     meta: dict[str, Any] = Field(default_factory=dict)
+    abilities: list[str] = Field(default_factory=list)
+    """The atomic abilities the task exercises (``complex_reasoning``, ``localisation``, ``function_calling``...),
+    from its generator or template; training mixtures can weight by them."""
 
 
 class Status(StrEnum):
@@ -132,6 +135,10 @@ class Stats(Record):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: Seconds = Field(default_factory=Seconds)
+    tool_call_checks: int = 0
+    """Turns whose raw generated text was known, so the server's parsed tool calls could be checked against agentkit's."""
+    tool_call_disagreements: int = 0
+    """Of those, turns where the server's tool calls differ from agentkit's parse of the same text."""
 
 
 class Provenance(Record):
@@ -162,8 +169,15 @@ class Trajectory(Record):
     stats: Stats = Field(default_factory=Stats)
     provenance: Provenance = Field(default_factory=Provenance)
     meta: dict[str, Any] = Field(default_factory=dict)
+    abilities: list[str] = Field(default_factory=list)
+    """The task's abilities plus those the episode shows (a reflected mistake adds ``self_correction`` or
+    ``metacognition``)."""
     completion_token_ids: list[list[int]] | None = None
     logprobs: list[list[float]] | None = None
+    raw_completions: list[str] | None = None
+    """Token-faithful records (``record.tokens``): per assistant turn, the text exactly as generated (its tokens
+    decoded), alongside ``completion_token_ids``/``logprobs``; ``prompt_token_counts`` the prompt it saw."""
+    prompt_token_counts: list[int] | None = None
 
     @property
     def passed(self) -> bool:

@@ -15,6 +15,8 @@ from functools import lru_cache
 from typing import Any
 
 import jsonschema
+import jsonschema.protocols
+import jsonschema.validators
 
 from agentkit.records import ToolCall, ToolSpec
 

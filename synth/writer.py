@@ -26,6 +26,7 @@ from typing import Any
 
 from agentkit.errors import ConfigError, DataError
 from agentkit.jsonl import JsonlWriter, repair_torn_tail
+from agentkit.paths import atomic_write_bytes, atomic_write_json, atomic_write_text
 from agentkit.records import SCHEMA_VERSION
 
 
@@ -54,20 +55,6 @@ class Shard:
             return True
         digest = hashlib.sha256(task_id.encode("utf-8")).digest()
         return int.from_bytes(digest[:8], "big") % self.count == self.index
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def file_sha256(path: Path) -> str:
@@ -268,12 +255,7 @@ class RunDir:
                 import zstandard
 
                 payload = zstandard.ZstdCompressor(level=10).compress(payload)
-            tmp = path.with_name(f".{path.name}.tmp")
-            with open(tmp, "wb") as handle:
-                handle.write(payload)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
+            atomic_write_bytes(path, payload)
             written.append(path)
             infos.append({"path": str(path.relative_to(self.root)), "rows": len(buffer), "bytes": len(payload),
                           "sha256": hashlib.sha256(payload).hexdigest()})

@@ -20,39 +20,33 @@ from collections.abc import Sequence
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agentkit.client import GeneratorClient
 from agentkit.env import Episode, Tool, ToolOutput
 from agentkit.errors import ConfigError, DataError, SandboxUnavailable, VerifierError
-from agentkit.records import Message, Task, ToolSpec, Verdict
+from agentkit.records import Message, Task, Verdict
 from agentkit.toolcalls import render_tool_call, split_reasoning
+from agentkit.tools import as_tool, spec_of, tool
 
 if TYPE_CHECKING:
     from agentkit.config import TaskSourceConfig
     from agentkit.sandbox import Sandbox
-    from agentkit.envs.code import CodeEnv
+
+
+class CodeSandboxes(Protocol):
+    """What a code episode needs from its env (``CodeEnv``): sandbox pools and the time limits. A protocol,
+    so the episodes do not import the package that imports them."""
+
+    cell_timeout: float | None
+    command_timeout: float
+
+    def pool(self, python: bool) -> Any: ...
+
 
 HARNESS_PATH = Path(__file__).with_name("sandbox_harness.py")
 DEFAULT_TIMEOUT = 20.0
 MAX_PUBLIC_FROM_HIDDEN = 3
-
-PYTHON_TOOL = ToolSpec.model_validate({"type": "function", "function": {
-    "name": "python",
-    "description": "Run Python code in a persistent session (variables, functions and imports are kept "
-                   "between calls). Returns what the code prints, or the error.",
-    "parameters": {"type": "object", "properties": {"code": {"type": "string", "description": "Python code"}},
-                   "required": ["code"], "additionalProperties": False},
-}})
-
-PUBLIC_TESTS_TOOL = ToolSpec.model_validate({"type": "function", "function": {
-    "name": "run_public_tests",
-    "description": "Run the task's public tests against a complete solution (the same code you would give "
-                   "as the final answer) in a fresh process. Returns which tests pass and why the others fail.",
-    "parameters": {"type": "object", "properties": {
-        "code": {"type": "string", "description": "The complete solution code"}},
-        "required": ["code"], "additionalProperties": False},
-}})
 
 GUIDANCE = """You are solving a Python programming task. Use the python tool to try ideas and the
 run_public_tests tool to check a complete solution. In your final message, give the complete solution
@@ -197,7 +191,7 @@ def format_public_report(task: Task, result: dict[str, Any], public: list[Any]) 
 class FunctionEpisode(Episode):
     """A function-level task: a sandbox with a warm Python session, taken at the first tool call."""
 
-    def __init__(self, task: Task, env: CodeEnv):
+    def __init__(self, task: Task, env: CodeSandboxes):
         super().__init__(task)
         self._env = env
         self._stack = contextlib.AsyncExitStack()
@@ -207,10 +201,7 @@ class FunctionEpisode(Episode):
 
     @property
     def tools(self) -> list[Tool]:
-        return [Tool(PYTHON_TOOL.name, PYTHON_TOOL.function.description, PYTHON_TOOL.function.parameters,
-                     self._python),
-                Tool(PUBLIC_TESTS_TOOL.name, PUBLIC_TESTS_TOOL.function.description,
-                     PUBLIC_TESTS_TOOL.function.parameters, self._run_public_tests)]
+        return [as_tool(self.python), as_tool(self.run_public_tests)]
 
     async def _workspace(self) -> Any:
         if self.closed:
@@ -219,14 +210,28 @@ class FunctionEpisode(Episode):
             self._sandbox = await self._stack.enter_async_context(self._env.pool(python=True).sandbox())
         return self._sandbox
 
-    async def _python(self, code: str) -> ToolOutput:
+    @tool
+    async def python(self, code: str) -> ToolOutput:
+        """Run Python code in a persistent session (variables, functions and imports are kept between
+        calls). Returns what the code prints, or the error.
+
+        Args:
+            code: Python code
+        """
         async with self._lock:
             sandbox = await self._workspace()
             session = await sandbox.python()
             result = await session.run(code, timeout=self._env.cell_timeout)
         return ToolOutput(content=result.observation(), error=not result.ok)
 
-    async def _run_public_tests(self, code: str) -> ToolOutput:
+    @tool
+    async def run_public_tests(self, code: str) -> ToolOutput:
+        """Run the task's public tests against a complete solution (the same code you would give as the
+        final answer) in a fresh process. Returns which tests pass and why the others fail.
+
+        Args:
+            code: The complete solution code
+        """
         meta = self.task.meta
         public = meta.get("public_cases" if meta.get("format") == "stdio" else "public_tests") or []
         if not public:
@@ -266,6 +271,10 @@ class FunctionEpisode(Episode):
             self.closed = True
             self._sandbox = None
             await self._stack.aclose()
+
+PYTHON_TOOL = spec_of(FunctionEpisode.python)
+PUBLIC_TESTS_TOOL = spec_of(FunctionEpisode.run_public_tests)
+
 
 
 async def check_solutions(sandbox_factory: Any, tasks: Sequence[Task], codes: Sequence[str], *,

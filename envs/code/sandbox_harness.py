@@ -167,7 +167,7 @@ def worker_main():
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(2, 1)  # what the solution prints goes to the runner's log of it, not into the protocol
-    sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115
+    sys.stdin = open(os.devnull, encoding="utf-8")
     handles = {}
 
     def send(message):
@@ -189,7 +189,7 @@ def worker_main():
     sys.path[:] = [p for p in load.get("path", []) if isinstance(p, str)] or sys.path
     namespace = {"__name__": "solution", "__file__": "solution.py"}
     try:
-        exec(compile(load["code"], "solution.py", "exec"), namespace)  # noqa: S102
+        exec(compile(load["code"], "solution.py", "exec"), namespace)
     except BaseException as exc:  # SystemExit too: a solution that exits while loading fails
         send({"error": describe(exc), "trace": _short(traceback.format_exc(limit=-3), 2000)})
         return
@@ -232,7 +232,7 @@ class Worker:
         import tempfile
 
         self.deadline = float("inf")
-        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - unlinked: no path to tamper with
+        self.log = tempfile.TemporaryFile()  # unlinked: no path to tamper with
         self.proc = subprocess.Popen(
             [sys.executable, "-I", "-S", "-c", source, "worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=self.log, close_fds=True, start_new_session=True)
@@ -461,7 +461,7 @@ def run_function_problem(problem, worker):
         namespace = {"__name__": "__tests__", "_ak_check_eq": _check_eq}
         setup = problem.get("setup") or ""
         if setup:
-            exec(compile(setup, "<setup>", "exec"), namespace)  # noqa: S102 - trusted task data
+            exec(compile(setup, "<setup>", "exec"), namespace)  # trusted task data
         names = loaded["names"] if type(loaded["names"]) is dict else {}
         entry_point = problem.get("entry_point")
         if entry_point and entry_point not in names:
@@ -474,7 +474,7 @@ def run_function_problem(problem, worker):
             try:
                 code = _compile_unit(unit, filename)
                 with contextlib.redirect_stdout(captured):
-                    exec(code, namespace)  # noqa: S102 - trusted test code
+                    exec(code, namespace)  # trusted test code
             except Exception as exc:
                 _fail(result, index, _failure(exc, unit, filename))
                 if worker.dead:

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from agentkit import paths
 from agentkit.errors import ConfigError, DataError
 from agentkit.records import Task, ToolSpec
 
@@ -59,8 +60,7 @@ NESTED_TYPES = ("array", "tuple")
 # ------------------------------------------------------------------------------------------ the wheel
 
 def cache_dir() -> Path:
-    root = os.environ.get("AGENTKIT_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "agentkit")
-    return Path(root) / "bfcl"
+    return paths.cache_dir("bfcl")
 
 
 def download_wheel(dest: Path, timeout: float = 300.0) -> Path:

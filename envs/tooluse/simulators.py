@@ -14,37 +14,13 @@ import fnmatch
 import json
 import posixpath
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
+from agentkit import tools
 from agentkit.env import Tool
 from agentkit.errors import ToolError
-from agentkit.records import FunctionSpec, ToolSpec
-
-
-@dataclass(frozen=True)
-class ToolDecl:
-    name: str
-    description: str
-    parameters: dict[str, Any]
-    method: str
-
-
-def tool(description: str, properties: dict[str, Any], required: list[str] | None = None) -> Callable:
-    """Declare a simulator method as a tool with a JSON-schema object of ``properties``."""
-
-    def decorate(fn: Callable) -> Callable:
-        fn.__tool__ = {"description": description,
-                       "parameters": {"type": "object", "properties": properties,
-                                      "required": list(required if required is not None else properties),
-                                      "additionalProperties": False}}
-        return fn
-
-    return decorate
-
-
-def _string(description: str, **extra: Any) -> dict[str, Any]:
-    return {"type": "string", "description": description, **extra}
+from agentkit.records import ToolSpec
+from agentkit.tools import tool
 
 
 def _money(cents: int) -> float:
@@ -75,25 +51,14 @@ class Simulator:
         return copy.deepcopy(self.state)
 
     @classmethod
-    def declarations(cls) -> list[ToolDecl]:
-        decls = []
-        for name in sorted(dir(cls)):
-            spec = getattr(getattr(cls, name), "__tool__", None)
-            if spec is not None:
-                decls.append(ToolDecl(name, spec["description"], spec["parameters"], name))
-        return decls
-
-    @classmethod
     def specs(cls) -> list[ToolSpec]:
-        return [ToolSpec(function=FunctionSpec(name=d.name, description=d.description, parameters=d.parameters))
-                for d in cls.declarations()]
+        return tools.specs(cls)
 
     def tools(self) -> list[Tool]:
-        def bind(decl: ToolDecl) -> Callable[..., str]:
-            method = getattr(self, decl.method)
+        def bind(method: Callable[..., Any]) -> Callable[..., str]:
             return lambda **arguments: json.dumps(method(**arguments), ensure_ascii=False)
 
-        return [Tool(d.name, d.description, d.parameters, bind(d)) for d in self.declarations()]
+        return tools.tools(self, wrap=bind)
 
 
 # --------------------------------------------------------------------------------------------- files
@@ -137,8 +102,13 @@ class FileSystem(Simulator):
     def _add_dir(self, path: str) -> None:
         self.state["dirs"] = sorted({*self.state["dirs"], path})
 
-    @tool("List the entries of a directory.", {"path": _string("Absolute directory path, e.g. /home")})
+    @tool
     def list_dir(self, path: str) -> dict[str, Any]:
+        """List the entries of a directory.
+
+        Args:
+            path: Absolute directory path, e.g. /home
+        """
         path = self._norm(path)
         if not self._is_dir(path):
             raise ToolError(f"{path} is not a directory")
@@ -151,18 +121,27 @@ class FileSystem(Simulator):
                 entries.append({"name": posixpath.basename(f), "type": "file", "size": len(content)})
         return {"path": path, "entries": sorted(entries, key=lambda e: e["name"])}
 
-    @tool("Read a text file.", {"path": _string("Absolute file path")})
+    @tool
     def read_file(self, path: str) -> dict[str, Any]:
+        """Read a text file.
+
+        Args:
+            path: Absolute file path
+        """
         path = self._norm(path)
         if path not in self.state["files"]:
             raise ToolError(f"no such file: {path}")
         return {"path": path, "content": self.state["files"][path]}
 
-    @tool("Write a text file, replacing it, or appending when append is true. The directory must exist.",
-          {"path": _string("Absolute file path"), "content": _string("Text to write"),
-           "append": {"type": "boolean", "description": "Append instead of replacing", "default": False}},
-          required=["path", "content"])
+    @tool
     def write_file(self, path: str, content: str, append: bool = False) -> dict[str, Any]:
+        """Write a text file, replacing it, or appending when append is true. The directory must exist.
+
+        Args:
+            path: Absolute file path
+            content: Text to write
+            append: Append instead of replacing
+        """
         path = self._norm(path)
         if self._is_dir(path):
             raise ToolError(f"{path} is a directory")
@@ -171,11 +150,14 @@ class FileSystem(Simulator):
         self.state["files"][path] = old + content if append else content
         return {"path": path, "size": len(self.state["files"][path])}
 
-    @tool("Create a directory (and missing parents when parents is true).",
-          {"path": _string("Absolute directory path"),
-           "parents": {"type": "boolean", "description": "Create missing parent directories", "default": False}},
-          required=["path"])
+    @tool
     def make_dir(self, path: str, parents: bool = False) -> dict[str, Any]:
+        """Create a directory (and missing parents when parents is true).
+
+        Args:
+            path: Absolute directory path
+            parents: Create missing parent directories
+        """
         path = self._norm(path)
         if path in self.state["files"]:
             raise ToolError(f"{path} exists and is a file")
@@ -194,9 +176,15 @@ class FileSystem(Simulator):
             self._add_dir(d)
         return {"path": path, "created": True}
 
-    @tool("Move or rename a file or directory. If the destination is an existing directory, the source "
-          "moves into it.", {"source": _string("Absolute path to move"), "destination": _string("Absolute target path")})
+    @tool
     def move(self, source: str, destination: str) -> dict[str, Any]:
+        """Move or rename a file or directory. If the destination is an existing directory, the source moves
+        into it.
+
+        Args:
+            source: Absolute path to move
+            destination: Absolute target path
+        """
         source, destination = self._norm(source), self._norm(destination)
         if self._is_dir(destination):
             destination = posixpath.join(destination, posixpath.basename(source))
@@ -219,11 +207,14 @@ class FileSystem(Simulator):
             raise ToolError(f"no such file or directory: {source}")
         return {"source": source, "destination": destination}
 
-    @tool("Delete a file, or a directory (recursive must be true for a non-empty one).",
-          {"path": _string("Absolute path"),
-           "recursive": {"type": "boolean", "description": "Delete a directory with its contents", "default": False}},
-          required=["path"])
+    @tool
     def delete(self, path: str, recursive: bool = False) -> dict[str, Any]:
+        """Delete a file, or a directory (recursive must be true for a non-empty one).
+
+        Args:
+            path: Absolute path
+            recursive: Delete a directory with its contents
+        """
         path = self._norm(path)
         if path in self.state["files"]:
             del self.state["files"][path]
@@ -238,9 +229,14 @@ class FileSystem(Simulator):
         self.state["files"] = {f: c for f, c in self.state["files"].items() if not f.startswith(prefix)}
         return {"deleted": path}
 
-    @tool("Find files whose name matches a glob pattern (e.g. *.txt) under a directory, recursively.",
-          {"directory": _string("Absolute directory path"), "pattern": _string("Glob pattern for file names")})
+    @tool
     def find_files(self, directory: str, pattern: str) -> dict[str, Any]:
+        """Find files whose name matches a glob pattern (e.g. *.txt) under a directory, recursively.
+
+        Args:
+            directory: Absolute directory path
+            pattern: Glob pattern for file names
+        """
         directory = self._norm(directory)
         if not self._is_dir(directory):
             raise ToolError(f"{directory} is not a directory")
@@ -251,6 +247,13 @@ class FileSystem(Simulator):
 
 
 # ---------------------------------------------------------------------------------------------- shop
+
+OrderStatus = Literal["pending", "shipped", "delivered", "cancelled", "refunded"]
+_ORDER_ITEMS = {"type": "array", "minItems": 1, "description": "Products and quantities",
+                "items": {"type": "object", "properties": {"product_id": {"type": "string"},
+                                                           "quantity": {"type": "integer", "minimum": 1}},
+                          "required": ["product_id", "quantity"], "additionalProperties": False}}
+
 
 class Shop(Simulator):
     """Customers, products with stock, orders with items; cancellations and refunds follow store policy:
@@ -288,8 +291,13 @@ class Shop(Simulator):
         return {"order_id": order_id, "customer_id": order["customer_id"], "status": order["status"],
                 "items": items, "total": _money(total)}
 
-    @tool("Find a customer by exact name or email.", {"query": _string("Full name or email address")})
+    @tool
     def find_customer(self, query: str) -> dict[str, Any]:
+        """Find a customer by exact name or email.
+
+        Args:
+            query: Full name or email address
+        """
         q = query.strip().lower()
         for cid, customer in sorted(self.state["customers"].items()):
             if q in (customer["name"].lower(), customer["email"].lower()):
@@ -297,11 +305,14 @@ class Shop(Simulator):
                         "store_credit": _money(customer["credit_cents"])}
         raise ToolError(f"no customer named {query!r}")
 
-    @tool("List a customer's orders, optionally only those with a given status.",
-          {"customer_id": _string("Customer id, e.g. C001"),
-           "status": _string("Filter by status", enum=["pending", "shipped", "delivered", "cancelled", "refunded"])},
-          required=["customer_id"])
-    def list_orders(self, customer_id: str, status: str | None = None) -> dict[str, Any]:
+    @tool
+    def list_orders(self, customer_id: str, status: OrderStatus | None = None) -> dict[str, Any]:
+        """List a customer's orders, optionally only those with a given status.
+
+        Args:
+            customer_id: Customer id, e.g. C001
+            status: Filter by status
+        """
         if customer_id not in self.state["customers"]:
             raise ToolError(f"no customer with id {customer_id!r}")
         orders = [{"order_id": oid, "status": o["status"], "items": len(o["items"])}
@@ -309,24 +320,35 @@ class Shop(Simulator):
                   if o["customer_id"] == customer_id and (status is None or o["status"] == status)]
         return {"customer_id": customer_id, "orders": orders}
 
-    @tool("Get an order with its items, prices and status.", {"order_id": _string("Order id, e.g. O1001")})
+    @tool
     def get_order(self, order_id: str) -> dict[str, Any]:
+        """Get an order with its items, prices and status.
+
+        Args:
+            order_id: Order id, e.g. O1001
+        """
         return self._order_view(order_id)
 
-    @tool("Search products by a word in their name.", {"query": _string("Word to look for, case-insensitive")})
+    @tool
     def search_products(self, query: str) -> dict[str, Any]:
+        """Search products by a word in their name.
+
+        Args:
+            query: Word to look for, case-insensitive
+        """
         q = query.strip().lower()
         found = [{"product_id": pid, "name": p["name"], "price": _money(p["price_cents"]), "stock": p["stock"]}
                  for pid, p in sorted(self.state["products"].items()) if q and q in p["name"].lower()]
         return {"products": found}
 
-    @tool("Place a new order for a customer; stock is reserved at once.",
-          {"customer_id": _string("Customer id"),
-           "items": {"type": "array", "minItems": 1, "description": "Products and quantities",
-                     "items": {"type": "object", "properties": {"product_id": {"type": "string"},
-                                                                "quantity": {"type": "integer", "minimum": 1}},
-                               "required": ["product_id", "quantity"], "additionalProperties": False}}})
+    @tool(params={"items": _ORDER_ITEMS})
     def place_order(self, customer_id: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+        """Place a new order for a customer; stock is reserved at once.
+
+        Args:
+            customer_id: Customer id
+            items: Products and quantities
+        """
         if customer_id not in self.state["customers"]:
             raise ToolError(f"no customer with id {customer_id!r}")
         for it in items:
@@ -346,9 +368,14 @@ class Shop(Simulator):
         self.state["orders"][order_id] = {"customer_id": customer_id, "status": "pending", "items": lines}
         return self._order_view(order_id)
 
-    @tool("Cancel a pending order (shipped or delivered orders cannot be cancelled); its stock is restored.",
-          {"order_id": _string("Order id"), "reason": _string("Why the order is cancelled")})
+    @tool
     def cancel_order(self, order_id: str, reason: str) -> dict[str, Any]:
+        """Cancel a pending order (shipped or delivered orders cannot be cancelled); its stock is restored.
+
+        Args:
+            order_id: Order id
+            reason: Why the order is cancelled
+        """
         order = self._order(order_id)
         if order["status"] != "pending":
             raise ToolError(f"order {order_id} is {order['status']}; only pending orders can be cancelled")
@@ -357,11 +384,16 @@ class Shop(Simulator):
         order["status"] = "cancelled"
         return {"order_id": order_id, "status": "cancelled"}
 
-    @tool("Refund items of a delivered order to the customer's store credit.",
-          {"order_id": _string("Order id"),
-           "item_ids": {"type": "array", "items": {"type": "string"}, "minItems": 1, "description": "Item ids to refund"},
-           "reason": _string("Why the items are refunded")})
+    @tool(params={"item_ids": {"type": "array", "items": {"type": "string"}, "minItems": 1,
+                            "description": "Item ids to refund"}})
     def refund_items(self, order_id: str, item_ids: list[str], reason: str) -> dict[str, Any]:
+        """Refund items of a delivered order to the customer's store credit.
+
+        Args:
+            order_id: Order id
+            item_ids: Item ids to refund
+            reason: Why the items are refunded
+        """
         order = self._order(order_id)
         if order["status"] != "delivered":
             raise ToolError(f"order {order_id} is {order['status']}; only delivered orders can be refunded")
@@ -439,19 +471,30 @@ class Calendar(Simulator):
             other = self.state["events"][clash]
             raise ToolError(f"conflicts with {clash} '{other['title']}' ({other['start']}-{other['end']})")
 
-    @tool("List the events on a date, optionally only those with a given attendee.",
-          {"date": _DATE, "attendee": _string("Attendee name to filter by")}, required=["date"])
+    @tool(params={"date": _DATE})
     def list_events(self, date: str, attendee: str | None = None) -> dict[str, Any]:
+        """List the events on a date, optionally only those with a given attendee.
+
+        Args:
+            date: Date as YYYY-MM-DD
+            attendee: Attendee name to filter by
+        """
         events = [{"event_id": eid, **e} for eid, e in self.state["events"].items()
                   if e["date"] == date and (attendee is None or attendee in e["attendees"])]
         return {"date": date, "events": sorted(events, key=lambda e: (e["start"], e["event_id"]))}
 
-    @tool("Create an event; it may not overlap another event on the same date.",
-          {"title": _string("Event title"), "date": _DATE, "start": _TIME, "end": _TIME,
-           "attendees": {"type": "array", "items": {"type": "string"}, "description": "Other attendees"}},
-          required=["title", "date", "start", "end"])
+    @tool(params={"date": _DATE, "start": _TIME, "end": _TIME})
     def create_event(self, title: str, date: str, start: str, end: str,
                      attendees: list[str] | None = None) -> dict[str, Any]:
+        """Create an event; it may not overlap another event on the same date.
+
+        Args:
+            title: Event title
+            date: Date as YYYY-MM-DD
+            start: Time as HH:MM (24-hour)
+            end: Time as HH:MM (24-hour)
+            attendees: Other attendees
+        """
         self._checked_span(date, start, end)
         event_id = f"E{self.state['next_event']}"
         self.state["next_event"] += 1
@@ -459,11 +502,18 @@ class Calendar(Simulator):
                                           "attendees": sorted(attendees or [])}
         return {"event_id": event_id, **self.state["events"][event_id]}
 
-    @tool("Change an event's date and/or times (and optionally its title).",
-          {"event_id": _string("Event id, e.g. E3"), "date": _DATE, "start": _TIME, "end": _TIME,
-           "title": _string("New title")}, required=["event_id"])
+    @tool(params={"date": _DATE, "start": _TIME, "end": _TIME})
     def update_event(self, event_id: str, date: str | None = None, start: str | None = None,
                      end: str | None = None, title: str | None = None) -> dict[str, Any]:
+        """Change an event's date and/or times (and optionally its title).
+
+        Args:
+            event_id: Event id, e.g. E3
+            date: Date as YYYY-MM-DD
+            start: Time as HH:MM (24-hour)
+            end: Time as HH:MM (24-hour)
+            title: New title
+        """
         event = self._event(event_id)
         new = {**event, **{k: v for k, v in {"date": date, "start": start, "end": end, "title": title}.items()
                            if v is not None}}
@@ -471,18 +521,29 @@ class Calendar(Simulator):
         event.update(new)
         return {"event_id": event_id, **event}
 
-    @tool("Delete an event.", {"event_id": _string("Event id")})
+    @tool
     def delete_event(self, event_id: str) -> dict[str, Any]:
+        """Delete an event.
+
+        Args:
+            event_id: Event id
+        """
         self._event(event_id)
         del self.state["events"][event_id]
         return {"deleted": event_id}
 
-    @tool("Free time slots of at least the given length on a date, within working hours.",
-          {"date": _DATE, "duration_minutes": {"type": "integer", "minimum": 5, "maximum": 600},
-           "day_start": {**_TIME, "default": "09:00"}, "day_end": {**_TIME, "default": "17:00"}},
-          required=["date", "duration_minutes"])
+    @tool(params={"date": _DATE, "duration_minutes": {"type": "integer", "minimum": 5, "maximum": 600},
+                 "day_start": {**_TIME, "default": "09:00"}, "day_end": {**_TIME, "default": "17:00"}})
     def find_free_slots(self, date: str, duration_minutes: int, day_start: str = "09:00",
                         day_end: str = "17:00") -> dict[str, Any]:
+        """Free time slots of at least the given length on a date, within working hours.
+
+        Args:
+            date: Date as YYYY-MM-DD
+            duration_minutes: Length of a slot, 5 to 600 minutes
+            day_start: Time as HH:MM (24-hour)
+            day_end: Time as HH:MM (24-hour)
+        """
         cursor, stop = _minutes(day_start), _minutes(day_end)
         busy = sorted((_minutes(e["start"]), _minutes(e["end"])) for e in self.state["events"].values()
                       if e["date"] == date)

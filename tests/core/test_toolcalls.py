@@ -1,5 +1,6 @@
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +19,7 @@ calls = st.lists(st.tuples(names, st.dictionaries(st.text(max_size=10), json_val
 prose = st.text(max_size=40).filter(lambda t: "<tool_call>" not in t and "</tool_call>" not in t)
 
 
+@pytest.mark.slow  # > 3 s on 2 busy cores (pytest --durations)
 @settings(max_examples=300, deadline=None)
 @given(calls, prose, prose)
 def test_render_then_parse_is_identity(specs, before, after):

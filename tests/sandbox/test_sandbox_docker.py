@@ -30,7 +30,7 @@ def test_containers_of_dead_processes_are_reaped():
     finally:
         try:
             leaked.remove(force=True)
-        except Exception:  # noqa: BLE001 - reaped, as expected
+        except Exception:  # reaped, as expected
             pass
 
 

@@ -27,6 +27,7 @@ def read_lines(path):
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+@pytest.mark.slow  # > 3 s on 2 busy cores (pytest --durations)
 def test_flaky_server_every_episode_ends_once_with_the_right_status(capsys, tmp_path, flaky_server):
     out = tmp_path / "run"
     n_tasks = len(MODES)

@@ -59,6 +59,7 @@ def test_correct_solution_passes(world):
     assert verdict.details["tests"] == 3 and verdict.details["passed_tests"] == 3
 
 
+@pytest.mark.slow  # > 3 s on 2 busy cores (pytest --durations)
 def test_adversarial_solutions_fail(world):
     async def all_of_them():
         return await asyncio.gather(*(_verify(world, ADD, code) for code in ADVERSARIAL.values()))

@@ -35,6 +35,7 @@ def test_loader_keeps_references_out_of_the_prompt(problems):
     assert sum(bool(t.meta["public_tests"]) for t in problems) >= 150
 
 
+@pytest.mark.slow  # > 3 s on 2 busy cores (pytest --durations)
 def test_all_canonical_solutions_pass(world, problems):
     verdicts = _check(world, problems, [t.meta["solution"] for t in problems])
     failed = [(t.id, v.reason) for t, v in zip(problems, verdicts, strict=True) if not v.passed]
@@ -42,6 +43,7 @@ def test_all_canonical_solutions_pass(world, problems):
     assert sum(v.passed for v in verdicts) == 164
 
 
+@pytest.mark.slow  # > 3 s on 2 busy cores (pytest --durations)
 def test_broken_solutions_fail(world, problems):
     # Half the problems get a stub that returns None; the other half the canonical body with its
     # first return value replaced by a constant of another type.

@@ -165,6 +165,7 @@ def test_suspicious_constructs_only_counts_additions():
     assert suspicious_constructs("", 'def gcd(a, b):\n    """Evaluate the gcd of the submodules\' values."""\n') == []
 
 
+@pytest.mark.slow  # > 3 s on 2 busy cores (pytest --durations)
 def test_the_suite_runner_reports_tampering_and_early_exits(world, tasks):
     """The in-sandbox layer alone (no static check): runner patches are detected, exits leave no pass."""
     task = tasks[0]
