@@ -9,7 +9,12 @@ from pathlib import Path
 
 from setuptools import find_namespace_packages, setup
 
-MAPPED = {"envs": "agentkit.envs", "synth": "agentkit.synth", "train": "agentkit.train", "conf": "agentkit.conf"}
+MAPPED = {
+    "envs": "agentkit.envs",
+    "synth": "agentkit.synth",
+    "train": "agentkit.train",
+    "conf": "agentkit.conf",
+}
 
 
 def subpackages(folder: str, name: str) -> list[str]:

@@ -27,7 +27,24 @@ from agentkit.records import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "AgentkitError", "ConfigError", "ContextExceeded", "DataError", "ModelError", "SandboxUnavailable",
-    "ToolError", "VerifierError", "FunctionCall", "FunctionSpec", "Message", "Provenance", "Stats",
-    "Status", "Task", "ToolCall", "ToolSpec", "Trajectory", "Verdict", "__version__",
+    "AgentkitError",
+    "ConfigError",
+    "ContextExceeded",
+    "DataError",
+    "ModelError",
+    "SandboxUnavailable",
+    "ToolError",
+    "VerifierError",
+    "FunctionCall",
+    "FunctionSpec",
+    "Message",
+    "Provenance",
+    "Stats",
+    "Status",
+    "Task",
+    "ToolCall",
+    "ToolSpec",
+    "Trajectory",
+    "Verdict",
+    "__version__",
 ]

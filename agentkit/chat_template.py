@@ -20,7 +20,7 @@ TOOL_BLOCK_HEADER = (
     "# Tools\nYou may call one or more functions. Their signatures are inside <tools></tools>:\n<tools>\n"
 )
 TOOL_BLOCK_FOOTER = (
-    "</tools>\nFor each call write <tool_call>{\"name\": <function-name>, \"arguments\": <args-json-object>}"
+    '</tools>\nFor each call write <tool_call>{"name": <function-name>, "arguments": <args-json-object>}'
     "</tool_call>."
 )
 
@@ -64,4 +64,6 @@ YOUTU_CHAT_TEMPLATE = (
 
 def template_sha256(template: str | None = None) -> str:
     """The hash recorded in trajectories; whitespace-exact, since the rendered text is."""
-    return hashlib.sha256((template if template is not None else YOUTU_CHAT_TEMPLATE).encode("utf-8")).hexdigest()
+    return hashlib.sha256(
+        (template if template is not None else YOUTU_CHAT_TEMPLATE).encode("utf-8")
+    ).hexdigest()

@@ -29,31 +29,75 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {
-    "serve": Command("serve", "agentkit.server.cli:serve", "agentkit.server.cli:register",
-                     "serve a model over the OpenAI API (embedded transformers engine, or vllm serve)"),
-    "synth": Command("synth", "agentkit.synth.cli:synth", "agentkit.synth.config:register",
-                     "synthesize a verified, curated trajectory dataset"),
-    "eval": Command("eval", "agentkit.synth.cli:evaluate", "agentkit.synth.config:register",
-                    "evaluate an agent (model or reference policy): pass@k with confidence intervals"),
-    "train": Command("train", "agentkit.train.cli:train", "agentkit.train.config:register",
-                     "run a training stage (tokenizer, pretrain, midtrain, sft) on TRL, or a recipe=<name> of stages",
-                     rewrite="agentkit.train.config:rewrite_args"),
-    "curate": Command("curate", "agentkit.synth.merge:curate_runs", "agentkit.synth.merge:register",
-                      "dedup, decontaminate and cap per task across the datasets of many runs or shards",
-                      rewrite="agentkit.synth.merge:rewrite_args"),
-    "demo": Command("demo", "agentkit.synth.demo:demo", "agentkit.synth.demo:register",
-                    "train a tiny MLA agent from scratch and show mid-training lift its pass rate"),
-    "sandbox exec": Command("sandbox_exec", "agentkit.envs.sandbox.cli:exec_code", "agentkit.envs.sandbox.cli:register",
-                            "run Python code from stdin in a fresh sandbox; print the ExecResult as JSON"),
-    "sandbox check": Command("sandbox_check", "agentkit.envs.sandbox.cli:check", "agentkit.envs.sandbox.cli:register",
-                             "run the sandbox conformance suite against a live backend"),
-    "index": Command("index", "agentkit.envs.research.cli:build_index", "agentkit.envs.research.cli:register",
-                     "build a BM25 index over a document corpus"),
-    "export": Command("export", "agentkit.synth.export:export", "agentkit.synth.export:register",
-                      "write a run's trajectories as ATIF, ShareGPT/LlamaFactory, Parquet or a datasets dir"),
-    "view": Command("view", "agentkit.synth.view:view", "agentkit.synth.view:register",
-                    "browse a run's trajectories, plots and a side-by-side comparison in the browser",
-                    rewrite="agentkit.synth.view:rewrite_args"),
+    "serve": Command(
+        "serve",
+        "agentkit.server.cli:serve",
+        "agentkit.server.cli:register",
+        "serve a model over the OpenAI API (embedded transformers engine, or vllm serve)",
+    ),
+    "synth": Command(
+        "synth",
+        "agentkit.synth.cli:synth",
+        "agentkit.synth.config:register",
+        "synthesize a verified, curated trajectory dataset",
+    ),
+    "eval": Command(
+        "eval",
+        "agentkit.synth.cli:evaluate",
+        "agentkit.synth.config:register",
+        "evaluate an agent (model or reference policy): pass@k with confidence intervals",
+    ),
+    "train": Command(
+        "train",
+        "agentkit.train.cli:train",
+        "agentkit.train.config:register",
+        "run a training stage (tokenizer, pretrain, midtrain, sft) on TRL, or a recipe=<name> of stages",
+        rewrite="agentkit.train.config:rewrite_args",
+    ),
+    "curate": Command(
+        "curate",
+        "agentkit.synth.merge:curate_runs",
+        "agentkit.synth.merge:register",
+        "dedup, decontaminate and cap per task across the datasets of many runs or shards",
+        rewrite="agentkit.synth.merge:rewrite_args",
+    ),
+    "demo": Command(
+        "demo",
+        "agentkit.synth.demo:demo",
+        "agentkit.synth.demo:register",
+        "train a tiny MLA agent from scratch and show mid-training lift its pass rate",
+    ),
+    "sandbox exec": Command(
+        "sandbox_exec",
+        "agentkit.envs.sandbox.cli:exec_code",
+        "agentkit.envs.sandbox.cli:register",
+        "run Python code from stdin in a fresh sandbox; print the ExecResult as JSON",
+    ),
+    "sandbox check": Command(
+        "sandbox_check",
+        "agentkit.envs.sandbox.cli:check",
+        "agentkit.envs.sandbox.cli:register",
+        "run the sandbox conformance suite against a live backend",
+    ),
+    "index": Command(
+        "index",
+        "agentkit.envs.research.cli:build_index",
+        "agentkit.envs.research.cli:register",
+        "build a BM25 index over a document corpus",
+    ),
+    "export": Command(
+        "export",
+        "agentkit.synth.export:export",
+        "agentkit.synth.export:register",
+        "write a run's trajectories as ATIF, ShareGPT/LlamaFactory, Parquet or a datasets dir",
+    ),
+    "view": Command(
+        "view",
+        "agentkit.synth.view:view",
+        "agentkit.synth.view:register",
+        "browse a run's trajectories, plots and a side-by-side comparison in the browser",
+        rewrite="agentkit.synth.view:rewrite_args",
+    ),
 }
 
 
@@ -78,13 +122,16 @@ def _usage() -> str:
     width = max(len(name) for name in COMMANDS)
     lines = ["usage: agentkit <command> [key=value ...] [--help] [--cfg job] [--multirun]", "", "commands:"]
     lines += [f"  {name.ljust(width)}  {cmd.help}" for name, cmd in COMMANDS.items()]
-    lines += ["", "Examples:",
-              "  agentkit serve engine=transformers model=tiny-mla port=8000",
-              "  agentkit synth env=math model.base_url=http://gpu:8000/v1 strategy=reflect n_samples=4 out=runs/math",
-              "  agentkit train stage=midtrain model=tiny-mla data=runs/math out=runs/ckpt",
-              "  agentkit train recipe=tiny out=runs/recipe",
-              "  agentkit eval env=code policy=reference",
-              "  echo 'print(1+1)' | agentkit sandbox exec backend=bwrap"]
+    lines += [
+        "",
+        "Examples:",
+        "  agentkit serve engine=transformers model=tiny-mla port=8000",
+        "  agentkit synth env=math model.base_url=http://gpu:8000/v1 strategy=reflect n_samples=4 out=runs/math",
+        "  agentkit train stage=midtrain model=tiny-mla data=runs/math out=runs/ckpt",
+        "  agentkit train recipe=tiny out=runs/recipe",
+        "  agentkit eval env=code policy=reference",
+        "  echo 'print(1+1)' | agentkit sandbox exec backend=bwrap",
+    ]
     return "\n".join(lines)
 
 
@@ -109,8 +156,21 @@ def _rewrite_model_path(args: list[str]) -> list[str]:
 
 
 # Hydra flags whose next argument is their value, not a positional path.
-_FLAGS_WITH_VALUES = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--config-path", "-cp", "--config-name", "-cn",
-                      "--config-dir", "-cd", "--experimental-rerun"}
+_FLAGS_WITH_VALUES = {
+    "--cfg",
+    "-c",
+    "--package",
+    "-p",
+    "--info",
+    "-i",
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--experimental-rerun",
+}
 
 
 def bare_paths_to_list(args: list[str], key: str) -> list[str]:
@@ -181,8 +241,11 @@ def _check_compose(command: Command, overrides: list[str]) -> None:
     flags = [arg for arg in overrides if arg.startswith("-")]
     if flags and any(flag not in ("--cfg", "-c", "--resolve") for flag in flags):
         return
-    overrides = [arg for i, arg in enumerate(overrides)
-                 if not arg.startswith("-") and not (i and overrides[i - 1] in ("--cfg", "-c"))]
+    overrides = [
+        arg
+        for i, arg in enumerate(overrides)
+        if not arg.startswith("-") and not (i and overrides[i - 1] in ("--cfg", "-c"))
+    ]
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException

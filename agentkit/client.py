@@ -61,19 +61,25 @@ class ModelClient(Protocol):
     name: str
     endpoint_kind: str
 
-    async def complete(self, messages: Sequence[Message], tools: Sequence[ToolSpec] | None = None,
-                       sampling: Sampling | None = None) -> Completion: ...
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec] | None = None,
+        sampling: Sampling | None = None,
+    ) -> Completion: ...
 
     async def aclose(self) -> None: ...
 
 
-def completion_from_text(text: str, *, finish_reason: str = "stop", id_prefix: str = "call", start: int = 0,
-                         **extra: Any) -> Completion:
+def completion_from_text(
+    text: str, *, finish_reason: str = "stop", id_prefix: str = "call", start: int = 0, **extra: Any
+) -> Completion:
     """Build a completion from raw model text by parsing its ``<tool_call>`` blocks."""
     parsed = parse_tool_calls(text, id_prefix=id_prefix, start=start)
     message = Message(role="assistant", content=parsed.content, tool_calls=parsed.tool_calls or None)
-    return Completion(message=message, raw_text=text, finish_reason=finish_reason,
-                      parse_errors=parsed.errors, **extra)
+    return Completion(
+        message=message, raw_text=text, finish_reason=finish_reason, parse_errors=parsed.errors, **extra
+    )
 
 
 def _count_calls(messages: Sequence[Message]) -> int:
@@ -106,10 +112,20 @@ class ScriptedClient:
             raise item
         prompt_tokens = sum(_rough_tokens(m.content) for m in messages)
         if isinstance(item, Message):
-            return Completion(message=item, raw_text=item.content, prompt_tokens=prompt_tokens,
-                              completion_tokens=_rough_tokens(item.content), model=self.name)
-        return completion_from_text(str(item), start=_count_calls(messages), prompt_tokens=prompt_tokens,
-                                    completion_tokens=_rough_tokens(str(item)), model=self.name)
+            return Completion(
+                message=item,
+                raw_text=item.content,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=_rough_tokens(item.content),
+                model=self.name,
+            )
+        return completion_from_text(
+            str(item),
+            start=_count_calls(messages),
+            prompt_tokens=prompt_tokens,
+            completion_tokens=_rough_tokens(str(item)),
+            model=self.name,
+        )
 
     async def aclose(self) -> None:
         return None
@@ -145,7 +161,7 @@ class GeneratorClient:
     async def complete(self, messages, tools=None, sampling=None) -> Completion:
         messages = list(messages)
         last = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=len(messages))
-        item = await self._next([m for m in messages[last + 1:] if m.role in ("tool", "user")])
+        item = await self._next([m for m in messages[last + 1 :] if m.role in ("tool", "user")])
         start = _count_calls(messages)
         if isinstance(item, Message):
             return Completion(message=item, raw_text=item.content, model=self.name)

@@ -42,14 +42,16 @@ class Tool:
     ``ToolError`` for a call the model got wrong, and that message is what the model sees.
     """
 
-    def __init__(self, name: str, description: str, parameters: dict[str, Any],
-                 fn: Callable[..., Any | Awaitable[Any]]):
+    def __init__(
+        self, name: str, description: str, parameters: dict[str, Any], fn: Callable[..., Any | Awaitable[Any]]
+    ):
         self.name, self.description, self.parameters, self.fn = name, description, parameters, fn
 
     @property
     def spec(self) -> ToolSpec:
-        return ToolSpec(function=FunctionSpec(name=self.name, description=self.description,
-                                              parameters=self.parameters))
+        return ToolSpec(
+            function=FunctionSpec(name=self.name, description=self.description, parameters=self.parameters)
+        )
 
     async def __call__(self, **arguments: Any) -> ToolOutput:
         result = self.fn(**arguments)
@@ -149,6 +151,10 @@ def build_env(cfg: EnvConfig) -> Env:
 
     if cfg.sandbox is not None:
         backend = cfg.sandbox.backend
-        check_options(SANDBOXES.get(backend), cfg.sandbox.options, where=f"env.sandbox.options for '{backend}'",
-                      fixed={"limits": None})
+        check_options(
+            SANDBOXES.get(backend),
+            cfg.sandbox.options,
+            where=f"env.sandbox.options for '{backend}'",
+            fixed={"limits": None},
+        )
     return ENVS.build(cfg.name, cfg.options, where="env.options", sandbox=cfg.sandbox)

@@ -60,7 +60,9 @@ def iter_json(path: str | os.PathLike, *, skip_torn_tail: bool = False) -> Itera
             if is_tail:
                 if skip_torn_tail:
                     return
-                raise DataError("torn last line (the writer stopped mid-line); rerun to resume", str(path), number) from None
+                raise DataError(
+                    "torn last line (the writer stopped mid-line); rerun to resume", str(path), number
+                ) from None
             raise DataError(f"invalid JSON: {exc.msg} at column {exc.colno}", str(path), number) from None
         yield number, obj
 

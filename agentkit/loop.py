@@ -44,27 +44,55 @@ def _observation(call_id: str | None, name: str | None, content: str, limit: int
     return Message(role="tool", tool_call_id=call_id, name=name, content=content)
 
 
-async def run_episode(env: Env, task: Task, client: ModelClient, *, sampling: Sampling | None = None,
-                      limits: EpisodeLimits | None = None, trajectory_id: str | None = None,
-                      strategy: str = "direct", messages: Sequence[Message] | None = None,
-                      provenance: Provenance | None = None,
-                      on_turn: Callable[[Message], None] | None = None) -> Trajectory:
+async def run_episode(
+    env: Env,
+    task: Task,
+    client: ModelClient,
+    *,
+    sampling: Sampling | None = None,
+    limits: EpisodeLimits | None = None,
+    trajectory_id: str | None = None,
+    strategy: str = "direct",
+    messages: Sequence[Message] | None = None,
+    provenance: Provenance | None = None,
+    on_turn: Callable[[Message], None] | None = None,
+) -> Trajectory:
     """Run one episode of ``task`` in ``env`` with ``client`` and return its trajectory.
 
     ``messages`` replaces the env's first messages (strategies use it to continue a conversation).
     """
     episode = await env.open(task)
     async with episode:
-        return await drive_episode(env, episode, task, client, sampling=sampling, limits=limits,
-                                   trajectory_id=trajectory_id, strategy=strategy, messages=messages,
-                                   provenance=provenance, on_turn=on_turn)
+        return await drive_episode(
+            env,
+            episode,
+            task,
+            client,
+            sampling=sampling,
+            limits=limits,
+            trajectory_id=trajectory_id,
+            strategy=strategy,
+            messages=messages,
+            provenance=provenance,
+            on_turn=on_turn,
+        )
 
 
-async def drive_episode(env: Env, episode: Episode, task: Task, client: ModelClient, *,
-                        sampling: Sampling | None = None, limits: EpisodeLimits | None = None,
-                        trajectory_id: str | None = None, strategy: str = "direct",
-                        messages: Sequence[Message] | None = None, provenance: Provenance | None = None,
-                        on_turn: Callable[[Message], None] | None = None, verify: bool = True) -> Trajectory:
+async def drive_episode(
+    env: Env,
+    episode: Episode,
+    task: Task,
+    client: ModelClient,
+    *,
+    sampling: Sampling | None = None,
+    limits: EpisodeLimits | None = None,
+    trajectory_id: str | None = None,
+    strategy: str = "direct",
+    messages: Sequence[Message] | None = None,
+    provenance: Provenance | None = None,
+    on_turn: Callable[[Message], None] | None = None,
+    verify: bool = True,
+) -> Trajectory:
     """The loop itself, over an episode the caller has opened (and will close)."""
     sampling = sampling or Sampling()
     limits = limits or EpisodeLimits()
@@ -122,8 +150,9 @@ async def drive_episode(env: Env, episode: Episode, task: Task, client: ModelCli
         if completion.token_ids is not None:
             token_ids.append(completion.token_ids)
             logprobs.append(completion.logprobs or [])
-            raw_texts.append(completion.generated_text if completion.generated_text is not None
-                             else completion.raw_text)
+            raw_texts.append(
+                completion.generated_text if completion.generated_text is not None else completion.raw_text
+            )
             prompt_counts.append(completion.prompt_tokens)
         if completion.tool_call_agreement is not None:
             stats.tool_call_checks += 1
@@ -145,7 +174,9 @@ async def drive_episode(env: Env, episode: Episode, task: Task, client: ModelCli
         stats.parse_errors += len(completion.parse_errors)
         bad_turns = bad_turns + 1 if completion.parse_errors and not calls else 0
         for problem in completion.parse_errors:
-            history.append(_observation(problem.call_id, None, f"error: {problem.message}", limits.observation_chars))
+            history.append(
+                _observation(problem.call_id, None, f"error: {problem.message}", limits.observation_chars)
+            )
         if bad_turns >= limits.max_parse_errors:
             status = Status.parse_error
             break
@@ -153,14 +184,21 @@ async def drive_episode(env: Env, episode: Episode, task: Task, client: ModelCli
             stats.tool_calls += 1
             if index >= limits.max_calls_per_turn:
                 stats.tool_errors += 1
-                history.append(_observation(call.id, call.name,
-                                            f"error: at most {limits.max_calls_per_turn} tool calls per turn",
-                                            limits.observation_chars))
+                history.append(
+                    _observation(
+                        call.id,
+                        call.name,
+                        f"error: at most {limits.max_calls_per_turn} tool calls per turn",
+                        limits.observation_chars,
+                    )
+                )
                 continue
             problem = validate_call(call, tools)
             if problem is not None:
                 stats.tool_errors += 1
-                history.append(_observation(call.id, call.name, f"error: {problem}", limits.observation_chars))
+                history.append(
+                    _observation(call.id, call.name, f"error: {problem}", limits.observation_chars)
+                )
                 continue
             started = time.perf_counter()
             try:
@@ -186,7 +224,9 @@ async def drive_episode(env: Env, episode: Episode, task: Task, client: ModelCli
             finally:
                 clock.seconds.verify += time.perf_counter() - started
         elif status != Status.completed:
-            verdict = Verdict(passed=False, reward=0.0, reason=f"episode ended without an answer: {status.value}")
+            verdict = Verdict(
+                passed=False, reward=0.0, reason=f"episode ended without an answer: {status.value}"
+            )
     clock.seconds.total = clock.elapsed()
     stats.seconds = clock.seconds
     prov = provenance.model_copy() if provenance else Provenance()
@@ -215,8 +255,13 @@ async def drive_episode(env: Env, episode: Episode, task: Task, client: ModelCli
     )
 
 
-async def run_many(jobs: Sequence[tuple[Env, Task, ModelClient]], *, concurrency: int = 8,
-                   on_done: Callable[[Trajectory], None] | None = None, **kwargs) -> list[Trajectory]:
+async def run_many(
+    jobs: Sequence[tuple[Env, Task, ModelClient]],
+    *,
+    concurrency: int = 8,
+    on_done: Callable[[Trajectory], None] | None = None,
+    **kwargs,
+) -> list[Trajectory]:
     """Run many episodes with at most ``concurrency`` in flight; results keep the jobs' order."""
     semaphore = asyncio.Semaphore(max(1, concurrency))
 

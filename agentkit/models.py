@@ -24,23 +24,54 @@ TINY_TOKENIZER = ASSETS / "tiny-tokenizer"
 # latent geometry (kv_lora_rank 512 + qk_rope_head_dim 64 = 576): vLLM's MLA kernels, CPU and GPU, take no other,
 # so every checkpoint trained from a preset can be served by vLLM (``VLLM_MLA_GEOMETRY``).
 YOUTU_2B: dict[str, Any] = dict(
-    vocab_size=128256, hidden_size=2048, intermediate_size=6144, num_hidden_layers=32, num_attention_heads=16,
-    num_key_value_heads=16, q_lora_rank=1536, kv_lora_rank=512, qk_nope_head_dim=128, qk_rope_head_dim=64,
-    v_head_dim=128, max_position_embeddings=131072, rope_parameters={"rope_type": "default", "rope_theta": 1.6e6},
-    rope_interleave=True, tie_word_embeddings=True,
+    vocab_size=128256,
+    hidden_size=2048,
+    intermediate_size=6144,
+    num_hidden_layers=32,
+    num_attention_heads=16,
+    num_key_value_heads=16,
+    q_lora_rank=1536,
+    kv_lora_rank=512,
+    qk_nope_head_dim=128,
+    qk_rope_head_dim=64,
+    v_head_dim=128,
+    max_position_embeddings=131072,
+    rope_parameters={"rope_type": "default", "rope_theta": 1.6e6},
+    rope_interleave=True,
+    tie_word_embeddings=True,
 )
 TINY_MLA: dict[str, Any] = dict(
-    hidden_size=256, intermediate_size=768, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=4,
-    q_lora_rank=None, kv_lora_rank=512, qk_nope_head_dim=32, qk_rope_head_dim=64, v_head_dim=32,
-    max_position_embeddings=4096, rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
-    rope_interleave=True, tie_word_embeddings=True,
+    hidden_size=256,
+    intermediate_size=768,
+    num_hidden_layers=4,
+    num_attention_heads=4,
+    num_key_value_heads=4,
+    q_lora_rank=None,
+    kv_lora_rank=512,
+    qk_nope_head_dim=32,
+    qk_rope_head_dim=64,
+    v_head_dim=32,
+    max_position_embeddings=4096,
+    rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+    rope_interleave=True,
+    tie_word_embeddings=True,
 )
 # ~27M parameters with the tiny tokenizer: q-LoRA on, like the 2B, still trainable on a laptop CPU.
 SMALL_MLA: dict[str, Any] = dict(
-    hidden_size=512, intermediate_size=1536, num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=8,
-    q_lora_rank=256, kv_lora_rank=512, qk_nope_head_dim=32, qk_rope_head_dim=64, v_head_dim=32,
-    max_position_embeddings=8192, rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
-    rope_interleave=True, tie_word_embeddings=True,
+    hidden_size=512,
+    intermediate_size=1536,
+    num_hidden_layers=8,
+    num_attention_heads=8,
+    num_key_value_heads=8,
+    q_lora_rank=256,
+    kv_lora_rank=512,
+    qk_nope_head_dim=32,
+    qk_rope_head_dim=64,
+    v_head_dim=32,
+    max_position_embeddings=8192,
+    rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+    rope_interleave=True,
+    tie_word_embeddings=True,
 )
 VLLM_MLA_GEOMETRY = {"kv_lora_rank": 512, "qk_rope_head_dim": 64}
 """The only MLA latent shape vLLM serves (``agentkit.server.vllm.check_servable`` refuses others)."""
@@ -87,9 +118,11 @@ def check_tokenizer_fits(arch: dict[str, Any], tokenizer, source: str | Path) ->
     """A preset that declares its vocabulary (``youtu-2b``) refuses a tokenizer of another size."""
     declared = resolve_arch(arch).get("vocab_size")
     if declared is not None and declared != len(tokenizer):
-        raise ConfigError(f"model.tokenizer: '{source}' has {len(tokenizer)} tokens but model.arch declares "
-                          f"vocab_size={declared}; pass a tokenizer of that vocabulary (model.tokenizer=DIR) "
-                          f"or override model.arch.vocab_size")
+        raise ConfigError(
+            f"model.tokenizer: '{source}' has {len(tokenizer)} tokens but model.arch declares "
+            f"vocab_size={declared}; pass a tokenizer of that vocabulary (model.tokenizer=DIR) "
+            f"or override model.arch.vocab_size"
+        )
 
 
 def build_model(arch: dict[str, Any], tokenizer=None, seed: int = 0):
@@ -99,8 +132,12 @@ def build_model(arch: dict[str, Any], tokenizer=None, seed: int = 0):
 
     arch = resolve_arch(arch)
     if tokenizer is not None:
-        arch.update(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
-                    eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+        arch.update(
+            vocab_size=len(tokenizer),
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
     torch.manual_seed(seed)
     model = YoutuForCausalLM(YoutuConfig(**arch))
     if tokenizer is not None:
@@ -119,11 +156,14 @@ def save_model(model, tokenizer, out: str | Path) -> Path:
     return out
 
 
-def materialize(arch: dict[str, Any], out: str | Path, tokenizer: str | Path = TINY_TOKENIZER,
-                seed: int = 0) -> Path:
+def materialize(
+    arch: dict[str, Any], out: str | Path, tokenizer: str | Path = TINY_TOKENIZER, seed: int = 0
+) -> Path:
     """Write a randomly initialised MLA checkpoint for ``arch`` to ``out`` (reused if already there)."""
     out = Path(out)
-    key = hashlib.sha256(json.dumps([arch, str(tokenizer), seed], sort_keys=True, default=str).encode()).hexdigest()
+    key = hashlib.sha256(
+        json.dumps([arch, str(tokenizer), seed], sort_keys=True, default=str).encode()
+    ).hexdigest()
     stamp = out / "agentkit-init.json"
     if stamp.exists() and json.loads(stamp.read_text()).get("key") == key:
         return out

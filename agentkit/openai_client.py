@@ -25,9 +25,11 @@ from agentkit.records import Message, ToolCall, ToolSpec
 from agentkit.toolcalls import parse_tool_calls, render_tool_call
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
-_CONTEXT = re.compile(r"context length|context window|context size|maximum (model |context )?length|"
-                      r"too many tokens|prompt is too long|input is too long|exceeds? the (available|max)",
-                      re.IGNORECASE)
+_CONTEXT = re.compile(
+    r"context length|context window|context size|maximum (model |context )?length|"
+    r"too many tokens|prompt is too long|input is too long|exceeds? the (available|max)",
+    re.IGNORECASE,
+)
 
 
 @dataclass
@@ -110,9 +112,20 @@ class OpenAIClient:
 
     endpoint_kind = "openai-compatible"
 
-    def __init__(self, base_urls: str | list[str], model: str, *, api_key: str | None = None, timeout: float = 300.0,
-                 max_concurrency: int = 64, max_retries: int = 5, return_token_ids: bool | None = False,
-                 backoff_base: float = 0.5, backoff_max: float = 20.0, connect_timeout: float = 10.0):
+    def __init__(
+        self,
+        base_urls: str | list[str],
+        model: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = 300.0,
+        max_concurrency: int = 64,
+        max_retries: int = 5,
+        return_token_ids: bool | None = False,
+        backoff_base: float = 0.5,
+        backoff_max: float = 20.0,
+        connect_timeout: float = 10.0,
+    ):
         self.name = model
         self.model = model
         self.endpoints = [Endpoint(url) for url in split_urls(base_urls)]
@@ -134,18 +147,29 @@ class OpenAIClient:
         """From an ``agentkit.config.ModelConfig`` with ``base_url`` set."""
         if not model.base_url:
             raise ValueError("model.base_url is not set")
-        return cls(model.base_url, model.name, api_key=model.api_key, timeout=model.timeout,
-                   max_concurrency=model.max_concurrency, max_retries=model.max_retries, **kwargs)
+        return cls(
+            model.base_url,
+            model.name,
+            api_key=model.api_key,
+            timeout=model.timeout,
+            max_concurrency=model.max_concurrency,
+            max_retries=model.max_retries,
+            **kwargs,
+        )
 
     # -- plumbing ----------------------------------------------------------------------------------
     def _client(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
         loop = asyncio.get_running_loop()
         if self._http is None or self._semaphore is None or self._loop is not loop:
             headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-            limits = httpx.Limits(max_connections=self.max_concurrency,
-                                  max_keepalive_connections=self.max_concurrency)
-            self._http = httpx.AsyncClient(headers=headers, limits=limits,
-                                           timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout))
+            limits = httpx.Limits(
+                max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency
+            )
+            self._http = httpx.AsyncClient(
+                headers=headers,
+                limits=limits,
+                timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
+            )
             self._semaphore = asyncio.Semaphore(self.max_concurrency)
             self._loop = loop
         return self._http, self._semaphore
@@ -164,7 +188,7 @@ class OpenAIClient:
         return tied[self._turn % len(tied)]
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        delay = random.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** attempt))
+        delay = random.uniform(0, min(self.backoff_max, self.backoff_base * 2**attempt))
         if retry_after is not None:
             delay = max(delay, min(retry_after, self.backoff_max))
         return delay
@@ -191,10 +215,13 @@ class OpenAIClient:
                     endpoint.in_flight -= 1
                 endpoint.succeeded()
                 return data
-            raise ModelError(f"model request failed after {self.max_retries + 1} attempts; last error: {last_error}")
+            raise ModelError(
+                f"model request failed after {self.max_retries + 1} attempts; last error: {last_error}"
+            )
 
-    async def _once(self, http: httpx.AsyncClient, endpoint: Endpoint, path: str,
-                    body: dict[str, Any]) -> dict[str, Any]:
+    async def _once(
+        self, http: httpx.AsyncClient, endpoint: Endpoint, path: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
         try:
             response = await http.post(endpoint.base_url + path, json=body)
         except httpx.TimeoutException as exc:
@@ -202,7 +229,9 @@ class OpenAIClient:
         except httpx.TransportError as exc:
             raise _Retryable(f"connection error ({type(exc).__name__}: {exc})") from None
         if response.status_code in RETRY_STATUS:
-            raise _Retryable(f"HTTP {response.status_code}: {_error_message(response)}", _retry_after(response))
+            raise _Retryable(
+                f"HTTP {response.status_code}: {_error_message(response)}", _retry_after(response)
+            )
         if response.status_code >= 400:
             message = _error_message(response)
             if response.status_code in (400, 413) and _CONTEXT.search(message):
@@ -217,11 +246,17 @@ class OpenAIClient:
         return data
 
     # -- the ModelClient protocol ------------------------------------------------------------------
-    def request_body(self, messages: Sequence[Message], tools: Sequence[ToolSpec] | None,
-                     sampling: Sampling) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.model, "messages": [message_json(m) for m in messages],
-                                "temperature": sampling.temperature, "top_p": sampling.top_p,
-                                "max_tokens": sampling.max_tokens, "n": 1}
+    def request_body(
+        self, messages: Sequence[Message], tools: Sequence[ToolSpec] | None, sampling: Sampling
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [message_json(m) for m in messages],
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "max_tokens": sampling.max_tokens,
+            "n": 1,
+        }
         if tools:
             body["tools"] = [t.model_dump(exclude_none=True) for t in tools]
         if sampling.stop:
@@ -236,8 +271,12 @@ class OpenAIClient:
             body.update(logprobs=True, return_token_ids=True)
         return body
 
-    async def complete(self, messages: Sequence[Message], tools: Sequence[ToolSpec] | None = None,
-                       sampling: Sampling | None = None) -> Completion:
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec] | None = None,
+        sampling: Sampling | None = None,
+    ) -> Completion:
         sampling = sampling or Sampling()
         if self.return_token_ids is None:  # auto: token-faithful records when the server is vLLM
             self.return_token_ids = await self._serves_vllm()
@@ -334,7 +373,9 @@ def tool_calls_agree(server_calls: list[ToolCall] | list[dict[str, Any]], text: 
     return theirs == ours
 
 
-def completion_from_response(data: dict[str, Any], *, start: int = 0, check_tools: bool = False) -> Completion:
+def completion_from_response(
+    data: dict[str, Any], *, start: int = 0, check_tools: bool = False
+) -> Completion:
     """A ``Completion`` from a chat-completions response: the server's parsed ``tool_calls`` when it
     sent any (ids renumbered ``call_<n>`` across the conversation), else ``<tool_call>`` blocks parsed
     from the text. ``raw_text`` is the text as the chat template renders the turn; ``generated_text`` the
@@ -348,9 +389,11 @@ def completion_from_response(data: dict[str, Any], *, start: int = 0, check_tool
         content = f"<think>{reasoning}</think>{content}"
     usage = data.get("usage") or {}
     finish = choice.get("finish_reason") or "stop"
-    extra: dict[str, Any] = {"prompt_tokens": int(usage.get("prompt_tokens") or 0),
-                             "completion_tokens": int(usage.get("completion_tokens") or 0),
-                             "model": str(data.get("model") or "")}
+    extra: dict[str, Any] = {
+        "prompt_tokens": int(usage.get("prompt_tokens") or 0),
+        "completion_tokens": int(usage.get("completion_tokens") or 0),
+        "model": str(data.get("model") or ""),
+    }
     server_calls = message.get("tool_calls") or []
     if not server_calls:
         completion = completion_from_text(content, finish_reason=finish, start=start, **extra)
@@ -366,15 +409,24 @@ def completion_from_response(data: dict[str, Any], *, start: int = 0, check_tool
             arguments = function.get("arguments", "{}")
             if not isinstance(arguments, str):
                 arguments = json.dumps(arguments, ensure_ascii=False)
-            calls.append(ToolCall.make(f"call_{start + len(calls)}", str(function.get("name", "")), arguments))
+            calls.append(
+                ToolCall.make(f"call_{start + len(calls)}", str(function.get("name", "")), arguments)
+            )
             try:
                 raw_parts.append(render_tool_call(calls[-1].name, arguments))
             except ValueError:
-                raw_parts.append(f'<tool_call>{{"name": {json.dumps(calls[-1].name)}, "arguments": {arguments}}}'
-                                 "</tool_call>")
+                raw_parts.append(
+                    f'<tool_call>{{"name": {json.dumps(calls[-1].name)}, "arguments": {arguments}}}'
+                    "</tool_call>"
+                )
         assistant = Message(role="assistant", content=leftover.content, tool_calls=calls)
-        completion = Completion(message=assistant, raw_text="\n".join(raw_parts), finish_reason=finish,
-                                parse_errors=leftover.errors, **extra)
+        completion = Completion(
+            message=assistant,
+            raw_text="\n".join(raw_parts),
+            finish_reason=finish,
+            parse_errors=leftover.errors,
+            **extra,
+        )
     token_ids = _token_ids(choice)
     if token_ids is not None:
         completion.token_ids = token_ids
@@ -406,7 +458,9 @@ def served_template_sha256(entry: dict[str, Any] | None) -> str | None:
         template = (folder / "chat_template.jinja").read_text(encoding="utf-8")
     elif (folder / "tokenizer_config.json").is_file():
         try:
-            template = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8")).get("chat_template")
+            template = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8")).get(
+                "chat_template"
+            )
         except ValueError:
             template = None
     return template_sha256(template) if isinstance(template, str) else None

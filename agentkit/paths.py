@@ -62,8 +62,9 @@ def atomic_path(path: str | os.PathLike, *, fsync: bool = True) -> Iterator[Path
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "w", *, fsync: bool = True,
-                encoding: str | None = None) -> Iterator[IO[Any]]:
+def atomic_open(
+    path: str | os.PathLike, mode: str = "w", *, fsync: bool = True, encoding: str | None = None
+) -> Iterator[IO[Any]]:
     """``open(path, mode)`` for writing, atomically (see ``atomic_path``); text modes default to UTF-8."""
     if "b" not in mode and encoding is None:
         encoding = "utf-8"

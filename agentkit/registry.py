@@ -111,8 +111,13 @@ def accepted_options(factory: Callable[..., Any]) -> set[str] | None:
     return names
 
 
-def check_options(factory: Callable[..., Any], options: Mapping[str, Any], *, where: str,
-                  fixed: Mapping[str, Any] | None = None) -> None:
+def check_options(
+    factory: Callable[..., Any],
+    options: Mapping[str, Any],
+    *,
+    where: str,
+    fixed: Mapping[str, Any] | None = None,
+) -> None:
     """A ``ConfigError`` for the first option ``factory`` does not take, naming the nearest one it does."""
     known = accepted_options(factory)
     if known is None:

@@ -14,11 +14,11 @@ from agentkit.records import Record
 
 
 class ExecStatus(StrEnum):
-    ok = "ok"                 # exit code 0
-    error = "error"           # non-zero exit or an exception in a session cell
-    timeout = "timeout"       # wall-clock or CPU limit hit; the whole process tree was killed
-    oom = "oom"               # memory limit hit
-    killed = "killed"         # killed by a signal for another reason (process cap, file size, ...)
+    ok = "ok"  # exit code 0
+    error = "error"  # non-zero exit or an exception in a session cell
+    timeout = "timeout"  # wall-clock or CPU limit hit; the whole process tree was killed
+    oom = "oom"  # memory limit hit
+    killed = "killed"  # killed by a signal for another reason (process cap, file size, ...)
 
 
 class ExecResult(Record):
@@ -65,13 +65,13 @@ class ExecResult(Record):
 class SandboxLimits:
     """Resource limits for one sandbox. Every backend enforces all of them or lists the gap."""
 
-    timeout: float = 10.0          # wall-clock seconds per exec / cell
-    cpu_seconds: int = 30          # CPU seconds per exec
-    memory_mb: int = 1024          # address space / cgroup memory
+    timeout: float = 10.0  # wall-clock seconds per exec / cell
+    cpu_seconds: int = 30  # CPU seconds per exec
+    memory_mb: int = 1024  # address space / cgroup memory
     max_processes: int = 64
     file_size_mb: int = 64
     open_files: int = 256
-    output_bytes: int = 65536      # per stream
+    output_bytes: int = 65536  # per stream
     network: bool = False
 
 
@@ -90,8 +90,13 @@ class Sandbox(Protocol):
 
     limits: SandboxLimits
 
-    async def exec(self, cmd: list[str] | str, stdin: str | bytes | None = None,
-                   timeout: float | None = None, cwd: str | None = None) -> ExecResult: ...
+    async def exec(
+        self,
+        cmd: list[str] | str,
+        stdin: str | bytes | None = None,
+        timeout: float | None = None,
+        cwd: str | None = None,
+    ) -> ExecResult: ...
 
     async def write_file(self, path: str, content: str | bytes) -> None: ...
 

@@ -60,9 +60,9 @@ def split_reasoning(text: str) -> tuple[str, str]:
         return "", text
     end = text.find(THINK_CLOSE, start)
     if end < 0:
-        return text[start + len(THINK_OPEN):].strip(), text[:start].strip()
-    reasoning = text[start + len(THINK_OPEN):end].strip()
-    return reasoning, (text[:start] + text[end + len(THINK_CLOSE):]).strip()
+        return text[start + len(THINK_OPEN) :].strip(), text[:start].strip()
+    reasoning = text[start + len(THINK_OPEN) : end].strip()
+    return reasoning, (text[:start] + text[end + len(THINK_CLOSE) :]).strip()
 
 
 def _decode_call(body: str) -> tuple[str, Any]:
@@ -98,7 +98,7 @@ def parse_tool_calls(text: str, *, id_prefix: str = "call", start: int = 0) -> P
     kept: list[str] = []
     cursor = 0
     for match in _BLOCK.finditer(text):
-        kept.append(text[cursor:match.start()])
+        kept.append(text[cursor : match.start()])
         cursor = match.end()
         call_id = f"{id_prefix}_{start + len(calls) + len(errors)}"
         try:
@@ -111,8 +111,13 @@ def parse_tool_calls(text: str, *, id_prefix: str = "call", start: int = 0) -> P
     tail = text[cursor:]
     dangling = tail.find(CALL_OPEN)
     if dangling >= 0:
-        errors.append(CallError("unterminated <tool_call> block (missing </tool_call>)", tail[dangling:],
-                                f"{id_prefix}_{start + len(calls) + len(errors)}"))
+        errors.append(
+            CallError(
+                "unterminated <tool_call> block (missing </tool_call>)",
+                tail[dangling:],
+                f"{id_prefix}_{start + len(calls) + len(errors)}",
+            )
+        )
     kept.append(tail)
     content = "".join(kept).strip()
     return ParsedTurn(content=content, tool_calls=calls, errors=errors)
@@ -145,5 +150,9 @@ def validate_call(call: ToolCall, tools: dict[str, ToolSpec] | list[ToolSpec]) -
     if problems:
         first = problems[0]
         where = ".".join(str(p) for p in first.path)
-        return f"invalid arguments for '{call.name}'" + (f" at '{where}'" if where else "") + f": {first.message}"
+        return (
+            f"invalid arguments for '{call.name}'"
+            + (f" at '{where}'" if where else "")
+            + f": {first.message}"
+        )
     return None

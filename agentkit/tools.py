@@ -43,8 +43,11 @@ def _type_schema(hint: Any) -> dict[str, Any]:
         return _type_schema(rest[0]) if len(rest) == 1 else {}
     if origin is typing.Literal:
         kinds = {_SCALARS.get(type(a)) for a in args}
-        return {"type": kinds.pop(), "enum": list(args)} if len(kinds) == 1 and None not in kinds else \
-            {"enum": list(args)}
+        return (
+            {"type": kinds.pop(), "enum": list(args)}
+            if len(kinds) == 1 and None not in kinds
+            else {"enum": list(args)}
+        )
     if hint in _SCALARS:
         return {"type": _SCALARS[hint]}
     if hint in (list, tuple) or origin in (list, tuple, Sequence):
@@ -79,8 +82,12 @@ def parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
     return " ".join(" ".join(summary).split()), {k: " ".join(" ".join(v).split()) for k, v in params.items()}
 
 
-def function_schema(fn: Callable[..., Any], *, params: Mapping[str, Mapping[str, Any]] | None = None,
-                    descriptions: Mapping[str, str] | None = None) -> dict[str, Any]:
+def function_schema(
+    fn: Callable[..., Any],
+    *,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    descriptions: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """The JSON-schema ``parameters`` object of ``fn`` (``self`` and ``cls`` left out)."""
     hints = typing.get_type_hints(fn)
     docs = {**parse_docstring(fn.__doc__)[1], **(descriptions or {})}
@@ -109,8 +116,13 @@ def function_schema(fn: Callable[..., Any], *, params: Mapping[str, Mapping[str,
     return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
 
 
-def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None, description: str | None = None,
-         params: Mapping[str, Mapping[str, Any]] | None = None) -> Any:
+def tool(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Any:
     """Declare ``fn`` (a function or a method) as a tool; ``spec_of(fn)`` is its ``ToolSpec``.
 
     Use bare (``@tool``) or with ``name=`` (when the tool's name is not the function's), ``description=``
@@ -122,8 +134,11 @@ def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None, descr
         text = description if description is not None else summary
         if not text:
             raise TypeError(f"@tool {fn.__name__}: needs a docstring or description=")
-        fn.__tool__ = ToolSpec(function=FunctionSpec(  # type: ignore[attr-defined]
-            name=name or fn.__name__, description=text, parameters=function_schema(fn, params=params)))
+        fn.__tool__ = ToolSpec(
+            function=FunctionSpec(  # type: ignore[attr-defined]
+                name=name or fn.__name__, description=text, parameters=function_schema(fn, params=params)
+            )
+        )
         return fn
 
     return declare(fn) if fn is not None else declare
@@ -146,8 +161,12 @@ def as_tool(fn: Callable[..., Any]) -> Tool:
 def declared(owner: Any) -> list[Callable[..., Any]]:
     """The ``@tool`` methods of a class or an instance, sorted by tool name."""
     cls = owner if isinstance(owner, type) else type(owner)
-    found = [getattr(owner, attr) for attr in dir(cls)  # the class's attributes: no property runs
-             if not attr.startswith("__") and getattr(inspect.getattr_static(cls, attr), "__tool__", None) is not None]
+    found = [
+        getattr(owner, attr)
+        for attr in dir(cls)  # the class's attributes: no property runs
+        if not attr.startswith("__")
+        and getattr(inspect.getattr_static(cls, attr), "__tool__", None) is not None
+    ]
     return sorted(found, key=lambda fn: spec_of(fn).name)
 
 
@@ -161,6 +180,12 @@ def tools(owner: Any, wrap: Callable[[Callable[..., Any]], Callable[..., Any]] |
     out = []
     for fn in declared(owner):
         spec = spec_of(fn)
-        out.append(Tool(spec.function.name, spec.function.description or "", spec.function.parameters,
-                        wrap(fn) if wrap else fn))
+        out.append(
+            Tool(
+                spec.function.name,
+                spec.function.description or "",
+                spec.function.parameters,
+                wrap(fn) if wrap else fn,
+            )
+        )
     return out

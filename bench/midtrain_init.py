@@ -67,13 +67,32 @@ def fresh_copy(pretrained: Path, out: Path, seed: int) -> Path:
 
 def midtrain(init: Path, data: Path, out: Path, steps: int, seed: int) -> Path:
     command = [
-        sys.executable, "-m", "agentkit.cli", "train", "stage=midtrain", "model=hf", f"model.path={init}",
-        f"model.name={out.name}", f"out={out}", f"data={data}", "data.sources.main.weight=0.95",
-        "data.sources.general.weight=0.05", "data.sources.general.n=1500", "data.loss_roles=[assistant]",
-        f"trainer.max_steps={steps}", "trainer.learning_rate=0.001", "trainer.max_length=512",
-        "trainer.per_device_train_batch_size=8", "trainer.gradient_accumulation_steps=1", "trainer.lr_scheduler=wsd",
-        "trainer.warmup_ratio=0.03", "trainer.decay_ratio=0.3", "trainer.logging_steps=50",
-        "trainer.save_steps=1000000", "trainer.resume=never", f"seed={seed}",
+        sys.executable,
+        "-m",
+        "agentkit.cli",
+        "train",
+        "stage=midtrain",
+        "model=hf",
+        f"model.path={init}",
+        f"model.name={out.name}",
+        f"out={out}",
+        f"data={data}",
+        "data.sources.main.weight=0.95",
+        "data.sources.general.weight=0.05",
+        "data.sources.general.n=1500",
+        "data.loss_roles=[assistant]",
+        f"trainer.max_steps={steps}",
+        "trainer.learning_rate=0.001",
+        "trainer.max_length=512",
+        "trainer.per_device_train_batch_size=8",
+        "trainer.gradient_accumulation_steps=1",
+        "trainer.lr_scheduler=wsd",
+        "trainer.warmup_ratio=0.03",
+        "trainer.decay_ratio=0.3",
+        "trainer.logging_steps=50",
+        "trainer.save_steps=1000000",
+        "trainer.resume=never",
+        f"seed={seed}",
     ]
     print("$", " ".join(command[2:]), flush=True)
     subprocess.run(command, check=True)
@@ -131,7 +150,10 @@ def copy_bias(path: Path, seed: int = 0) -> float:
         for d in digits:
             other = rng.choice([e for e in digits if e != d])
             with_d, without = ([[tokenizer.bos_token_id, first, *text]] for first in (d, other))
-            logp = [torch.log_softmax(model(torch.tensor(ctx)).logits[0, -1], -1)[d].item() for ctx in (with_d, without)]
+            logp = [
+                torch.log_softmax(model(torch.tensor(ctx)).logits[0, -1], -1)[d].item()
+                for ctx in (with_d, without)
+            ]
             effects.append(logp[0] - logp[1])
     return sum(effects) / len(effects)
 
@@ -152,7 +174,9 @@ def text_copy(path: Path, n: int = 60, seed: int = 123) -> float:
             tex, code, _value = integer_expression(rng)
             head = tokenizer(f"In Python, ${tex}$ is written ", add_special_tokens=False)["input_ids"]
             tail = tokenizer(f"{code}.", add_special_tokens=False)["input_ids"]
-            predicted = model(torch.tensor([[tokenizer.bos_token_id, *head, *tail]])).logits[0, :-1].argmax(-1)
+            predicted = (
+                model(torch.tensor([[tokenizer.bos_token_id, *head, *tail]])).logits[0, :-1].argmax(-1)
+            )
             for i, token in enumerate(tail):
                 if tokenizer.convert_ids_to_tokens(token).isdigit():
                     total += 1
@@ -170,14 +194,22 @@ def named_path(text: str) -> tuple[str, Path]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--run", type=Path, default=Path("runs/demo"), help="a finished `agentkit demo` run")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--held-share", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="work directory (default: a temporary one)")
-    parser.add_argument("--init", type=named_path, action="append", default=[], metavar="NAME=PATH",
-                        help="another checkpoint of the same shape to mid-train and score (repeatable)")
+    parser.add_argument(
+        "--init",
+        type=named_path,
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="another checkpoint of the same shape to mid-train and score (repeatable)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -188,15 +220,20 @@ def main() -> None:
     data, held = split_trajectories(args.run, work / "data", args.held_share)
     counts = ", ".join(f"{env} {sum(1 for _ in open(file))}" for env, file in held.items())
     print(f"held-out reference trajectories: {counts}; training data {data}", flush=True)
-    inits = {"pretrained": args.run / "pretrain", "random": fresh_copy(args.run / "pretrain", work / "random-init",
-                                                                         args.seed)}
+    inits = {
+        "pretrained": args.run / "pretrain",
+        "random": fresh_copy(args.run / "pretrain", work / "random-init", args.seed),
+    }
     inits.update(dict(args.init))
     results = {}
     for name, init in inits.items():
         trained = midtrain(init, data, work / f"midtrain-{name}", args.steps, args.seed)
-        results[name] = {"copy_bias_init": copy_bias(init), "text_copy_init": text_copy(init),
-                         **teacher_forced(trained, held),
-                         "copy_bias_trained": copy_bias(trained)}
+        results[name] = {
+            "copy_bias_init": copy_bias(init),
+            "text_copy_init": text_copy(init),
+            **teacher_forced(trained, held),
+            "copy_bias_trained": copy_bias(trained),
+        }
 
     table = Table(title=f"mid-training {args.steps} steps: from {args.run}/pretrain vs a random init")
     keys = list(results["pretrained"])

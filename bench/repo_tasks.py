@@ -42,20 +42,34 @@ async def measure(env: CodeEnv, path: Path, sample: int, fixes: int, seed: int) 
     started = time.perf_counter()
     checks = {}
     for i in range(0, len(chosen), 12):
-        checks |= await check_mutants(project, chosen[i:i + 12], env._one_off_sandbox, env.pytest_args)
+        checks |= await check_mutants(project, chosen[i : i + 12], env._one_off_sandbox, env.pytest_args)
     seconds = time.perf_counter() - started
     kept = [m for m in chosen if checks[m.id].valid]
     tried, caught = Counter(m.operator for m in chosen), Counter(m.operator for m in kept)
     passed = 0
     for mutation in kept[:fixes]:
-        task = mutant_task(project, mutation, checks[mutation.id], env.name, external=True,
-                           test_command=env.test_command, pytest_args=env.pytest_args)
-        trajectory = await run_episode(env, task, env.reference_solver(task),
-                                       limits=EpisodeLimits(max_turns=12, max_seconds=300))
+        task = mutant_task(
+            project,
+            mutation,
+            checks[mutation.id],
+            env.name,
+            external=True,
+            test_command=env.test_command,
+            pytest_args=env.pytest_args,
+        )
+        trajectory = await run_episode(
+            env, task, env.reference_solver(task), limits=EpisodeLimits(max_turns=12, max_seconds=300)
+        )
         passed += int(trajectory.passed)
-    return {"candidates": len(candidates), "sampled": len(chosen), "kept": len(kept), "seconds": seconds,
-            "by_operator": {op: (caught[op], tried[op]) for op in sorted(tried)},
-            "fixed": passed, "fixes_tried": min(fixes, len(kept))}
+    return {
+        "candidates": len(candidates),
+        "sampled": len(chosen),
+        "kept": len(kept),
+        "seconds": seconds,
+        "by_operator": {op: (caught[op], tried[op]) for op in sorted(tried)},
+        "fixed": passed,
+        "fixes_tried": min(fixes, len(kept)),
+    }
 
 
 def main() -> None:
@@ -75,9 +89,11 @@ def main() -> None:
             finally:
                 asyncio.run(env.aclose())
             ops = ", ".join(f"{op} {k}/{n}" for op, (k, n) in result["by_operator"].items())
-            print(f"{name}: {result['candidates']} candidate bugs; {result['kept']} of {result['sampled']} sampled "
-                  f"caught by a test ({result['seconds']:.0f} s); reference fix {result['fixed']}/"
-                  f"{result['fixes_tried']}\n  by operator (kept/sampled): {ops}")
+            print(
+                f"{name}: {result['candidates']} candidate bugs; {result['kept']} of {result['sampled']} sampled "
+                f"caught by a test ({result['seconds']:.0f} s); reference fix {result['fixed']}/"
+                f"{result['fixes_tried']}\n  by operator (kept/sampled): {ops}"
+            )
             totals.update({k: result[k] for k in ("candidates", "sampled", "kept", "fixed", "fixes_tried")})
     print(f"candidate_bugs: {totals['candidates']}")
     print(f"kept_ratio: {totals['kept'] / max(1, totals['sampled']):.3f}")

@@ -46,7 +46,9 @@ class ScanBaseline:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--docs", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--queries", type=int, default=2000, help="queries timed on the index")
@@ -76,7 +78,9 @@ def main() -> None:
         corpus_mb = sum(len(d.text.encode()) for d in enc.documents) / 2**20
 
         started = time.perf_counter()
-        build_index(enc.documents, out, source=f"generated:{enc.key}", total=len(enc.documents), progress=True)
+        build_index(
+            enc.documents, out, source=f"generated:{enc.key}", total=len(enc.documents), progress=True
+        )
         build_s = time.perf_counter() - started
         started = time.perf_counter()
         index = SearchIndex(out)
@@ -85,34 +89,47 @@ def main() -> None:
         rng = random.Random(args.seed)
         facts = list(enc.facts.items())
         sample = [facts[rng.randrange(len(facts))] for _ in range(args.queries)]
-        queries = [(f"{enc.entity(uid).name} {QUERY_WORD[fact]}", site.doc_id) for (uid, fact), site in sample]
+        queries = [
+            (f"{enc.entity(uid).name} {QUERY_WORD[fact]}", site.doc_id) for (uid, fact), site in sample
+        ]
 
         started = time.perf_counter()
         bm25_results = [[h.doc_id for h in index.search(q, args.k)] for q, _ in queries]
         bm25_s = time.perf_counter() - started
         bm25_qps = len(queries) / bm25_s
-        bm25_recall = sum(doc in got for (_, doc), got in zip(queries, bm25_results, strict=True)) / len(queries)
+        bm25_recall = sum(doc in got for (_, doc), got in zip(queries, bm25_results, strict=True)) / len(
+            queries
+        )
 
         started = time.perf_counter()
         scan = ScanBaseline(enc.documents)
         prepare_s = time.perf_counter() - started
-        subset = queries[:args.scan_queries]
+        subset = queries[: args.scan_queries]
         started = time.perf_counter()
         scan_results = [scan.search(q, args.k) for q, _ in subset]
         scan_s = time.perf_counter() - started
         scan_qps = len(subset) / scan_s
-        scan_recall = sum(doc in got for (_, doc), got in zip(subset, scan_results, strict=True)) / len(subset)
-        bm25_subset_recall = sum(doc in got for (_, doc), got in zip(subset, bm25_results, strict=False)) / len(subset)
+        scan_recall = sum(doc in got for (_, doc), got in zip(subset, scan_results, strict=True)) / len(
+            subset
+        )
+        bm25_subset_recall = sum(
+            doc in got for (_, doc), got in zip(subset, bm25_results, strict=False)
+        ) / len(subset)
 
-        table = Table(title=f"research index on {len(enc.documents):,} documents ({corpus_mb:.0f} MB of text)")
+        table = Table(
+            title=f"research index on {len(enc.documents):,} documents ({corpus_mb:.0f} MB of text)"
+        )
         for column in ("", "bm25s index", "naive scan"):
             table.add_column(column, justify="right")
-        table.add_row("preparation (s)", f"{build_s:.1f} build + {load_s:.2f} load", f"{prepare_s:.1f} lowercase")
+        table.add_row(
+            "preparation (s)", f"{build_s:.1f} build + {load_s:.2f} load", f"{prepare_s:.1f} lowercase"
+        )
         table.add_row("queries timed", f"{len(queries)}", f"{len(subset)}")
         table.add_row("queries/s", f"{bm25_qps:.1f}", f"{scan_qps:.2f}")
         table.add_row("ms/query", f"{1000 / bm25_qps:.2f}", f"{1000 / scan_qps:.0f}")
-        table.add_row(f"recall@{args.k} (same {len(subset)} queries)", f"{bm25_subset_recall:.3f}",
-                      f"{scan_recall:.3f}")
+        table.add_row(
+            f"recall@{args.k} (same {len(subset)} queries)", f"{bm25_subset_recall:.3f}", f"{scan_recall:.3f}"
+        )
         table.add_row(f"recall@{args.k} (all {len(queries)} queries)", f"{bm25_recall:.3f}", "-")
         console.print(table)
 

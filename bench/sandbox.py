@@ -41,8 +41,14 @@ def pct(values: list[float], q: float) -> float:
 
 async def bare_exec() -> float:
     started = time.perf_counter()
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass", stdout=asyncio.subprocess.DEVNULL,
-                                                stderr=asyncio.subprocess.DEVNULL, env={"PATH": "/usr/bin:/bin"})
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "pass",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     await proc.wait()
     return time.perf_counter() - started
 
@@ -134,10 +140,16 @@ async def density(n: int, limits: SandboxLimits, zygote: bool, cells: int) -> di
     finally:
         await asyncio.gather(*(sb.close() for sb in sandboxes))
     burst = burst or one_by_one
-    return {"session_start_p50_ms": pct(one_by_one, 0.5) * 1000, "session_start_p99_ms": pct(one_by_one, 0.99) * 1000,
-            "burst_start_p50_ms": pct(burst, 0.5) * 1000, "burst_start_p99_ms": pct(burst, 0.99) * 1000,
-            "sessions_started_per_s": len(burst) / wall, "pss_per_idle_session_mib": pss / n,
-            "processes_per_session": len(pids) / n, "cells_per_s_all_sessions": rate}
+    return {
+        "session_start_p50_ms": pct(one_by_one, 0.5) * 1000,
+        "session_start_p99_ms": pct(one_by_one, 0.99) * 1000,
+        "burst_start_p50_ms": pct(burst, 0.5) * 1000,
+        "burst_start_p99_ms": pct(burst, 0.99) * 1000,
+        "sessions_started_per_s": len(burst) / wall,
+        "pss_per_idle_session_mib": pss / n,
+        "processes_per_session": len(pids) / n,
+        "cells_per_s_all_sessions": rate,
+    }
 
 
 async def main(args) -> None:
@@ -198,8 +210,9 @@ async def main(args) -> None:
             for variant, zygote in (("current", False), ("zygote", True)):
                 dense[variant] = await density(args.sessions, limits, zygote, args.session_cells)
             if args.zygote_sessions:
-                dense[f"zygote x{args.zygote_sessions}"] = await density(args.zygote_sessions, limits, True,
-                                                                          args.session_cells)
+                dense[f"zygote x{args.zygote_sessions}"] = await density(
+                    args.zygote_sessions, limits, True, args.session_cells
+                )
     finally:
         await bwrap.close()
         if docker is not None:
@@ -211,10 +224,18 @@ async def main(args) -> None:
     bare_p50 = pct(samples["bare python -c"], 0.5)
     for name, values in samples.items():
         rate = len(values) / sum(values)
-        table.add_row(name, str(len(values)), f"{pct(values, 0.5):.5f}", f"{pct(values, 0.95):.5f}",
-                      f"{rate:.1f}", f"{pct(values, 0.5) / bare_p50:.3f}x")
+        table.add_row(
+            name,
+            str(len(values)),
+            f"{pct(values, 0.5):.5f}",
+            f"{pct(values, 0.95):.5f}",
+            f"{rate:.1f}",
+            f"{pct(values, 0.5) / bare_p50:.3f}x",
+        )
     console.print(table)
-    console.print(f"warm cells/s, one session: {serial_rate:.0f}; {args.parallel} sessions at once: {parallel_rate:.0f}")
+    console.print(
+        f"warm cells/s, one session: {serial_rate:.0f}; {args.parallel} sessions at once: {parallel_rate:.0f}"
+    )
 
     warm_p50 = pct(samples["warm session cell"], 0.5)
     lines = {
@@ -233,19 +254,31 @@ async def main(args) -> None:
         lines["cold_docker_vs_bare_ratio"] = pct(samples["cold docker exec"], 0.5) / bare_p50
     mode = "root" if os.geteuid() == 0 else "user"
     table = Table(title=f"{args.sessions} warm sessions at once ({mode} mode, sympy+numpy preloaded)")
-    for column in ("variant", "start p50/p99 ms (one at a time)", "start p50/p99 ms (the rest at once)",
-                   "idle PSS MiB/session", "processes/session", "cells/s (all sessions at once)"):
+    for column in (
+        "variant",
+        "start p50/p99 ms (one at a time)",
+        "start p50/p99 ms (the rest at once)",
+        "idle PSS MiB/session",
+        "processes/session",
+        "cells/s (all sessions at once)",
+    ):
         table.add_column(column, justify="right")
     for variant, d in dense.items():
-        table.add_row(variant, f"{d['session_start_p50_ms']:.0f} / {d['session_start_p99_ms']:.0f}",
-                      f"{d['burst_start_p50_ms']:.0f} / {d['burst_start_p99_ms']:.0f}",
-                      f"{d['pss_per_idle_session_mib']:.1f}", f"{d['processes_per_session']:.1f}",
-                      f"{d['cells_per_s_all_sessions']:.0f}")
+        table.add_row(
+            variant,
+            f"{d['session_start_p50_ms']:.0f} / {d['session_start_p99_ms']:.0f}",
+            f"{d['burst_start_p50_ms']:.0f} / {d['burst_start_p99_ms']:.0f}",
+            f"{d['pss_per_idle_session_mib']:.1f}",
+            f"{d['processes_per_session']:.1f}",
+            f"{d['cells_per_s_all_sessions']:.0f}",
+        )
     console.print(table)
     for variant, d in dense.items():
         lines.update({f"{variant.replace(' x', '_')}_{k}": v for k, v in d.items()})
     current, zyg = dense["current"], dense["zygote"]
-    lines["zygote_vs_current_pss_ratio"] = zyg["pss_per_idle_session_mib"] / current["pss_per_idle_session_mib"]
+    lines["zygote_vs_current_pss_ratio"] = (
+        zyg["pss_per_idle_session_mib"] / current["pss_per_idle_session_mib"]
+    )
     lines["zygote_vs_current_start_p50_ratio"] = zyg["session_start_p50_ms"] / current["session_start_p50_ms"]
     lines["zygote_sessions_per_24gib"] = 24 * 1024 / zyg["pss_per_idle_session_mib"]
     lines["current_sessions_per_24gib"] = 24 * 1024 / current["pss_per_idle_session_mib"]
@@ -254,14 +287,26 @@ async def main(args) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=30, help="cold execs per variant")
     parser.add_argument("--cells", type=int, default=1000, help="warm cells")
-    parser.add_argument("--parallel", type=int, default=2, help="sessions driven at once for the parallel rate")
-    parser.add_argument("--sessions", type=int, default=16, help="warm sessions held at once for the density figures")
-    parser.add_argument("--session-cells", type=int, default=20, help="cells per session, all sessions at once")
-    parser.add_argument("--zygote-sessions", type=int, default=0,
-                        help="also hold this many zygote sessions at once (e.g. 256; today's sessions would need "
-                             "~48 MiB each)")
+    parser.add_argument(
+        "--parallel", type=int, default=2, help="sessions driven at once for the parallel rate"
+    )
+    parser.add_argument(
+        "--sessions", type=int, default=16, help="warm sessions held at once for the density figures"
+    )
+    parser.add_argument(
+        "--session-cells", type=int, default=20, help="cells per session, all sessions at once"
+    )
+    parser.add_argument(
+        "--zygote-sessions",
+        type=int,
+        default=0,
+        help="also hold this many zygote sessions at once (e.g. 256; today's sessions would need "
+        "~48 MiB each)",
+    )
     parser.add_argument("--no-docker", action="store_true")
     asyncio.run(main(parser.parse_args()))

@@ -17,10 +17,19 @@ import time
 
 
 def request_body(i: int, max_tokens: int) -> dict:
-    return {"model": "tiny-mla", "max_tokens": max_tokens, "temperature": 0.7, "top_p": 0.8, "top_k": 20,
-            "seed": i, "ignore_eos": True,
-            "messages": [{"role": "system", "content": "You are a careful agent."},
-                         {"role": "user", "content": f"Question {i}: what is {17 + i} * {23 + 2 * i}?"}]}
+    return {
+        "model": "tiny-mla",
+        "max_tokens": max_tokens,
+        "temperature": 0.7,
+        "top_p": 0.8,
+        "top_k": 20,
+        "seed": i,
+        "ignore_eos": True,
+        "messages": [
+            {"role": "system", "content": "You are a careful agent."},
+            {"role": "user", "content": f"Question {i}: what is {17 + i} * {23 + 2 * i}?"},
+        ],
+    }
 
 
 async def one(http, url: str, body: dict) -> int:
@@ -52,7 +61,9 @@ async def measure(url: str, n: int, max_tokens: int, rounds: int, progress, task
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--requests", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=2)
@@ -65,27 +76,44 @@ def main() -> None:
     from agentkit.server.launch import embedded_server
 
     model = ModelConfig(name="tiny-mla", arch={"preset": "tiny-mla"})
-    with tempfile.TemporaryDirectory() as tmp, Progress(
-            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn()) as progress:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+        ) as progress,
+    ):
         start = progress.add_task("starting agentkit serve", total=None)
-        with embedded_server(model, max_batch_size=args.requests, log_path=f"{tmp}/server.log",
-                             timeout=300, extra=[f"threads={args.threads}"]) as url:
+        with embedded_server(
+            model,
+            max_batch_size=args.requests,
+            log_path=f"{tmp}/server.log",
+            timeout=300,
+            extra=[f"threads={args.threads}"],
+        ) as url:
             progress.remove_task(start)
-            task = progress.add_task(f"{args.requests} requests x {args.max_tokens} tokens, "
-                                     "sequential / concurrent", total=2 * args.rounds)
+            task = progress.add_task(
+                f"{args.requests} requests x {args.max_tokens} tokens, sequential / concurrent",
+                total=2 * args.rounds,
+            )
             result = asyncio.run(measure(url, args.requests, args.max_tokens, args.rounds, progress, task))
 
     sequential, concurrent = sum(result["sequential"]), sum(result["concurrent"])
     tokens = args.requests * args.max_tokens * args.rounds
-    print(f"server: tiny-mla, {args.threads} torch thread(s), max_batch_size={args.requests}; "
-          f"{args.rounds} rounds of {args.requests} requests x {args.max_tokens} tokens each way")
+    print(
+        f"server: tiny-mla, {args.threads} torch thread(s), max_batch_size={args.requests}; "
+        f"{args.rounds} rounds of {args.requests} requests x {args.max_tokens} tokens each way"
+    )
     print("per round, sequential s: " + ", ".join(f"{s:.2f}" for s in result["sequential"]))
     print("per round, concurrent s: " + ", ".join(f"{s:.2f}" for s in result["concurrent"]))
     rounds = zip(result["sequential"], result["concurrent"], strict=True)
     print("per round, speedup: " + ", ".join(f"{a / b:.2f}x" for a, b in rounds))
-    print(f"server batches: {result['stats']['batches']} for {result['stats']['rows']} rows, "
-          f"largest {result['stats']['largest_batch']}")
+    print(
+        f"server batches: {result['stats']['batches']} for {result['stats']['rows']} rows, "
+        f"largest {result['stats']['largest_batch']}"
+    )
     print(f"sequential_seconds_per_round: {sequential / args.rounds:.2f}")
     print(f"concurrent_seconds_per_round: {concurrent / args.rounds:.2f}")
     print(f"sequential_tokens_per_second: {tokens / sequential:.1f}")

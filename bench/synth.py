@@ -33,8 +33,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 _PROMPT = re.compile(r"what is (\d+)\+(\d+)\?")
-ADD = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
-       "required": ["a", "b"], "additionalProperties": False}
+ADD = {
+    "type": "object",
+    "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+    "required": ["a", "b"],
+    "additionalProperties": False,
+}
 
 
 # -- the fake server ------------------------------------------------------------------------------
@@ -58,16 +62,34 @@ async def fake_openai(scope, receive, send):
             message = {"role": "assistant", "content": f"The answer is \\boxed{{{messages[-1]['content']}}}."}
             finish = "stop"
         else:
-            message = {"role": "assistant", "content": "<think>Add them.</think>",
-                       "tool_calls": [{"id": "c0", "type": "function",
-                                       "function": {"name": "add", "arguments": json.dumps({"a": a, "b": b})}}]}
+            message = {
+                "role": "assistant",
+                "content": "<think>Add them.</think>",
+                "tool_calls": [
+                    {
+                        "id": "c0",
+                        "type": "function",
+                        "function": {"name": "add", "arguments": json.dumps({"a": a, "b": b})},
+                    }
+                ],
+            }
             finish = "tool_calls"
-        payload = {"id": "x", "object": "chat.completion", "model": "fake", "created": 0,
-                   "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-                   "usage": {"prompt_tokens": 30, "completion_tokens": 10, "total_tokens": 40}}
+        payload = {
+            "id": "x",
+            "object": "chat.completion",
+            "model": "fake",
+            "created": 0,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": {"prompt_tokens": 30, "completion_tokens": 10, "total_tokens": 40},
+        }
     data = json.dumps(payload).encode()
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": data})
 
 
@@ -124,8 +146,15 @@ def register_env() -> None:
             return AddEpisode(task)
 
         def load_tasks(self, source):
-            return [Task(id=f"t{i}", env=self.name, prompt=f"task {i}: what is {i}+{2 * i + 1}?",
-                         meta={"answer": 3 * i + 1}) for i in range(source.n)]
+            return [
+                Task(
+                    id=f"t{i}",
+                    env=self.name,
+                    prompt=f"task {i}: what is {i}+{2 * i + 1}?",
+                    meta={"answer": 3 * i + 1},
+                )
+                for i in range(source.n)
+            ]
 
     ENVS.register("bench-add")(BenchEnv)
 
@@ -134,9 +163,13 @@ def synth_config(base_url: str, tasks: int, concurrency: int, out: str, executor
     from agentkit.config import EnvConfig, TaskSourceConfig
     from agentkit.synth.config import ExecutorConfig, ReportConfig, SynthConfig
 
-    cfg = SynthConfig(env=EnvConfig(name="bench-add", tasks=TaskSourceConfig(n=tasks)), out=out,
-                      concurrency=concurrency, report=ReportConfig(progress=False, plots=False),
-                      executor=executor or ExecutorConfig())
+    cfg = SynthConfig(
+        env=EnvConfig(name="bench-add", tasks=TaskSourceConfig(n=tasks)),
+        out=out,
+        concurrency=concurrency,
+        report=ReportConfig(progress=False, plots=False),
+        executor=executor or ExecutorConfig(),
+    )
     cfg.model.base_url, cfg.model.name, cfg.model.max_concurrency = base_url, "fake", max(64, concurrency)
     cfg.curation.dedup.near = False  # a set of 1,500 near-identical templated answers is not the point
     return cfg
@@ -148,7 +181,12 @@ async def bare_client(base_url: str, tasks: int, concurrency: int) -> int:
 
     from agentkit.env import YOUTU_AGENT_PROMPT
 
-    tools = [{"type": "function", "function": {"name": "add", "description": "Add two integers", "parameters": ADD}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {"name": "add", "description": "Add two integers", "parameters": ADD},
+        }
+    ]
     semaphore = asyncio.Semaphore(concurrency)
     requests = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -156,12 +194,23 @@ async def bare_client(base_url: str, tasks: int, concurrency: int) -> int:
 
         async def episode(i: int) -> None:
             nonlocal requests
-            messages = [{"role": "system", "content": YOUTU_AGENT_PROMPT},
-                        {"role": "user", "content": f"task {i}: what is {i}+{2 * i + 1}?"}]
+            messages = [
+                {"role": "system", "content": YOUTU_AGENT_PROMPT},
+                {"role": "user", "content": f"task {i}: what is {i}+{2 * i + 1}?"},
+            ]
             async with semaphore:
                 while True:
-                    body = {"model": "fake", "messages": messages, "tools": tools, "temperature": 0.7,
-                            "top_p": 0.8, "max_tokens": 1024, "n": 1, "seed": i, "top_k": 20}
+                    body = {
+                        "model": "fake",
+                        "messages": messages,
+                        "tools": tools,
+                        "temperature": 0.7,
+                        "top_p": 0.8,
+                        "max_tokens": 1024,
+                        "n": 1,
+                        "seed": i,
+                        "top_k": 20,
+                    }
                     reply = (await http.post(base_url + "/chat/completions", json=body)).json()
                     requests += 1
                     message = reply["choices"][0]["message"]
@@ -170,7 +219,9 @@ async def bare_client(base_url: str, tasks: int, concurrency: int) -> int:
                         return
                     call = message["tool_calls"][0]
                     args = json.loads(call["function"]["arguments"])
-                    messages.append({"role": "tool", "tool_call_id": call["id"], "content": str(args["a"] + args["b"])})
+                    messages.append(
+                        {"role": "tool", "tool_call_id": call["id"], "content": str(args["a"] + args["b"])}
+                    )
 
         await asyncio.gather(*(episode(i) for i in range(tasks)))
     return requests
@@ -187,8 +238,15 @@ def ray_cluster():
     cluster = Cluster(initialize_head=True, head_node_args=dict(node, include_dashboard=False))
     cluster.add_node(**node)
     cluster.wait_for_nodes()
-    ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}, "worker_process_setup_hook": "bench.synth.register_env"})
+    ray.init(
+        address=cluster.address,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={
+            "env_vars": {"PYTHONPATH": str(ROOT)},
+            "worker_process_setup_hook": "bench.synth.register_env",
+        },
+    )
     return cluster
 
 
@@ -259,8 +317,11 @@ def main() -> None:
                 requests = asyncio.run(bare_client(base_url, args.tasks, args.concurrency))
                 bare_times.append(time.perf_counter() - started)
                 assert requests == 2 * args.tasks
-            versus = None if args.no_ray else ray_versus_local(base_url, args.ray_tasks, [64, 256],
-                                                                args.ray_rounds, tmp)
+            versus = (
+                None
+                if args.no_ray
+                else ray_versus_local(base_url, args.ray_tasks, [64, 256], args.ray_rounds, tmp)
+            )
     finally:
         proc.terminate()
         proc.wait()
@@ -268,9 +329,11 @@ def main() -> None:
     requests = 2 * args.tasks
     synth_rate = requests / min(synth_times)
     bare_rate = requests / min(bare_times)
-    print(f"\n{args.tasks} two-turn episodes ({requests} requests), concurrency {args.concurrency}, best of "
-          f"{args.rounds}: synth {min(synth_times):.2f}s (rollouts, verify, raw shard, curation, dataset, "
-          f"manifest), bare httpx client {min(bare_times):.2f}s")
+    print(
+        f"\n{args.tasks} two-turn episodes ({requests} requests), concurrency {args.concurrency}, best of "
+        f"{args.rounds}: synth {min(synth_times):.2f}s (rollouts, verify, raw shard, curation, dataset, "
+        f"manifest), bare httpx client {min(bare_times):.2f}s"
+    )
     print(f"synth_requests_per_s: {synth_rate:.1f}")
     print(f"bare_client_requests_per_s: {bare_rate:.1f}")
     print(f"synth_turns_per_s: {synth_rate:.1f}")
@@ -279,9 +342,11 @@ def main() -> None:
     if versus is None:
         return
     rates = versus["rates"]
-    print(f"\nexecutor=ray (2-node local cluster, 1 actor per node) vs executor=local, {args.ray_tasks} episodes, "
-          f"best of {args.ray_rounds}; ray cluster join + actor start per run: "
-          f"{min(versus['startup']):.1f}-{max(versus['startup']):.1f}s (outside the rates)")
+    print(
+        f"\nexecutor=ray (2-node local cluster, 1 actor per node) vs executor=local, {args.ray_tasks} episodes, "
+        f"best of {args.ray_rounds}; ray cluster join + actor start per run: "
+        f"{min(versus['startup']):.1f}-{max(versus['startup']):.1f}s (outside the rates)"
+    )
     ratios = []
     for concurrency in (64, 256):
         local, ray_rate = rates["local", concurrency], rates["ray", concurrency]

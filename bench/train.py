@@ -31,15 +31,41 @@ def bare_trl(model_dir: Path, records: list, out: Path, steps: int, max_length: 
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    rows = [{"messages": [m.model_dump(exclude_none=True) for m in r.messages],
-             "tools": json.dumps([t.model_dump(exclude_none=True) for t in r.tools])} for r in records]
-    args = SFTConfig(output_dir=str(out), max_steps=steps, per_device_train_batch_size=1,
-                     gradient_accumulation_steps=1, max_length=max_length, packing=True, packing_strategy="bfd",
-                     assistant_only_loss=True, learning_rate=2e-4, lr_scheduler_type="cosine", warmup_steps=0.05,
-                     bf16=False, activation_checkpointing=False, logging_steps=1, save_strategy="no",
-                     report_to="none", use_cpu=True, seed=0, data_seed=0, dataloader_pin_memory=False)
-    trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(model_dir), args=args,
-                         train_dataset=Dataset.from_list(rows), processing_class=AutoTokenizer.from_pretrained(model_dir))
+    rows = [
+        {
+            "messages": [m.model_dump(exclude_none=True) for m in r.messages],
+            "tools": json.dumps([t.model_dump(exclude_none=True) for t in r.tools]),
+        }
+        for r in records
+    ]
+    args = SFTConfig(
+        output_dir=str(out),
+        max_steps=steps,
+        per_device_train_batch_size=1,
+        gradient_accumulation_steps=1,
+        max_length=max_length,
+        packing=True,
+        packing_strategy="bfd",
+        assistant_only_loss=True,
+        learning_rate=2e-4,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.05,
+        bf16=False,
+        activation_checkpointing=False,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        seed=0,
+        data_seed=0,
+        dataloader_pin_memory=False,
+    )
+    trainer = SFTTrainer(
+        model=AutoModelForCausalLM.from_pretrained(model_dir),
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=AutoTokenizer.from_pretrained(model_dir),
+    )
     started = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - started
@@ -51,10 +77,23 @@ def agentkit_sft(model_dir: Path, data_dir: Path, out: Path, steps: int, max_len
     """``agentkit train stage=sft`` through the real command line entry point (in-process)."""
     from agentkit.cli import main
 
-    main(["train", "stage=sft", f"model={model_dir}", f"data={data_dir}", f"out={out}", f"trainer.max_steps={steps}",
-          f"trainer.max_length={max_length}", "trainer.gradient_accumulation_steps=1", "trainer.save_steps=1000000",
-          "trainer.logging_steps=1", "trainer.resume=never", "trainer.lr_scheduler=cosine",
-          "trainer.learning_rate=2e-4"])
+    main(
+        [
+            "train",
+            "stage=sft",
+            f"model={model_dir}",
+            f"data={data_dir}",
+            f"out={out}",
+            f"trainer.max_steps={steps}",
+            f"trainer.max_length={max_length}",
+            "trainer.gradient_accumulation_steps=1",
+            "trainer.save_steps=1000000",
+            "trainer.logging_steps=1",
+            "trainer.resume=never",
+            "trainer.lr_scheduler=cosine",
+            "trainer.learning_rate=2e-4",
+        ]
+    )
     return json.loads((out / "train_report.json").read_text())
 
 
@@ -86,11 +125,15 @@ def main() -> None:
             seconds, tokens = bare_trl(model_dir, records, tmp / f"trl{round_}", args.steps, args.max_length)
             trl_runs.append(tokens / seconds)
             console.print(f"[bold]round {round_ + 1}/{args.rounds}[/bold]: agentkit train stage=sft")
-            report = agentkit_sft(model_dir, tmp / "synth", tmp / f"ours{round_}", args.steps, args.max_length)
+            report = agentkit_sft(
+                model_dir, tmp / "synth", tmp / f"ours{round_}", args.steps, args.max_length
+            )
             reports.append(report)
             ours_runs.append(report["tokens"] / report["seconds"])
             if report["tokens"] != tokens:
-                console.print(f"[yellow]note:[/yellow] token counts differ: agentkit {report['tokens']}, TRL {tokens}")
+                console.print(
+                    f"[yellow]note:[/yellow] token counts differ: agentkit {report['tokens']}, TRL {tokens}"
+                )
         ours, trl = max(ours_runs), max(trl_runs)
         efficiency = reports[-1]["packing"]["efficiency"]
         table = Table(title=f"SFT on tiny-mla, {args.steps} steps x 1 packed row of {args.max_length} tokens")

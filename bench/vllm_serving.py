@@ -21,10 +21,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def request_body(name: str, i: int, max_tokens: int) -> dict:
-    return {"model": name, "max_tokens": max_tokens, "temperature": 0.7, "top_p": 0.8, "top_k": 20, "seed": i,
-            "ignore_eos": True,
-            "messages": [{"role": "system", "content": "You are a careful agent."},
-                         {"role": "user", "content": f"Question {i}: what is {17 + i} * {23 + 2 * i}?"}]}
+    return {
+        "model": name,
+        "max_tokens": max_tokens,
+        "temperature": 0.7,
+        "top_p": 0.8,
+        "top_k": 20,
+        "seed": i,
+        "ignore_eos": True,
+        "messages": [
+            {"role": "system", "content": "You are a careful agent."},
+            {"role": "user", "content": f"Question {i}: what is {17 + i} * {23 + 2 * i}?"},
+        ],
+    }
 
 
 async def burst(http, url: str, name: str, n: int, max_tokens: int) -> tuple[int, float]:
@@ -37,11 +46,15 @@ async def burst(http, url: str, name: str, n: int, max_tokens: int) -> tuple[int
     tokens = await asyncio.gather(*(one(i) for i in range(n)))
     seconds = time.perf_counter() - started
     if any(t != max_tokens for t in tokens):
-        raise SystemExit(f"{url}: requests generated {sorted(set(tokens))} tokens, expected {max_tokens} each")
+        raise SystemExit(
+            f"{url}: requests generated {sorted(set(tokens))} tokens, expected {max_tokens} each"
+        )
     return sum(tokens), seconds
 
 
-async def measure(urls: dict[str, str], levels: list[int], max_tokens: int, rounds: int, progress, task) -> dict:
+async def measure(
+    urls: dict[str, str], levels: list[int], max_tokens: int, rounds: int, progress, task
+) -> dict:
     import httpx
 
     results = {(engine, n): [0, 0.0] for engine in urls for n in levels}
@@ -59,7 +72,9 @@ async def measure(urls: dict[str, str], levels: list[int], max_tokens: int, roun
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--levels", default="1,8,32")
     parser.add_argument("--rounds", type=int, default=1)
@@ -77,16 +92,22 @@ def main() -> None:
     from agentkit.server.launch import embedded_server, vllm_server
     from agentkit.server.vllm import VllmConfig
 
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, so both servers' process groups are stopped
+    signal.signal(
+        signal.SIGTERM, lambda *_: sys.exit(143)
+    )  # unwind, so both servers' process groups are stopped
     model = ModelConfig(name="tiny-mla", arch={"preset": "tiny-mla"})
     console = Console()
     started = time.perf_counter()
     with ExitStack() as stack:
         with console.status("starting the embedded server and vLLM (about a minute on CPU)"):
-            urls = {"embedded": stack.enter_context(embedded_server(model, port=0, max_batch_size=max(levels),
-                                                                    timeout=600)),
-                    "vllm": stack.enter_context(vllm_server(model, max_model_len=1024,
-                                                            vllm=VllmConfig(max_num_seqs=max(levels))))}
+            urls = {
+                "embedded": stack.enter_context(
+                    embedded_server(model, port=0, max_batch_size=max(levels), timeout=600)
+                ),
+                "vllm": stack.enter_context(
+                    vllm_server(model, max_model_len=1024, vllm=VllmConfig(max_num_seqs=max(levels)))
+                ),
+            }
         startup = time.perf_counter() - started
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("bursts", total=len(levels) * len(urls) * args.rounds)
@@ -96,8 +117,12 @@ def main() -> None:
     for column in ("concurrency", "embedded tokens/s", "vLLM tokens/s", "vLLM / embedded"):
         table.add_column(column, justify="right")
     for n in levels:
-        table.add_row(str(n), f"{rates['embedded', n]:.0f}", f"{rates['vllm', n]:.0f}",
-                      f"{rates['vllm', n] / rates['embedded', n]:.2f}x")
+        table.add_row(
+            str(n),
+            f"{rates['embedded', n]:.0f}",
+            f"{rates['vllm', n]:.0f}",
+            f"{rates['vllm', n] / rates['embedded', n]:.2f}x",
+        )
     console.print(table)
     print(f"startup_seconds_both: {startup:.1f}")
     for n in levels:

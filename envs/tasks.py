@@ -58,8 +58,9 @@ def select(tasks: Sequence[Task], cfg: TaskSourceConfig) -> list[Task]:
     return [kept[i] for i in chosen]
 
 
-def generate(make: Callable[[int], Task], cfg: TaskSourceConfig, *, default_n: int = 100,
-             max_attempts_factor: int = 50) -> list[Task]:
+def generate(
+    make: Callable[[int], Task], cfg: TaskSourceConfig, *, default_n: int = 100, max_attempts_factor: int = 50
+) -> list[Task]:
     """Tasks ``make(0), make(1), ...`` of a procedural generator, keeping ``cfg.split``, until ``cfg.n``.
 
     ``make(index)`` must depend only on the index (and the options it closes over), so task ``i`` is the
@@ -72,8 +73,10 @@ def generate(make: Callable[[int], Task], cfg: TaskSourceConfig, *, default_n: i
     with _progress(n, "generating tasks") as advance:
         while len(tasks) < n:
             if index >= max(n, 1) * max_attempts_factor:
-                raise ConfigError(f"tasks: could not generate {n} tasks in split '{cfg.split}' "
-                                  f"(test_fraction={cfg.test_fraction})")
+                raise ConfigError(
+                    f"tasks: could not generate {n} tasks in split '{cfg.split}' "
+                    f"(test_fraction={cfg.test_fraction})"
+                )
             task = make(index)
             index += 1
             if in_split(task.id, cfg):
@@ -132,13 +135,17 @@ def _iter_hf(path: Path, hf_split: str | None) -> Iterator[tuple[int, Any]]:
         if hf_split is None and len(names) == 1:
             hf_split = names[0]
         if hf_split not in data:
-            raise ConfigError(f"tasks.options.hf_split: the dataset at {path} has splits {', '.join(names)}; "
-                              f"choose one (got {hf_split!r})")
+            raise ConfigError(
+                f"tasks.options.hf_split: the dataset at {path} has splits {', '.join(names)}; "
+                f"choose one (got {hf_split!r})"
+            )
         data = data[hf_split]
     yield from enumerate(data, start=1)
 
 
-def iter_rows(source: str, path: str | Path, options: dict[str, Any] | None = None) -> Iterator[tuple[int, Any]]:
+def iter_rows(
+    source: str, path: str | Path, options: dict[str, Any] | None = None
+) -> Iterator[tuple[int, Any]]:
     """``(line or row number, row)`` pairs of a file source."""
     path = Path(path)
     if not path.exists():
@@ -160,15 +167,18 @@ def _json_safe(value: Any, where: str) -> Any:
     return value
 
 
-def row_to_task(row: Any, *, env_name: str, fields: dict[str, str], required: Sequence[str],
-                default_id: str) -> Task:
+def row_to_task(
+    row: Any, *, env_name: str, fields: dict[str, str], required: Sequence[str], default_id: str
+) -> Task:
     """Map one row to a task: ``id`` and ``prompt`` by their mapped names, every other key into ``meta``.
 
     ``required`` names canonical fields (``prompt``, ``answer``...) that must be present and non-empty.
     """
     if not isinstance(row, dict):
         raise ValueError(f"a row must be an object, not {type(row).__name__}")
-    mapped = {canonical: fields.get(canonical, canonical) for canonical in {"id", "prompt", *required, *fields}}
+    mapped = {
+        canonical: fields.get(canonical, canonical) for canonical in {"id", "prompt", *required, *fields}
+    }
     for canonical in required:
         key = mapped[canonical]
         value = row.get(key)
@@ -196,16 +206,24 @@ def row_to_task(row: Any, *, env_name: str, fields: dict[str, str], required: Se
     return Task(id=task_id, env=env_name, prompt=prompt, meta=meta)
 
 
-def read_tasks(rows: Iterable[tuple[int, Any]], *, path: str, env_name: str, fields: dict[str, str],
-               required: Sequence[str] = ("prompt",), check: RowCheck | None = None) -> list[Task]:
+def read_tasks(
+    rows: Iterable[tuple[int, Any]],
+    *,
+    path: str,
+    env_name: str,
+    fields: dict[str, str],
+    required: Sequence[str] = ("prompt",),
+    check: RowCheck | None = None,
+) -> list[Task]:
     """Tasks from numbered rows; any bad row raises ``DataError`` with ``path:line``."""
     tasks: list[Task] = []
     seen: dict[str, int] = {}
     stem = Path(path).name.split(".")[0]
     for number, row in rows:
         try:
-            task = row_to_task(row, env_name=env_name, fields=fields, required=required,
-                               default_id=f"{stem}-{number}")
+            task = row_to_task(
+                row, env_name=env_name, fields=fields, required=required, default_id=f"{stem}-{number}"
+            )
             if check is not None:
                 check(task)
         except ValueError as exc:
@@ -219,8 +237,9 @@ def read_tasks(rows: Iterable[tuple[int, Any]], *, path: str, env_name: str, fie
     return tasks
 
 
-def load_task_rows(cfg: TaskSourceConfig, env_name: str, required: Sequence[str] = ("prompt",),
-                   check: RowCheck | None = None) -> list[Task]:
+def load_task_rows(
+    cfg: TaskSourceConfig, env_name: str, required: Sequence[str] = ("prompt",), check: RowCheck | None = None
+) -> list[Task]:
     """Load, check, split and sample the tasks of a file source (``jsonl``, ``parquet``, ``hf``)."""
     if cfg.source not in FILE_SOURCES:
         raise ConfigError(f"tasks.source '{cfg.source}' is not a file source ({', '.join(FILE_SOURCES)})")
@@ -228,6 +247,7 @@ def load_task_rows(cfg: TaskSourceConfig, env_name: str, required: Sequence[str]
         raise ConfigError(f"tasks.path is required for tasks.source={cfg.source}")
     check_split(cfg)
     rows = iter_rows(cfg.source, cfg.path, cfg.options)
-    tasks = read_tasks(rows, path=str(cfg.path), env_name=env_name, fields=dict(cfg.fields),
-                       required=required, check=check)
+    tasks = read_tasks(
+        rows, path=str(cfg.path), env_name=env_name, fields=dict(cfg.fields), required=required, check=check
+    )
     return select(tasks, cfg)

@@ -37,20 +37,37 @@ ATIF_SCHEMA: dict[str, Any] = {
         "schema_version": {"type": "string", "pattern": r"^ATIF-v1\.[0-9]+$"},
         "session_id": {"type": "string", "minLength": 1},
         "agent": {
-            "type": "object", "required": ["name", "version"], "additionalProperties": False,
-            "properties": {"name": {"type": "string"}, "version": {"type": "string"},
-                           "model_name": {"type": ["string", "null"]}, "extra": _EXTRA}},
+            "type": "object",
+            "required": ["name", "version"],
+            "additionalProperties": False,
+            "properties": {
+                "name": {"type": "string"},
+                "version": {"type": "string"},
+                "model_name": {"type": ["string", "null"]},
+                "extra": _EXTRA,
+            },
+        },
         "steps": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/step"}},
         "notes": {"type": ["string", "null"]},
         "final_metrics": {
-            "type": ["object", "null"], "additionalProperties": False,
-            "properties": {"total_prompt_tokens": _INT, "total_completion_tokens": _INT, "total_cached_tokens": _INT,
-                           "total_cost_usd": {"type": ["number", "null"]}, "total_steps": _INT, "extra": _EXTRA}},
+            "type": ["object", "null"],
+            "additionalProperties": False,
+            "properties": {
+                "total_prompt_tokens": _INT,
+                "total_completion_tokens": _INT,
+                "total_cached_tokens": _INT,
+                "total_cost_usd": {"type": ["number", "null"]},
+                "total_steps": _INT,
+                "extra": _EXTRA,
+            },
+        },
         "extra": _EXTRA,
     },
     "$defs": {
         "step": {
-            "type": "object", "required": ["step_id", "source", "message"], "additionalProperties": False,
+            "type": "object",
+            "required": ["step_id", "source", "message"],
+            "additionalProperties": False,
             "properties": {
                 "step_id": {"type": "integer", "minimum": 1},
                 "timestamp": {"type": ["string", "null"]},
@@ -63,30 +80,63 @@ ATIF_SCHEMA: dict[str, Any] = {
                 "observation": {"oneOf": [{"type": "null"}, {"$ref": "#/$defs/observation"}]},
                 "metrics": {"oneOf": [{"type": "null"}, {"$ref": "#/$defs/metrics"}]},
                 "extra": _EXTRA,
-            }},
+            },
+        },
         "tool_call": {
-            "type": "object", "required": ["tool_call_id", "function_name", "arguments"],
+            "type": "object",
+            "required": ["tool_call_id", "function_name", "arguments"],
             "additionalProperties": False,
-            "properties": {"tool_call_id": {"type": "string"}, "function_name": {"type": "string"},
-                           "arguments": {"type": "object"}}},
+            "properties": {
+                "tool_call_id": {"type": "string"},
+                "function_name": {"type": "string"},
+                "arguments": {"type": "object"},
+            },
+        },
         "observation": {
-            "type": "object", "required": ["results"], "additionalProperties": False,
-            "properties": {"results": {"type": "array", "items": {
-                "type": "object", "additionalProperties": False,
-                "properties": {"source_call_id": {"type": ["string", "null"]}, "content": {"type": ["string", "null"]},
-                               "subagent_trajectory_ref": {"type": ["array", "null"], "items": {
-                                   "type": "object", "required": ["session_id"], "additionalProperties": False,
-                                   "properties": {"session_id": {"type": "string"},
-                                                  "trajectory_path": {"type": ["string", "null"]},
-                                                  "extra": _EXTRA}}}}}}}},
+            "type": "object",
+            "required": ["results"],
+            "additionalProperties": False,
+            "properties": {
+                "results": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "source_call_id": {"type": ["string", "null"]},
+                            "content": {"type": ["string", "null"]},
+                            "subagent_trajectory_ref": {
+                                "type": ["array", "null"],
+                                "items": {
+                                    "type": "object",
+                                    "required": ["session_id"],
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "session_id": {"type": "string"},
+                                        "trajectory_path": {"type": ["string", "null"]},
+                                        "extra": _EXTRA,
+                                    },
+                                },
+                            },
+                        },
+                    },
+                }
+            },
+        },
         "metrics": {
-            "type": "object", "additionalProperties": False,
-            "properties": {"prompt_tokens": _INT, "completion_tokens": _INT, "cached_tokens": _INT,
-                           "cost_usd": {"type": ["number", "null"]},
-                           "prompt_token_ids": {"type": ["array", "null"], "items": {"type": "integer"}},
-                           "completion_token_ids": {"type": ["array", "null"], "items": {"type": "integer"}},
-                           "logprobs": {"type": ["array", "null"], "items": {"type": "number"}},
-                           "extra": _EXTRA}},
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "prompt_tokens": _INT,
+                "completion_tokens": _INT,
+                "cached_tokens": _INT,
+                "cost_usd": {"type": ["number", "null"]},
+                "prompt_token_ids": {"type": ["array", "null"], "items": {"type": "integer"}},
+                "completion_token_ids": {"type": ["array", "null"], "items": {"type": "integer"}},
+                "logprobs": {"type": ["array", "null"], "items": {"type": "number"}},
+                "extra": _EXTRA,
+            },
+        },
     },
 }
 
@@ -98,8 +148,10 @@ def validate_atif(obj: Any) -> list[str]:
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(ATIF_SCHEMA)
-    errors = [f"{'.'.join(str(p) for p in error.absolute_path) or '<root>'}: {error.message}"
-              for error in sorted(validator.iter_errors(obj), key=lambda e: list(map(str, e.absolute_path)))]
+    errors = [
+        f"{'.'.join(str(p) for p in error.absolute_path) or '<root>'}: {error.message}"
+        for error in sorted(validator.iter_errors(obj), key=lambda e: list(map(str, e.absolute_path)))
+    ]
     if errors or not isinstance(obj, dict):
         return errors
     for index, step in enumerate(obj["steps"]):
@@ -112,14 +164,19 @@ def validate_atif(obj: Any) -> list[str]:
             except ValueError:
                 errors.append(f"{where}.timestamp: not ISO 8601: {step['timestamp']!r}")
         if step["source"] != "agent":
-            errors += [f"{where}.{key}: only agent steps may carry it" for key in _AGENT_ONLY
-                       if step.get(key) is not None]
+            errors += [
+                f"{where}.{key}: only agent steps may carry it"
+                for key in _AGENT_ONLY
+                if step.get(key) is not None
+            ]
         call_ids = {call["tool_call_id"] for call in step.get("tool_calls") or []}
         for number, result in enumerate((step.get("observation") or {}).get("results", [])):
             source = result.get("source_call_id")
             if source is not None and source not in call_ids:
-                errors.append(f"{where}.observation.results.{number}.source_call_id: '{source}' is not a "
-                              "tool_call_id of this step")
+                errors.append(
+                    f"{where}.observation.results.{number}.source_call_id: '{source}' is not a "
+                    "tool_call_id of this step"
+                )
     return errors
 
 
@@ -145,17 +202,28 @@ def to_atif(record: dict[str, Any]) -> dict[str, Any]:
         if role == "tool":
             owner = steps[-1] if steps and steps[-1]["source"] == "agent" else None
             result = {"source_call_id": message.get("tool_call_id"), "content": message.get("content", "")}
-            if owner is None or result["source_call_id"] not in {c["tool_call_id"] for c in owner.get("tool_calls") or []}:
+            if owner is None or result["source_call_id"] not in {
+                c["tool_call_id"] for c in owner.get("tool_calls") or []
+            }:
                 # A tool message no call of the previous step asked for: keep it, unattributed.
                 result["source_call_id"] = None
                 if owner is None:
-                    steps.append({"step_id": len(steps) + 1, "source": "system", "message": "",
-                                  "observation": {"results": [result]}})
+                    steps.append(
+                        {
+                            "step_id": len(steps) + 1,
+                            "source": "system",
+                            "message": "",
+                            "observation": {"results": [result]},
+                        }
+                    )
                     continue
             owner.setdefault("observation", {"results": []})["results"].append(result)
             continue
-        step: dict[str, Any] = {"step_id": len(steps) + 1,
-                                "source": {"assistant": "agent"}.get(role, role), "message": message.get("content", "")}
+        step: dict[str, Any] = {
+            "step_id": len(steps) + 1,
+            "source": {"assistant": "agent"}.get(role, role),
+            "message": message.get("content", ""),
+        }
         if role == "assistant":
             reasoning, visible = split_reasoning(message.get("content") or "")
             step["message"] = visible
@@ -165,8 +233,14 @@ def to_atif(record: dict[str, Any]) -> dict[str, Any]:
                 step["model_name"] = provenance["model"]
             calls = message.get("tool_calls") or []
             if calls:
-                step["tool_calls"] = [{"tool_call_id": c["id"], "function_name": c["function"]["name"],
-                                       "arguments": _arguments(c["function"].get("arguments", "{}"))} for c in calls]
+                step["tool_calls"] = [
+                    {
+                        "tool_call_id": c["id"],
+                        "function_name": c["function"]["name"],
+                        "arguments": _arguments(c["function"].get("arguments", "{}")),
+                    }
+                    for c in calls
+                ]
             metrics: dict[str, Any] = {}
             if agent_turn < len(token_ids) and token_ids[agent_turn] is not None:
                 metrics["completion_token_ids"] = token_ids[agent_turn]
@@ -184,22 +258,41 @@ def to_atif(record: dict[str, Any]) -> dict[str, Any]:
     return {
         "schema_version": ATIF_VERSION,
         "session_id": record["id"],
-        "agent": {"name": "agentkit", "version": provenance.get("agentkit") or "unknown",
-                  "model_name": provenance.get("model") or None,
-                  "extra": {"strategy": provenance.get("strategy", ""), "endpoint": provenance.get("endpoint", ""),
-                            "sampling": provenance.get("sampling") or {},
-                            "chat_template_sha256": provenance.get("chat_template_sha256")}},
+        "agent": {
+            "name": "agentkit",
+            "version": provenance.get("agentkit") or "unknown",
+            "model_name": provenance.get("model") or None,
+            "extra": {
+                "strategy": provenance.get("strategy", ""),
+                "endpoint": provenance.get("endpoint", ""),
+                "sampling": provenance.get("sampling") or {},
+                "chat_template_sha256": provenance.get("chat_template_sha256"),
+            },
+        },
         "steps": steps,
         "notes": "exported by agentkit export; tool results of an agent step are its observation",
-        "final_metrics": {"total_prompt_tokens": stats.get("prompt_tokens"),
-                          "total_completion_tokens": stats.get("completion_tokens"),
-                          "total_steps": len(steps),
-                          "extra": {"turns": stats.get("turns"), "tool_calls": stats.get("tool_calls"),
-                                    "tool_errors": stats.get("tool_errors"), "seconds": stats.get("seconds")}},
-        "extra": {"task": record.get("task"), "tools": record.get("tools") or [], "status": record.get("status"),
-                  "reward": record.get("reward"), "verdict": verdict or None, "error": record.get("error"),
-                  "abilities": record.get("abilities") or [],
-                  "provenance": provenance, "agentkit_schema_version": record.get("schema_version")},
+        "final_metrics": {
+            "total_prompt_tokens": stats.get("prompt_tokens"),
+            "total_completion_tokens": stats.get("completion_tokens"),
+            "total_steps": len(steps),
+            "extra": {
+                "turns": stats.get("turns"),
+                "tool_calls": stats.get("tool_calls"),
+                "tool_errors": stats.get("tool_errors"),
+                "seconds": stats.get("seconds"),
+            },
+        },
+        "extra": {
+            "task": record.get("task"),
+            "tools": record.get("tools") or [],
+            "status": record.get("status"),
+            "reward": record.get("reward"),
+            "verdict": verdict or None,
+            "error": record.get("error"),
+            "abilities": record.get("abilities") or [],
+            "provenance": provenance,
+            "agentkit_schema_version": record.get("schema_version"),
+        },
     }
 
 
@@ -215,15 +308,28 @@ def atif_messages(trajectory: dict[str, Any]) -> list[dict[str, Any]]:
                     text = f"<think>{step['reasoning_content']}</think>{text}"
             message: dict[str, Any] = {"role": "assistant", "content": text}
             if step.get("tool_calls"):
-                message["tool_calls"] = [{"id": c["tool_call_id"], "type": "function", "function": {
-                    "name": c["function_name"], "arguments": json.dumps(c["arguments"], ensure_ascii=False)}}
-                    for c in step["tool_calls"]]
+                message["tool_calls"] = [
+                    {
+                        "id": c["tool_call_id"],
+                        "type": "function",
+                        "function": {
+                            "name": c["function_name"],
+                            "arguments": json.dumps(c["arguments"], ensure_ascii=False),
+                        },
+                    }
+                    for c in step["tool_calls"]
+                ]
             messages.append(message)
         elif step["message"] or not step.get("observation"):
             messages.append({"role": step["source"], "content": step["message"]})
         for result in (step.get("observation") or {}).get("results", []):
-            messages.append({"role": "tool", "tool_call_id": result.get("source_call_id"),
-                             "content": result.get("content") or ""})
+            messages.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": result.get("source_call_id"),
+                    "content": result.get("content") or "",
+                }
+            )
     return messages
 
 

@@ -55,7 +55,9 @@ class Snapshot:
 
     @property
     def sha256(self) -> str:
-        payload = json.dumps([m.model_dump(mode="json", exclude_none=True) for m in self.messages], sort_keys=True)
+        payload = json.dumps(
+            [m.model_dump(mode="json", exclude_none=True) for m in self.messages], sort_keys=True
+        )
         return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -89,8 +91,12 @@ class BranchStrategy(Strategy):
     name = "branch"
     needs_model = False
 
-    def __init__(self, at: int = 1, mistakes: tuple[str, ...] = ("code", "argument", "value", "answer"),
-                 fix: bool = False):
+    def __init__(
+        self,
+        at: int = 1,
+        mistakes: tuple[str, ...] = ("code", "argument", "value", "answer"),
+        fix: bool = False,
+    ):
         super().__init__()
         if at < 1:
             raise TypeError("at must be >= 1 (the number of assistant turns in the shared prefix)")
@@ -110,17 +116,33 @@ class BranchStrategy(Strategy):
         episode = await env.open(task)
         async with episode, rollout.policy(task) as client:
             limits = EpisodeLimits(**{**rollout.limits.__dict__, "max_turns": self.at})
-            part = await drive_episode(env, episode, task, client, sampling=rollout.sampling, limits=limits,
-                                       trajectory_id=rollout.trajectory_id, strategy=self.name,
-                                       messages=self.first_messages(env, task), provenance=rollout.provenance,
-                                       verify=False)
+            part = await drive_episode(
+                env,
+                episode,
+                task,
+                client,
+                sampling=rollout.sampling,
+                limits=limits,
+                trajectory_id=rollout.trajectory_id,
+                strategy=self.name,
+                messages=self.first_messages(env, task),
+                provenance=rollout.provenance,
+                verify=False,
+            )
         messages = list(part.messages)
-        if part.status != Status.max_turns:  # the episode ended before the branch point: branch before its end
+        if (
+            part.status != Status.max_turns
+        ):  # the episode ended before the branch point: branch before its end
             last = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=len(messages))
             messages = messages[:last]
         turns = sum(m.role == "assistant" for m in messages)
-        return Snapshot(messages, turns, time.perf_counter() - started,
-                        getattr(client, "endpoint_kind", "") == "reference", part.stats)
+        return Snapshot(
+            messages,
+            turns,
+            time.perf_counter() - started,
+            getattr(client, "endpoint_kind", "") == "reference",
+            part.stats,
+        )
 
     async def _restore(self, rollout: Rollout, snapshot: Snapshot):
         """A fresh episode in the snapshot's state: the prefix's tool calls replayed in order."""
@@ -148,32 +170,54 @@ class BranchStrategy(Strategy):
             if kind != "policy":
                 rng = random.Random(f"{task.id}/{rollout.sample}/{rollout.sampling.seed}")
                 client = MistakeClient(lambda: base, order, env.tools(task), rng, correct=self.fix)
-            kwargs = dict(sampling=rollout.sampling, limits=rollout.limits, trajectory_id=rollout.trajectory_id,
-                          strategy=self.name, provenance=rollout.provenance)
+            kwargs = dict(
+                sampling=rollout.sampling,
+                limits=rollout.limits,
+                trajectory_id=rollout.trajectory_id,
+                strategy=self.name,
+                provenance=rollout.provenance,
+            )
             messages = list(snapshot.messages)
             for _ in range(3):
                 part = await drive_episode(env, episode, task, client, messages=messages, **kwargs)
                 parts.append(part)
                 waiting = getattr(client, "awaiting", None)
-                if not self.fix or waiting not in ("verdict", "answer") or part.status != Status.completed \
-                        or part.passed:
+                if (
+                    not self.fix
+                    or waiting not in ("verdict", "answer")
+                    or part.status != Status.completed
+                    or part.passed
+                ):
                     break
                 messages = [*part.messages, Message(role="user", content=episode.feedback(part.verdict))]
         last = parts[-1]
         mistake = getattr(client, "mistake", None)
         if mistake is not None and not mistake.get("exposed"):
             # left uncorrected, a wrong answer (or one built on a wrong output) meets the verifier at the end
-            final = not last.passed and last.status == Status.completed and getattr(client, "awaiting", None) \
-                in ("verdict", "answer")
+            final = (
+                not last.passed
+                and last.status == Status.completed
+                and getattr(client, "awaiting", None) in ("verdict", "answer")
+            )
             mistake = mistake | {"exposed": final, "exposed_by": "verifier" if final else None}
         if mistake is not None:
             kind = mistake["kind"]
-        branch = {"id": f"{task.id}@{snapshot.turns}", "point": snapshot.turns, "index": rollout.sample,
-                  "kind": kind, "injected": kind == "policy" or mistake is not None, "fixed": self.fix,
-                  "prefix_messages": len(snapshot.messages), "prefix_sha256": snapshot.sha256,
-                  "outcome": "passed" if last.passed else "failed",
-                  "snapshot": {"replayed_calls": len(snapshot.calls), "restore_seconds": round(restore_seconds, 4),
-                               "prefix_seconds": round(snapshot.seconds, 4)}}
+        branch = {
+            "id": f"{task.id}@{snapshot.turns}",
+            "point": snapshot.turns,
+            "index": rollout.sample,
+            "kind": kind,
+            "injected": kind == "policy" or mistake is not None,
+            "fixed": self.fix,
+            "prefix_messages": len(snapshot.messages),
+            "prefix_sha256": snapshot.sha256,
+            "outcome": "passed" if last.passed else "failed",
+            "snapshot": {
+                "replayed_calls": len(snapshot.calls),
+                "restore_seconds": round(restore_seconds, 4),
+                "prefix_seconds": round(snapshot.seconds, 4),
+            },
+        }
         meta = dict(last.meta) | {"branch": branch} | ({"mistake": mistake} if mistake else {})
         return last.model_copy(update={"stats": merge_stats([p.stats for p in parts]), "meta": meta})
 

@@ -60,7 +60,9 @@ def record_text(messages: Sequence[dict[str, Any]]) -> str:
 
 
 def trajectory_chars(messages: Sequence[Message]) -> int:
-    return sum(len(m.content or "") + sum(len(c.function.arguments) for c in m.tool_calls or []) for m in messages)
+    return sum(
+        len(m.content or "") + sum(len(c.function.arguments) for c in m.tool_calls or []) for m in messages
+    )
 
 
 def format_problem(trajectory: Trajectory) -> str | None:
@@ -103,7 +105,7 @@ class DecontamIndex:
             if len(tokens) < MIN_EVAL_TOKENS:
                 continue
             length = min(self.n, len(tokens))
-            grams = {self._key(tokens[i:i + length]) for i in range(len(tokens) - length + 1)}
+            grams = {self._key(tokens[i : i + length]) for i in range(len(tokens) - length + 1)}
             number = len(self.ids)
             self.ids.append(item_id)
             self.sizes.append(len(grams))
@@ -124,7 +126,7 @@ class DecontamIndex:
         tokens = words(text)
         hits: Counter[int] = Counter()
         for length, table in self.index.items():
-            seen = {self._key(tokens[i:i + length]) for i in range(len(tokens) - length + 1)}
+            seen = {self._key(tokens[i : i + length]) for i in range(len(tokens) - length + 1)}
             for gram in seen:
                 for number in table.get(gram, ()):
                     hits[number] += 1
@@ -163,13 +165,25 @@ def entry_from_record(record: dict[str, Any], offset: int, where: str) -> tuple[
         raise DataError(f"not a valid trajectory: {exc.errors()[0]['msg']}", where) from None
     stats = trajectory.stats
     used: Counter[str] = Counter(c.function.name for m in trajectory.messages for c in m.tool_calls or [])
-    entry = Entry(id=trajectory.id, task_id=trajectory.task.id, sample=int(trajectory.meta.get("sample", 0)),
-                  status=trajectory.status.value, passed=trajectory.passed, turns=stats.turns,
-                  chars=trajectory_chars(trajectory.messages), completion_tokens=stats.completion_tokens,
-                  key=str(trajectory.meta.get("key", "")), offset=offset, tool_calls=stats.tool_calls,
-                  tool_errors=stats.tool_errors, prompt_tokens=stats.prompt_tokens, tools_used=dict(used),
-                  seconds=stats.seconds.model_dump(), reward=trajectory.reward,
-                  abilities=list(trajectory.abilities or trajectory.task.abilities))
+    entry = Entry(
+        id=trajectory.id,
+        task_id=trajectory.task.id,
+        sample=int(trajectory.meta.get("sample", 0)),
+        status=trajectory.status.value,
+        passed=trajectory.passed,
+        turns=stats.turns,
+        chars=trajectory_chars(trajectory.messages),
+        completion_tokens=stats.completion_tokens,
+        key=str(trajectory.meta.get("key", "")),
+        offset=offset,
+        tool_calls=stats.tool_calls,
+        tool_errors=stats.tool_errors,
+        prompt_tokens=stats.prompt_tokens,
+        tools_used=dict(used),
+        seconds=stats.seconds.model_dump(),
+        reward=trajectory.reward,
+        abilities=list(trajectory.abilities or trajectory.task.abilities),
+    )
     return entry, trajectory
 
 
@@ -177,11 +191,16 @@ def shingles(text: str, size: int) -> list[bytes]:
     tokens = words(text)
     if len(tokens) <= size:
         return [" ".join(tokens).encode("utf-8")]
-    return list({" ".join(tokens[i:i + size]).encode("utf-8") for i in range(len(tokens) - size + 1)})
+    return list({" ".join(tokens[i : i + size]).encode("utf-8") for i in range(len(tokens) - size + 1)})
 
 
-def apply_filters(entry: Entry, trajectory: Trajectory, cfg: CurationConfig, strategy: Strategy,
-                  decontam: DecontamIndex | None) -> str | None:
+def apply_filters(
+    entry: Entry,
+    trajectory: Trajectory,
+    cfg: CurationConfig,
+    strategy: Strategy,
+    decontam: DecontamIndex | None,
+) -> str | None:
     """The first per-trajectory filter that rejects it (its name and why), or None."""
     if entry.status not in cfg.statuses:
         return f"status: {entry.status}"
@@ -218,8 +237,13 @@ class CurationResult:
     """task id -> (passed, samples)."""
 
 
-def scan(raw: Iterable[tuple[int, dict[str, Any]]], cfg: CurationConfig | None, strategy: Strategy,
-         decontam: DecontamIndex | None, where: str = "raw") -> list[Entry]:
+def scan(
+    raw: Iterable[tuple[int, dict[str, Any]]],
+    cfg: CurationConfig | None,
+    strategy: Strategy,
+    decontam: DecontamIndex | None,
+    where: str = "raw",
+) -> list[Entry]:
     """Read raw rollouts into entries; with a curation config, apply the per-trajectory filters too."""
     entries = []
     for offset, record in raw:
@@ -324,6 +348,7 @@ def curated_record(line: bytes, entry: Entry, rates: dict[str, tuple[int, int]])
     record = json.loads(line)
     passed, samples = rates.get(entry.task_id, (0, 0))
     rate = passed / samples if samples else 0.0
-    record.setdefault("meta", {}).update({"pass_rate": float(round(rate, 4)), "difficulty": float(round(1 - rate, 4)),
-                                          "task_samples": samples})
+    record.setdefault("meta", {}).update(
+        {"pass_rate": float(round(rate, 4)), "difficulty": float(round(1 - rate, 4)), "task_samples": samples}
+    )
     return record

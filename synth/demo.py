@@ -178,9 +178,11 @@ def check_config(cfg: DemoConfig) -> None:
 _STATUSES = ["pending", "shipped", "delivered", "open", "closed", "active", "paused", "done", "late", "ready"]
 _NUMBER_KEYS = ["total", "price", "amount", "balance", "weight", "score", "cost"]
 _COUNT_KEYS = ["count", "quantity", "stock", "pages", "seats", "age"]
-_WORD_KEYS = {"color": ["red", "blue", "green", "black", "white", "yellow"],
-              "city": ["Lima", "Oslo", "Pune", "Kyoto", "Accra", "Quito", "Riga", "Perth"],
-              "kind": ["book", "lamp", "chair", "phone", "bike", "desk", "kettle", "scarf"]}
+_WORD_KEYS = {
+    "color": ["red", "blue", "green", "black", "white", "yellow"],
+    "city": ["Lima", "Oslo", "Pune", "Kyoto", "Accra", "Quito", "Riga", "Perth"],
+    "kind": ["book", "lamp", "chair", "phone", "bike", "desk", "kettle", "scarf"],
+}
 _PREFIXES = ["O", "K", "P", "C", "A", "R", "T", "X"]
 
 
@@ -196,20 +198,31 @@ def integer_expression(rng: random.Random) -> tuple[str, str, int]:
     """An integer expression as LaTeX, as Python, and its value."""
     n = [rng.randint(2, 99) if rng.random() < 0.8 else rng.randint(100, 999) for _ in range(4)]
     a, b, c, d = n
-    forms = [f"{a}*{b}", f"{a} + {b}", f"{a} - {b}*{c}", f"{a}*{b} - {c}", f"({a} + {b})*{c} - {d}",
-             f"{a}*{b} + {c}*{d}", f"{a} - {b}*{c} + {d}", f"({a} - {b})*({c} + {d})", f"{a} + {b} + {c}"]
+    forms = [
+        f"{a}*{b}",
+        f"{a} + {b}",
+        f"{a} - {b}*{c}",
+        f"{a}*{b} - {c}",
+        f"({a} + {b})*{c} - {d}",
+        f"{a}*{b} + {c}*{d}",
+        f"{a} - {b}*{c} + {d}",
+        f"({a} - {b})*({c} + {d})",
+        f"{a} + {b} + {c}",
+    ]
     code = rng.choice(forms)
     return code.replace("*", " \\times "), code, eval(code)  # only digits and operators written above
 
 
 def _drill_expression(rng: random.Random) -> str:
     tex, code, value = integer_expression(rng)
-    return rng.choice([
-        f"In Python, ${tex}$ is written {code}. print({code}) prints {value}, so ${tex} = {value}$.",
-        f">>> print({code})\n{value}",
-        f"To compute ${tex}$, run print({code}); it prints {value}. The result is $\\boxed{{{value}}}$.",
-        f"${tex}$ becomes {code} in code, which evaluates to {value}.",
-    ])
+    return rng.choice(
+        [
+            f"In Python, ${tex}$ is written {code}. print({code}) prints {value}, so ${tex} = {value}$.",
+            f">>> print({code})\n{value}",
+            f"To compute ${tex}$, run print({code}); it prints {value}. The result is $\\boxed{{{value}}}$.",
+            f"${tex}$ becomes {code} in code, which evaluates to {value}.",
+        ]
+    )
 
 
 def _record(rng: random.Random) -> tuple[str, dict[str, Any]]:
@@ -227,8 +240,10 @@ def _record(rng: random.Random) -> tuple[str, dict[str, Any]]:
             name = rng.choice(sorted(_WORD_KEYS))
             record[name] = rng.choice(_WORD_KEYS[name])
     if rng.random() < 0.5:
-        record["parts"] = [{"id": f"{ident}-{i}", "count": rng.randint(1, 9), "price": float(_money(rng))}
-                           for i in range(1, rng.randint(2, 4))]
+        record["parts"] = [
+            {"id": f"{ident}-{i}", "count": rng.randint(1, 9), "price": float(_money(rng))}
+            for i in range(1, rng.randint(2, 4))
+        ]
     keys = list(record)
     rng.shuffle(keys)
     return ident, {k: record[k] for k in keys}
@@ -243,11 +258,18 @@ def _drill_lookup(rng: random.Random) -> str:
 
 
 def _drill_copy(rng: random.Random) -> str:
-    items = [str(rng.randint(0, 10 ** rng.randint(1, 6))) if rng.random() < 0.7 else _ident(rng)
-             for _ in range(rng.randint(1, 4))]
+    items = [
+        str(rng.randint(0, 10 ** rng.randint(1, 6))) if rng.random() < 0.7 else _ident(rng)
+        for _ in range(rng.randint(1, 4))
+    ]
     shown = " ".join(items)
-    return rng.choice([f"Copy: {shown} -> {shown}", f"Say it again: {shown}. {shown}.",
-                       f"The code is {shown}; once more, the code is {shown}."])
+    return rng.choice(
+        [
+            f"Copy: {shown} -> {shown}",
+            f"Say it again: {shown}. {shown}.",
+            f"The code is {shown}; once more, the code is {shown}.",
+        ]
+    )
 
 
 def drill_corpus(n: int, seed: int = 0) -> Iterator[str]:
@@ -277,7 +299,13 @@ def hydra_value(value: Any) -> str:
     text = str(value)
     if "${" in text:
         raise ConfigError(f"'{text[:40]}...': '${{' would be read as an interpolation")
-    if re.fullmatch(r"[A-Za-z_/.][\w./-]*", text) and text.lower() not in ("true", "false", "null", "nan", "inf"):
+    if re.fullmatch(r"[A-Za-z_/.][\w./-]*", text) and text.lower() not in (
+        "true",
+        "false",
+        "null",
+        "nan",
+        "inf",
+    ):
         return text
     escaped = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", text)
     escaped = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, escaped)
@@ -336,8 +364,9 @@ class Runner:
     def _save(self) -> None:
         (self.out / self.STATE).write_text(json.dumps(self.state, indent=1))
 
-    def step(self, name: str, title: str, command: str, action: Callable[[], None],
-             marker: Path | None = None) -> bool:
+    def step(
+        self, name: str, title: str, command: str, action: Callable[[], None], marker: Path | None = None
+    ) -> bool:
         """Run ``action`` unless it can be reused; returns True if it ran."""
         self.chain.update(command.encode("utf-8"))
         key = self.chain.hexdigest()
@@ -345,11 +374,19 @@ class Runner:
         self.console.rule(f"[bold]{number}/{self.total} {title}")
         self.console.print(command, style="cyan", markup=False, highlight=False, soft_wrap=True)
         previous = self.state.get(name)
-        if (self.resume and previous and previous.get("key") == key and previous.get("ok")
-                and (marker is None or marker.exists())):
-            self.console.print(f"[dim]reused from the last run ({previous.get('seconds', 0):.1f} s then)[/dim]")
-            self.records.append(StepRecord(name, command, previous.get("seconds", 0.0), True,
-                                           previous.get("load")))
+        if (
+            self.resume
+            and previous
+            and previous.get("key") == key
+            and previous.get("ok")
+            and (marker is None or marker.exists())
+        ):
+            self.console.print(
+                f"[dim]reused from the last run ({previous.get('seconds', 0):.1f} s then)[/dim]"
+            )
+            self.records.append(
+                StepRecord(name, command, previous.get("seconds", 0.0), True, previous.get("load"))
+            )
             return False
         self.state[name] = {"key": key, "ok": False}
         self._save()
@@ -361,14 +398,18 @@ class Runner:
         self.state[name] = {"key": key, "ok": True, "seconds": round(seconds, 2), "load": load}
         self._save()
         self.records.append(StepRecord(name, command, seconds, False, load))
-        self.console.print(f"[green]done[/green] in {seconds:.1f} s (load {load[0]:.1f} -> {load[1]:.1f} on "
-                           f"{load[2]:.0f} CPUs)")
+        self.console.print(
+            f"[green]done[/green] in {seconds:.1f} s (load {load[0]:.1f} -> {load[1]:.1f} on "
+            f"{load[2]:.0f} CPUs)"
+        )
         return True
 
 
 def run_agentkit(args: list[str]) -> None:
     """``agentkit <args>`` as a subprocess with this interpreter; its output goes straight to the terminal."""
-    proc = subprocess.run([sys.executable, "-m", "agentkit.cli", *args], stdin=subprocess.DEVNULL, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "agentkit.cli", *args], stdin=subprocess.DEVNULL, check=False
+    )
     if proc.returncode:
         raise DemoStepError(f"`{shown(args)}` exited with code {proc.returncode}")
 
@@ -406,49 +447,92 @@ class Demo:
         return list(self.cfg.extra.get(kind, []))
 
     def env_args(self, name: str, env: DemoEnvConfig, split: str, n: int, seed: int) -> list[str]:
-        return [f"env={name}", f"env.tasks.split={split}", f"env.tasks.n={n}", f"env.tasks.seed={seed}",
-                *overrides("env.tasks.options", env.tasks), *overrides("env.options", env.options),
-                *overrides("env.sandbox.options", env.sandbox)]
+        return [
+            f"env={name}",
+            f"env.tasks.split={split}",
+            f"env.tasks.n={n}",
+            f"env.tasks.seed={seed}",
+            *overrides("env.tasks.options", env.tasks),
+            *overrides("env.options", env.options),
+            *overrides("env.sandbox.options", env.sandbox),
+        ]
 
     def synth_args(self, name: str, env: DemoEnvConfig, kind: str) -> list[str]:
-        args = ["synth", *self.env_args(name, env, "train", env.train if kind == "reference"
-                                        else self.teacher_tasks(env), self.seed), "policy=reference"]
+        args = [
+            "synth",
+            *self.env_args(
+                name, env, "train", env.train if kind == "reference" else self.teacher_tasks(env), self.seed
+            ),
+            "policy=reference",
+        ]
         if kind == "teacher":
-            args += ["strategy=teacher", f"strategy.options.mistakes={hydra_value(self.cfg.teacher.mistakes)}",
-                     "strategy.options.require_mistake=false"]
+            args += [
+                "strategy=teacher",
+                f"strategy.options.mistakes={hydra_value(self.cfg.teacher.mistakes)}",
+                "strategy.options.require_mistake=false",
+            ]
         else:
             args += ["strategy=direct"]
-        return args + [f"seed={self.seed}", f"out={self.synth_dir(name, kind)}", "resume=overwrite",
-                       *self.extra("synth")]
+        return args + [
+            f"seed={self.seed}",
+            f"out={self.synth_dir(name, kind)}",
+            "resume=overwrite",
+            *self.extra("synth"),
+        ]
 
     def trainer_args(self, knobs: StageKnobs) -> list[str]:
-        return [f"trainer.max_steps={knobs.max_steps}", f"trainer.learning_rate={knobs.learning_rate}",
-                f"trainer.max_length={knobs.max_length}", f"trainer.per_device_train_batch_size={knobs.batch_size}",
-                f"trainer.gradient_accumulation_steps={knobs.accumulation}",
-                f"trainer.lr_scheduler={knobs.lr_scheduler}", f"trainer.warmup_ratio={knobs.warmup_ratio}",
-                f"trainer.decay_ratio={knobs.decay_ratio}",
-                f"trainer.logging_steps={max(1, min(5, knobs.max_steps // 20))}",  # >= 10 points per loss curve
-                "trainer.save_steps=1000000",
-                "trainer.resume=never", f"seed={self.seed}"]
+        return [
+            f"trainer.max_steps={knobs.max_steps}",
+            f"trainer.learning_rate={knobs.learning_rate}",
+            f"trainer.max_length={knobs.max_length}",
+            f"trainer.per_device_train_batch_size={knobs.batch_size}",
+            f"trainer.gradient_accumulation_steps={knobs.accumulation}",
+            f"trainer.lr_scheduler={knobs.lr_scheduler}",
+            f"trainer.warmup_ratio={knobs.warmup_ratio}",
+            f"trainer.decay_ratio={knobs.decay_ratio}",
+            f"trainer.logging_steps={max(1, min(5, knobs.max_steps // 20))}",  # >= 10 points per loss curve
+            "trainer.save_steps=1000000",
+            "trainer.resume=never",
+            f"seed={self.seed}",
+        ]
 
     def trajectories_glob(self) -> str:
         return str(self.path("synth", "*", "data", "*.jsonl"))
 
     def tokenizer_args(self) -> list[str]:
         c = self.cfg.corpus
-        sources = {"drills": {"path": str(self.path("data", "drills.jsonl"))},
-                   "trajectories": {"path": str(self.path("data", "trajectories.rendered.jsonl"))}}
+        sources = {
+            "drills": {"path": str(self.path("data", "drills.jsonl"))},
+            "trajectories": {"path": str(self.path("data", "trajectories.rendered.jsonl"))},
+        }
         # The STEM tokenizer the demo's results were measured with (the stage's default is now the superword one).
-        return ["train", "stage=tokenizer", "tokenizer.method=stem", f"out={self.path('tokenizer')}",
-                f"tokenizer.vocab_size={self.cfg.vocab_size}", f"data.sources.main.n={c.general}", f"data.sources.main.seed={self.seed}",
-                f"++data.sources={hydra_value(sources)}", f"seed={self.seed}", *self.extra("tokenizer")]
+        return [
+            "train",
+            "stage=tokenizer",
+            "tokenizer.method=stem",
+            f"out={self.path('tokenizer')}",
+            f"tokenizer.vocab_size={self.cfg.vocab_size}",
+            f"data.sources.main.n={c.general}",
+            f"data.sources.main.seed={self.seed}",
+            f"++data.sources={hydra_value(sources)}",
+            f"seed={self.seed}",
+            *self.extra("tokenizer"),
+        ]
 
     def pretrain_args(self) -> list[str]:
         c = self.cfg.corpus
-        args = ["train", "stage=pretrain", "model=tiny-mla", f"model.name={self.cfg.arch.get('preset', 'mla')}",
-                *overrides("model.arch", self.cfg.arch), f"model.tokenizer={self.path('tokenizer')}",
-                f"out={self.ckpt('pretrain')}", f"data.sources.main.n={c.general}",
-                f"data.sources.main.seed={self.seed}", f"data.sources.main.weight={1 - c.drill_weight}"]
+        args = [
+            "train",
+            "stage=pretrain",
+            "model=tiny-mla",
+            f"model.name={self.cfg.arch.get('preset', 'mla')}",
+            *overrides("model.arch", self.cfg.arch),
+            f"model.tokenizer={self.path('tokenizer')}",
+            f"out={self.ckpt('pretrain')}",
+            f"data.sources.main.n={c.general}",
+            f"data.sources.main.seed={self.seed}",
+            f"data.sources.main.weight={1 - c.drill_weight}",
+        ]
         if c.drill_weight > 0 and c.drills > 0:
             drills = {"drills": {"path": str(self.path("data", "drills.jsonl")), "weight": c.drill_weight}}
             args += [f"++data.sources={hydra_value(drills)}", "data.stopping=all_exhausted"]
@@ -456,12 +540,22 @@ class Demo:
 
     def midtrain_args(self) -> list[str]:
         k = self.cfg.midtrain
-        args = ["train", "stage=midtrain", "model=hf", f"model.path={self.ckpt('pretrain')}", "model.name=midtrain",
-                f"out={self.ckpt('midtrain')}", f"data={self.trajectories_glob()}",
-                f"data.sources.main.weight={1 - k.general_weight}"]
+        args = [
+            "train",
+            "stage=midtrain",
+            "model=hf",
+            f"model.path={self.ckpt('pretrain')}",
+            "model.name=midtrain",
+            f"out={self.ckpt('midtrain')}",
+            f"data={self.trajectories_glob()}",
+            f"data.sources.main.weight={1 - k.general_weight}",
+        ]
         if k.general_weight > 0:
-            args += [f"data.sources.general.weight={k.general_weight}",
-                     f"data.sources.general.n={self.cfg.corpus.general}", f"data.sources.general.seed={self.seed + 1}"]
+            args += [
+                f"data.sources.general.weight={k.general_weight}",
+                f"data.sources.general.n={self.cfg.corpus.general}",
+                f"data.sources.general.seed={self.seed + 1}",
+            ]
         else:
             args += ["data.sources.general.weight=0"]
         if k.loss_roles is not None:
@@ -469,34 +563,73 @@ class Demo:
         return args + self.trainer_args(k) + self.extra("midtrain")
 
     def sft_args(self) -> list[str]:
-        return (["train", "stage=sft", "model=hf", f"model.path={self.ckpt('midtrain')}", "model.name=sft",
-                 f"out={self.ckpt('sft')}", f"data={self.trajectories_glob()}"]
-                + self.trainer_args(self.cfg.sft) + self.extra("sft"))
+        return (
+            [
+                "train",
+                "stage=sft",
+                "model=hf",
+                f"model.path={self.ckpt('midtrain')}",
+                "model.name=sft",
+                f"out={self.ckpt('sft')}",
+                f"data={self.trajectories_glob()}",
+            ]
+            + self.trainer_args(self.cfg.sft)
+            + self.extra("sft")
+        )
 
     def serve_args(self, stage: str) -> list[str]:
-        return ["serve", "engine=transformers", "model=hf", f"model.path={self.ckpt(stage)}", f"model.name={stage}",
-                "port=0", f"max_batch_size={self.cfg.eval.max_batch_size}", *self.extra("serve")]
+        return [
+            "serve",
+            "engine=transformers",
+            "model=hf",
+            f"model.path={self.ckpt(stage)}",
+            f"model.name={stage}",
+            "port=0",
+            f"max_batch_size={self.cfg.eval.max_batch_size}",
+            *self.extra("serve"),
+        ]
 
     def sampling_args(self, temperature: float) -> list[str]:
         e = self.cfg.eval
-        return [f"sampling.temperature={temperature}", f"sampling.max_tokens={e.max_tokens}",
-                f"limits.max_turns={e.max_turns}", f"limits.max_completion_tokens={e.max_completion_tokens}",
-                f"concurrency={e.concurrency}"]
+        return [
+            f"sampling.temperature={temperature}",
+            f"sampling.max_tokens={e.max_tokens}",
+            f"limits.max_turns={e.max_turns}",
+            f"limits.max_completion_tokens={e.max_completion_tokens}",
+            f"concurrency={e.concurrency}",
+        ]
 
     def model_args(self, stage: str, url: str) -> list[str]:
         return ["model=hf", f"model.path={self.ckpt(stage)}", f"model.name={stage}", f"model.base_url={url}"]
 
     def eval_args(self, stage: str, name: str, env: DemoEnvConfig, url: str) -> list[str]:
-        return ["eval", *self.env_args(name, env, "test", env.test, self.seed), *self.model_args(stage, url),
-                *self.sampling_args(0.0), f"confidence={self.cfg.eval.confidence}", f"seed={self.seed}",
-                f"out={self.path('eval', stage, name)}", "resume=overwrite", *self.extra("eval")]
+        return [
+            "eval",
+            *self.env_args(name, env, "test", env.test, self.seed),
+            *self.model_args(stage, url),
+            *self.sampling_args(0.0),
+            f"confidence={self.cfg.eval.confidence}",
+            f"seed={self.seed}",
+            f"out={self.path('eval', stage, name)}",
+            "resume=overwrite",
+            *self.extra("eval"),
+        ]
 
     def loop_args(self, stage: str, name: str, env: DemoEnvConfig, url: str) -> list[str]:
         lp = self.cfg.loop
-        return ["synth", *self.env_args(name, env, "train", lp.tasks, self.seed + 1), *self.model_args(stage, url),
-                f"strategy={lp.strategy}", f"n_samples={lp.n_samples}", *self.sampling_args(lp.temperature),
-                f"sampling.seed={self.seed}", f"seed={self.seed}", f"out={self.path('loop', name)}",
-                "resume=overwrite", *self.extra("loop")]
+        return [
+            "synth",
+            *self.env_args(name, env, "train", lp.tasks, self.seed + 1),
+            *self.model_args(stage, url),
+            f"strategy={lp.strategy}",
+            f"n_samples={lp.n_samples}",
+            *self.sampling_args(lp.temperature),
+            f"sampling.seed={self.seed}",
+            f"seed={self.seed}",
+            f"out={self.path('loop', name)}",
+            "resume=overwrite",
+            *self.extra("loop"),
+        ]
 
     # the run -------------------------------------------------------------------------------------------
 
@@ -507,32 +640,58 @@ class Demo:
         envs = cfg.envs
         teacher_envs = [n for n, e in envs.items() if self.teacher_tasks(e) > 0]
         loop_envs = list(envs) if cfg.loop.model != "none" and cfg.loop.tasks > 0 else []
-        total = (1 + len(envs) + len(teacher_envs) + 2 + 3 + 3 * len(envs) + len(loop_envs))
+        total = 1 + len(envs) + len(teacher_envs) + 2 + 3 + 3 * len(envs) + len(loop_envs)
         runner = Runner(self.out, cfg.resume, total)
         started = time.perf_counter()
-        runner.console.print(f"[bold]agentkit demo[/bold] -> {self.out}  (seed {self.seed}, "
-                             f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})")
+        runner.console.print(
+            f"[bold]agentkit demo[/bold] -> {self.out}  (seed {self.seed}, "
+            f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})"
+        )
 
         corpus = self.path("data", "drills.jsonl")
-        runner.step("drills", "generate the pre-training drills (copying, maths as code, JSON lookup)",
-                    f"# {cfg.corpus.drills} drill documents, seed {self.seed} -> {corpus}",
-                    lambda: write_texts(corpus, drill_corpus(cfg.corpus.drills, self.seed)), corpus)
+        runner.step(
+            "drills",
+            "generate the pre-training drills (copying, maths as code, JSON lookup)",
+            f"# {cfg.corpus.drills} drill documents, seed {self.seed} -> {corpus}",
+            lambda: write_texts(corpus, drill_corpus(cfg.corpus.drills, self.seed)),
+            corpus,
+        )
         for name, env in envs.items():
             args = self.synth_args(name, env, "reference")
-            runner.step(f"synth-{name}-reference", f"synthesize {name} trajectories (reference solver)",
-                        shown(args), lambda a=args: run_agentkit(a), self.synth_dir(name, "reference") / "manifest.json")
+            runner.step(
+                f"synth-{name}-reference",
+                f"synthesize {name} trajectories (reference solver)",
+                shown(args),
+                lambda a=args: run_agentkit(a),
+                self.synth_dir(name, "reference") / "manifest.json",
+            )
         for name in teacher_envs:
             args = self.synth_args(name, envs[name], "teacher")
-            runner.step(f"synth-{name}-teacher", f"synthesize {name} trajectories with mistakes and fixes (teacher)",
-                        shown(args), lambda a=args: run_agentkit(a), self.synth_dir(name, "teacher") / "manifest.json")
+            runner.step(
+                f"synth-{name}-teacher",
+                f"synthesize {name} trajectories with mistakes and fixes (teacher)",
+                shown(args),
+                lambda a=args: run_agentkit(a),
+                self.synth_dir(name, "teacher") / "manifest.json",
+            )
         rendered = self.path("data", "trajectories.rendered.jsonl")
-        runner.step("render", "render the trajectories with the chat template (tokenizer training text)",
-                    f"# {self.trajectories_glob()} -> {rendered}",
-                    lambda: write_texts(rendered, rendered_trajectories(self.trajectories_glob())), rendered)
-        for stage, args in (("tokenizer", self.tokenizer_args()), ("pretrain", self.pretrain_args()),
-                            ("midtrain", self.midtrain_args()), ("sft", self.sft_args())):
+        runner.step(
+            "render",
+            "render the trajectories with the chat template (tokenizer training text)",
+            f"# {self.trajectories_glob()} -> {rendered}",
+            lambda: write_texts(rendered, rendered_trajectories(self.trajectories_glob())),
+            rendered,
+        )
+        for stage, args in (
+            ("tokenizer", self.tokenizer_args()),
+            ("pretrain", self.pretrain_args()),
+            ("midtrain", self.midtrain_args()),
+            ("sft", self.sft_args()),
+        ):
             report = "tokenizer_report.json" if stage == "tokenizer" else "train_report.json"
-            runner.step(stage, TITLES[stage], shown(args), lambda a=args: run_agentkit(a), self.path(stage, report))
+            runner.step(
+                stage, TITLES[stage], shown(args), lambda a=args: run_agentkit(a), self.path(stage, report)
+            )
         for stage in MODELS:
             self.serve_and_evaluate(runner, stage, loop_envs if stage == cfg.loop.model else [])
         report = build_report(self, runner.records, time.perf_counter() - started)
@@ -552,37 +711,57 @@ class Demo:
             if state["url"] is None:
                 import contextlib
 
-                runner.console.print(f"[bold]serving {stage}:[/bold] {shown(self.serve_args(stage))}",
-                                     markup=True, highlight=False, soft_wrap=True)
+                runner.console.print(
+                    f"[bold]serving {stage}:[/bold] {shown(self.serve_args(stage))}",
+                    markup=True,
+                    highlight=False,
+                    soft_wrap=True,
+                )
                 stack = contextlib.ExitStack()
                 model = ModelConfig(name=stage, path=str(self.ckpt(stage)))
                 log = self.path("logs", f"serve-{stage}.log")
-                state["url"] = stack.enter_context(embedded_server(
-                    model, max_batch_size=self.cfg.eval.max_batch_size, log_path=log, extra=self.extra("serve")))
+                state["url"] = stack.enter_context(
+                    embedded_server(
+                        model,
+                        max_batch_size=self.cfg.eval.max_batch_size,
+                        log_path=log,
+                        extra=self.extra("serve"),
+                    )
+                )
                 state["stack"] = stack
             return state["url"]
 
         try:
             for name, env in self.cfg.envs.items():
                 args = self.eval_args(stage, name, env, placeholder)
-                runner.step(f"eval-{stage}-{name}", f"evaluate {stage} on held-out {name} tasks", shown(args),
-                            lambda n=name, e=env: run_agentkit(self.eval_args(stage, n, e, url())),
-                            self.path("eval", stage, name, "report.json"))
+                runner.step(
+                    f"eval-{stage}-{name}",
+                    f"evaluate {stage} on held-out {name} tasks",
+                    shown(args),
+                    lambda n=name, e=env: run_agentkit(self.eval_args(stage, n, e, url())),
+                    self.path("eval", stage, name, "report.json"),
+                )
             for name in loop_envs:
                 env = self.cfg.envs[name]
                 args = self.loop_args(stage, name, env, placeholder)
-                runner.step(f"loop-{name}", f"{stage} model synthesizes new verified {name} trajectories",
-                            shown(args), lambda n=name, e=env: run_agentkit(self.loop_args(stage, n, e, url())),
-                            self.path("loop", name, "manifest.json"))
+                runner.step(
+                    f"loop-{name}",
+                    f"{stage} model synthesizes new verified {name} trajectories",
+                    shown(args),
+                    lambda n=name, e=env: run_agentkit(self.loop_args(stage, n, e, url())),
+                    self.path("loop", name, "manifest.json"),
+                )
         finally:
             if state["stack"] is not None:
                 state["stack"].close()
 
 
-TITLES = {"tokenizer": "train the STEM tokenizer (generated corpus + drills + trajectory text)",
-          "pretrain": "pre-train a tiny MLA model from scratch (commonsense -> STEM text and drills)",
-          "midtrain": "agentic mid-training on the trajectories",
-          "sft": "SFT on the trajectories (loss on assistant turns)"}
+TITLES = {
+    "tokenizer": "train the STEM tokenizer (generated corpus + drills + trajectory text)",
+    "pretrain": "pre-train a tiny MLA model from scratch (commonsense -> STEM text and drills)",
+    "midtrain": "agentic mid-training on the trajectories",
+    "sft": "SFT on the trajectories (loss on assistant turns)",
+}
 
 
 def write_texts(path: Path, texts) -> int:
@@ -627,8 +806,12 @@ def pass_summary(passed: int, samples: int, confidence: float) -> dict[str, Any]
     from agentkit.synth.metrics import wilson_interval
 
     low, high = wilson_interval(passed, samples, confidence)
-    return {"passed": passed, "samples": samples, "pass@1": passed / samples if samples else None,
-            "ci": [round(low, 4), round(high, 4)] if samples else None}
+    return {
+        "passed": passed,
+        "samples": samples,
+        "pass@1": passed / samples if samples else None,
+        "ci": [round(low, 4), round(high, 4)] if samples else None,
+    }
 
 
 def dataset_stats(demo: Demo) -> dict[str, Any]:
@@ -644,13 +827,18 @@ def dataset_stats(demo: Demo) -> dict[str, Any]:
             chars.append(sum(len(m.get("content") or "") for m in row["messages"]))
         counts = manifest.get("counts", {})
         stats[path.name] = {
-            "tasks": counts.get("tasks"), "rollouts": counts.get("rollouts"), "kept": counts.get("curated"),
-            "dropped": counts.get("dropped"), "pass_rate": report.get("pass_rate"),
+            "tasks": counts.get("tasks"),
+            "rollouts": counts.get("rollouts"),
+            "kept": counts.get("curated"),
+            "dropped": counts.get("dropped"),
+            "pass_rate": report.get("pass_rate"),
             "turns_mean": (report.get("turns") or {}).get("mean"),
             "tool_calls": (report.get("tools") or {}).get("calls"),
             "tool_errors": (report.get("tools") or {}).get("errors"),
-            "mistakes": dict(mistakes), "chars_mean": round(sum(chars) / len(chars), 1) if chars else None,
-            "wall_s": (report.get("seconds") or {}).get("wall")}
+            "mistakes": dict(mistakes),
+            "chars_mean": round(sum(chars) / len(chars), 1) if chars else None,
+            "wall_s": (report.get("seconds") or {}).get("wall"),
+        }
     return stats
 
 
@@ -665,12 +853,19 @@ def train_stats(demo: Demo) -> dict[str, Any]:
             continue
         sources = (report.get("mixture") or {}).get("sources") or {}
         out[stage] = {
-            "steps": report.get("steps"), "parameters": report.get("parameters"), "seconds": report.get("seconds"),
-            "tokens": report.get("tokens"), "tokens_per_second": report.get("tokens_per_second"),
-            "first_loss": report.get("first_loss"), "last_loss": report.get("last_loss"),
-            "sources": {name: {k: s.get(k) for k in ("kept", "examples", "tokens", "trained_tokens", "truncated")}
-                        for name, s in sources.items()},
-            "loss_history": report.get("loss_history") or []}
+            "steps": report.get("steps"),
+            "parameters": report.get("parameters"),
+            "seconds": report.get("seconds"),
+            "tokens": report.get("tokens"),
+            "tokens_per_second": report.get("tokens_per_second"),
+            "first_loss": report.get("first_loss"),
+            "last_loss": report.get("last_loss"),
+            "sources": {
+                name: {k: s.get(k) for k in ("kept", "examples", "tokens", "trained_tokens", "truncated")}
+                for name, s in sources.items()
+            },
+            "loss_history": report.get("loss_history") or [],
+        }
     return out
 
 
@@ -686,9 +881,11 @@ def eval_results(demo: Demo) -> dict[str, Any]:
                 continue
             m = report["metrics"]
             per_env[name] = pass_summary(m["passed"], m["samples"], confidence) | {
-                "bootstrap": (m.get("pass@1") or {}).get("bootstrap"), "status": report.get("status"),
+                "bootstrap": (m.get("pass@1") or {}).get("bootstrap"),
+                "status": report.get("status"),
                 "completion_tokens": (report.get("tokens") or {}).get("completion"),
-                "wall_s": (report.get("seconds") or {}).get("wall")}
+                "wall_s": (report.get("seconds") or {}).get("wall"),
+            }
             passed += m["passed"]
             samples += m["samples"]
         if per_env:
@@ -702,10 +899,16 @@ def loop_results(demo: Demo) -> dict[str, Any]:
         manifest = _read_json(path / "manifest.json") or {}
         report = _read_json(path / "report.json") or {}
         counts = manifest.get("counts", {})
-        out[path.name] = {"model": demo.cfg.loop.model, "episodes": counts.get("rollouts"),
-                          "passed": report.get("passed"), "pass_rate": report.get("pass_rate"),
-                          "pass_rate_ci": report.get("pass_rate_wilson95"), "kept": counts.get("curated"),
-                          "dataset": str(path / "data"), "wall_s": (report.get("seconds") or {}).get("wall")}
+        out[path.name] = {
+            "model": demo.cfg.loop.model,
+            "episodes": counts.get("rollouts"),
+            "passed": report.get("passed"),
+            "pass_rate": report.get("pass_rate"),
+            "pass_rate_ci": report.get("pass_rate_wilson95"),
+            "kept": counts.get("curated"),
+            "dataset": str(path / "data"),
+            "wall_s": (report.get("seconds") or {}).get("wall"),
+        }
     return out
 
 
@@ -718,11 +921,20 @@ def build_report(demo: Demo, records: list[StepRecord], wall: float) -> dict[str
     pre = (results.get("pretrain") or {}).get("overall", {}).get("pass@1")
     if mid is not None and pre is not None:
         targets = {"midtrain_at_least_0.8": mid >= 0.8, "pretrain_at_most_0.1": pre <= 0.1}
-    return {"agentkit": __version__, "seed": demo.seed, "out": str(demo.out), "wall_seconds": round(wall, 1),
-            "cpus": os.cpu_count(), "results": results, "targets": targets, "loop": loop_results(demo),
-            "datasets": dataset_stats(demo), "training": train_stats(demo),
-            "steps": [dataclasses.asdict(r) | {"seconds": round(r.seconds, 1)} for r in records],
-            "config": dataclasses.asdict(demo.cfg)}
+    return {
+        "agentkit": __version__,
+        "seed": demo.seed,
+        "out": str(demo.out),
+        "wall_seconds": round(wall, 1),
+        "cpus": os.cpu_count(),
+        "results": results,
+        "targets": targets,
+        "loop": loop_results(demo),
+        "datasets": dataset_stats(demo),
+        "training": train_stats(demo),
+        "steps": [dataclasses.asdict(r) | {"seconds": round(r.seconds, 1)} for r in records],
+        "config": dataclasses.asdict(demo.cfg),
+    }
 
 
 def _pct(summary: dict[str, Any] | None) -> str:
@@ -736,50 +948,92 @@ def markdown(report: dict[str, Any]) -> str:
     cfg = report["config"]
     envs = list(cfg["envs"])
     conf = f"{cfg['eval']['confidence']:.0%}"
-    lines = ["# agentkit demo", "",
-             f"Seed {report['seed']}, {report['cpus']} CPUs, wall {report['wall_seconds']:.0f} s. "
-             f"pass@1 with greedy decoding on held-out tasks; {conf} Wilson intervals.", "",
-             "| model | " + " | ".join(envs) + " | overall |", "|---|" + "---|" * (len(envs) + 1)]
+    lines = [
+        "# agentkit demo",
+        "",
+        f"Seed {report['seed']}, {report['cpus']} CPUs, wall {report['wall_seconds']:.0f} s. "
+        f"pass@1 with greedy decoding on held-out tasks; {conf} Wilson intervals.",
+        "",
+        "| model | " + " | ".join(envs) + " | overall |",
+        "|---|" + "---|" * (len(envs) + 1),
+    ]
     for stage, result in report["results"].items():
         cells = [_pct(result["envs"].get(name)) for name in envs]
         lines.append(f"| {stage} | " + " | ".join(cells) + f" | {_pct(result['overall'])} |")
     if report["targets"]:
-        lines += ["", "Targets: " + ", ".join(f"{k.replace('_', ' ')}: {'met' if v else 'NOT met'}"
-                                              for k, v in report["targets"].items())]
+        lines += [
+            "",
+            "Targets: "
+            + ", ".join(
+                f"{k.replace('_', ' ')}: {'met' if v else 'NOT met'}" for k, v in report["targets"].items()
+            ),
+        ]
     if report["loop"]:
-        lines += ["", "## Round 2: the trained model synthesizes verified trajectories", "",
-                  "| env | model | episodes | passed | pass rate | kept |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Round 2: the trained model synthesizes verified trajectories",
+            "",
+            "| env | model | episodes | passed | pass rate | kept |",
+            "|---|---|---|---|---|---|",
+        ]
         for name, row in report["loop"].items():
             rate = "-" if row["pass_rate"] is None else f"{row['pass_rate']:.1%}"
-            lines.append(f"| {name} | {row['model']} | {row['episodes']} | {row['passed']} | {rate} | {row['kept']} |")
-    lines += ["", "## Datasets", "", "| run | tasks | kept | pass rate | mean turns | tool calls (errors) | "
-              "mistakes | mean chars |", "|---|---|---|---|---|---|---|---|"]
+            lines.append(
+                f"| {name} | {row['model']} | {row['episodes']} | {row['passed']} | {rate} | {row['kept']} |"
+            )
+    lines += [
+        "",
+        "## Datasets",
+        "",
+        "| run | tasks | kept | pass rate | mean turns | tool calls (errors) | mistakes | mean chars |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, row in report["datasets"].items():
         mistakes = ", ".join(f"{k} {v}" for k, v in sorted(row["mistakes"].items()))
         rate = "-" if row["pass_rate"] is None else f"{row['pass_rate']:.0%}"
-        lines.append(f"| {name} | {row['tasks']} | {row['kept']} | {rate} | {row['turns_mean']} | "
-                     f"{row['tool_calls']} ({row['tool_errors']}) | {mistakes} | {row['chars_mean']} |")
+        lines.append(
+            f"| {name} | {row['tasks']} | {row['kept']} | {rate} | {row['turns_mean']} | "
+            f"{row['tool_calls']} ({row['tool_errors']}) | {mistakes} | {row['chars_mean']} |"
+        )
     training = report["training"]
-    lines += ["", "## Training", "", "| stage | steps | parameters | tokens | tokens/s | loss first -> last | s |",
-              "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Training",
+        "",
+        "| stage | steps | parameters | tokens | tokens/s | loss first -> last | s |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for stage in MODELS:
         row = training.get(stage)
         if row:
             tps = f"{row['tokens_per_second']:.0f}" if row.get("tokens_per_second") else "-"
             first = f"{row['first_loss']:.3f}" if row.get("first_loss") is not None else "-"
             last = f"{row['last_loss']:.3f}" if row.get("last_loss") is not None else "-"
-            lines.append(f"| {stage} | {row['steps']} | {row['parameters']:,} | {row['tokens']:,} | {tps} | "
-                         f"{first} -> {last} | {row['seconds']:.0f} |")
+            lines.append(
+                f"| {stage} | {row['steps']} | {row['parameters']:,} | {row['tokens']:,} | {tps} | "
+                f"{first} -> {last} | {row['seconds']:.0f} |"
+            )
     tok = training.get("tokenizer")
     if tok and tok.get("compression"):
         parts = ", ".join(f"{d} {r['ratio']:.3f}" for d, r in tok["compression"].items())
-        lines += ["", f"Tokenizer: {tok['vocab_size']} tokens from {tok['docs']} documents; bytes/token against a "
-                      f"plain byte-level BPE (ratio > 1 compresses better): {parts}."]
-    lines += ["", "## Steps", "", "| step | seconds | load (1 min) before -> after | reused |", "|---|---|---|---|"]
+        lines += [
+            "",
+            f"Tokenizer: {tok['vocab_size']} tokens from {tok['docs']} documents; bytes/token against a "
+            f"plain byte-level BPE (ratio > 1 compresses better): {parts}.",
+        ]
+    lines += [
+        "",
+        "## Steps",
+        "",
+        "| step | seconds | load (1 min) before -> after | reused |",
+        "|---|---|---|---|",
+    ]
     for step in report["steps"]:
         load = step.get("load")
         shown_load = f"{load[0]} -> {load[1]}" if load else "-"
-        lines.append(f"| {step['name']} | {step['seconds']:.1f} | {shown_load} | {'yes' if step['reused'] else ''} |")
+        lines.append(
+            f"| {step['name']} | {step['seconds']:.1f} | {shown_load} | {'yes' if step['reused'] else ''} |"
+        )
     lines += ["", "## Commands", "", "```"] + [step["command"] for step in report["steps"]] + ["```"]
     if report.get("plots"):
         lines += ["", "## Plots", ""] + [f"![{Path(p).stem}]({p})" for p in report["plots"]]
@@ -854,8 +1108,12 @@ def print_results(console, report: dict[str, Any]) -> None:
         steps.add_column(column)
     for step in report["steps"]:
         load = step.get("load")
-        steps.add_row(step["name"], f"{step['seconds']:.1f}", f"{load[0]} -> {load[1]}" if load else "-",
-                      "yes" if step["reused"] else "")
+        steps.add_row(
+            step["name"],
+            f"{step['seconds']:.1f}",
+            f"{load[0]} -> {load[1]}" if load else "-",
+            "yes" if step["reused"] else "",
+        )
     console.print(steps)
     console.print(f"total {report['wall_seconds']:.0f} s; report: {Path(report['out']) / 'report.md'}")
 

@@ -67,6 +67,7 @@ def register() -> None:
 
 # -- reading a run ---------------------------------------------------------------------------------
 
+
 def run_files(run: str | os.PathLike, source: str = "raw") -> list[Path]:
     """The trajectory JSONL files of a run directory (or the file itself)."""
     path = Path(run)
@@ -127,7 +128,9 @@ class ExportFilter:
     families: tuple[str, ...] = ()
 
     def keep(self, record: dict[str, Any]) -> bool:
-        if self.min_reward is not None and (record.get("reward") is None or record["reward"] < self.min_reward):
+        if self.min_reward is not None and (
+            record.get("reward") is None or record["reward"] < self.min_reward
+        ):
             return False
         if self.statuses and record.get("status") not in self.statuses:
             return False
@@ -144,6 +147,7 @@ class ExportFilter:
 
 # -- converters ------------------------------------------------------------------------------------
 
+
 def to_sharegpt(record: dict[str, Any]) -> dict[str, Any] | None:
     """LlamaFactory ShareGPT: human/observation turns alternate with gpt/function_call turns.
 
@@ -159,7 +163,9 @@ def to_sharegpt(record: dict[str, Any]) -> dict[str, Any] | None:
 
     def flush() -> None:
         if pending:
-            turns.append({"from": "observation", "value": pending[0] if len(pending) == 1 else json.dumps(pending)})
+            turns.append(
+                {"from": "observation", "value": pending[0] if len(pending) == 1 else json.dumps(pending)}
+            )
             pending.clear()
 
     for message in record["messages"]:
@@ -176,8 +182,10 @@ def to_sharegpt(record: dict[str, Any]) -> dict[str, Any] | None:
             else:
                 turns.append({"from": "human", "value": message.get("content") or ""})
         elif message.get("tool_calls"):
-            calls = [{"name": c["function"]["name"], "arguments": json.loads(c["function"]["arguments"] or "{}")}
-                     for c in message["tool_calls"]]
+            calls = [
+                {"name": c["function"]["name"], "arguments": json.loads(c["function"]["arguments"] or "{}")}
+                for c in message["tool_calls"]
+            ]
             body = json.dumps(calls[0] if len(calls) == 1 else calls, ensure_ascii=False)
             text = message.get("content") or ""
             turns.append({"from": "function_call", "value": f"{text}{body}" if text else body})
@@ -189,38 +197,77 @@ def to_sharegpt(record: dict[str, Any]) -> dict[str, Any] | None:
     if not turns or turns[0]["from"] != "human":
         return None
     tools = [t["function"] for t in record.get("tools") or []]
-    return {"conversations": turns, "system": system, "tools": json.dumps(tools, ensure_ascii=False),
-            "id": record["id"], "reward": record.get("reward"), "status": record.get("status")}
+    return {
+        "conversations": turns,
+        "system": system,
+        "tools": json.dumps(tools, ensure_ascii=False),
+        "id": record["id"],
+        "reward": record.get("reward"),
+        "status": record.get("status"),
+    }
 
 
 SHAREGPT_DATASET_INFO = {
-    "file_name": "sharegpt.json", "formatting": "sharegpt",
+    "file_name": "sharegpt.json",
+    "formatting": "sharegpt",
     "columns": {"messages": "conversations", "system": "system", "tools": "tools"},
-    "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt",
-             "observation_tag": "observation", "function_tag": "function_call", "system_tag": "system"},
+    "tags": {
+        "role_tag": "from",
+        "content_tag": "value",
+        "user_tag": "human",
+        "assistant_tag": "gpt",
+        "observation_tag": "observation",
+        "function_tag": "function_call",
+        "system_tag": "system",
+    },
 }
 
 
 def to_row(record: dict[str, Any]) -> dict[str, Any]:
     """A flat, Arrow-friendly row: uniform columns, the shape-varying parts as JSON strings."""
-    messages = [{"role": m["role"], "content": m.get("content") or "",
-                 "tool_calls": [{"id": c["id"], "type": "function",
-                                 "function": {"name": c["function"]["name"], "arguments": c["function"]["arguments"]}}
-                                for c in m.get("tool_calls") or []] or None,
-                 "tool_call_id": m.get("tool_call_id"), "name": m.get("name")} for m in record["messages"]]
+    messages = [
+        {
+            "role": m["role"],
+            "content": m.get("content") or "",
+            "tool_calls": [
+                {
+                    "id": c["id"],
+                    "type": "function",
+                    "function": {"name": c["function"]["name"], "arguments": c["function"]["arguments"]},
+                }
+                for c in m.get("tool_calls") or []
+            ]
+            or None,
+            "tool_call_id": m.get("tool_call_id"),
+            "name": m.get("name"),
+        }
+        for m in record["messages"]
+    ]
     task, stats = record.get("task") or {}, record.get("stats") or {}
     verdict, provenance = record.get("verdict") or {}, record.get("provenance") or {}
     seconds = stats.get("seconds") or {}
     return {
-        "id": record["id"], "task_id": task.get("id"), "env": task.get("env"), "family": family(record),
+        "id": record["id"],
+        "task_id": task.get("id"),
+        "env": task.get("env"),
+        "family": family(record),
         "abilities": abilities(record),
-        "prompt": task.get("prompt"), "task_meta": json.dumps(task.get("meta") or {}, ensure_ascii=False),
-        "messages": messages, "tools": json.dumps(record.get("tools") or [], ensure_ascii=False),
-        "status": record.get("status"), "reward": record.get("reward"), "passed": bool(verdict.get("passed")),
-        "verdict_reason": verdict.get("reason"), "strategy": provenance.get("strategy"),
-        "model": provenance.get("model"), "chat_template_sha256": provenance.get("chat_template_sha256"),
-        "turns": stats.get("turns"), "tool_calls": stats.get("tool_calls"), "tool_errors": stats.get("tool_errors"),
-        "prompt_tokens": stats.get("prompt_tokens"), "completion_tokens": stats.get("completion_tokens"),
+        "prompt": task.get("prompt"),
+        "task_meta": json.dumps(task.get("meta") or {}, ensure_ascii=False),
+        "messages": messages,
+        "tools": json.dumps(record.get("tools") or [], ensure_ascii=False),
+        "status": record.get("status"),
+        "reward": record.get("reward"),
+        "passed": bool(verdict.get("passed")),
+        "verdict_reason": verdict.get("reason"),
+        "strategy": provenance.get("strategy"),
+        "model": provenance.get("model"),
+        "chat_template_sha256": provenance.get("chat_template_sha256"),
+        "turns": stats.get("turns"),
+        "tool_calls": stats.get("tool_calls"),
+        "tool_errors": stats.get("tool_errors"),
+        "prompt_tokens": stats.get("prompt_tokens"),
+        "completion_tokens": stats.get("completion_tokens"),
         "seconds_total": seconds.get("total"),
         "record": json.dumps(record, ensure_ascii=False),
     }
@@ -229,23 +276,45 @@ def to_row(record: dict[str, Any]) -> dict[str, Any]:
 def _arrow_schema():
     import pyarrow as pa
 
-    call = pa.struct([("id", pa.string()), ("type", pa.string()),
-                      ("function", pa.struct([("name", pa.string()), ("arguments", pa.string())]))])
-    message = pa.struct([("role", pa.string()), ("content", pa.string()), ("tool_calls", pa.list_(call)),
-                         ("tool_call_id", pa.string()), ("name", pa.string())])
+    call = pa.struct(
+        [
+            ("id", pa.string()),
+            ("type", pa.string()),
+            ("function", pa.struct([("name", pa.string()), ("arguments", pa.string())])),
+        ]
+    )
+    message = pa.struct(
+        [
+            ("role", pa.string()),
+            ("content", pa.string()),
+            ("tool_calls", pa.list_(call)),
+            ("tool_call_id", pa.string()),
+            ("name", pa.string()),
+        ]
+    )
     strings = ["id", "task_id", "env", "family", "prompt", "task_meta"]
-    fields = [(name, pa.string()) for name in strings] + [("abilities", pa.list_(pa.string())),
-                                                          ("messages", pa.list_(message)), ("tools", pa.string()),
-              ("status", pa.string()), ("reward", pa.float64()), ("passed", pa.bool_()),
-              ("verdict_reason", pa.string()), ("strategy", pa.string()), ("model", pa.string()),
-              ("chat_template_sha256", pa.string())]
-    fields += [(name, pa.int64()) for name in ("turns", "tool_calls", "tool_errors", "prompt_tokens",
-                                              "completion_tokens")]
+    fields = [(name, pa.string()) for name in strings] + [
+        ("abilities", pa.list_(pa.string())),
+        ("messages", pa.list_(message)),
+        ("tools", pa.string()),
+        ("status", pa.string()),
+        ("reward", pa.float64()),
+        ("passed", pa.bool_()),
+        ("verdict_reason", pa.string()),
+        ("strategy", pa.string()),
+        ("model", pa.string()),
+        ("chat_template_sha256", pa.string()),
+    ]
+    fields += [
+        (name, pa.int64())
+        for name in ("turns", "tool_calls", "tool_errors", "prompt_tokens", "completion_tokens")
+    ]
     fields += [("seconds_total", pa.float64()), ("record", pa.string())]
     return pa.schema(fields)
 
 
 # -- writers ---------------------------------------------------------------------------------------
+
 
 @dataclass
 class ExportResult:
@@ -267,7 +336,9 @@ def write_atif(records: Iterable[dict[str, Any]], out: Path) -> ExportResult:
             trajectory = to_atif(record)
             errors = validate_atif(trajectory)
             if errors:
-                raise DataError(f"trajectory {record['id']} does not convert to valid ATIF: {errors[0]}", str(path))
+                raise DataError(
+                    f"trajectory {record['id']} does not convert to valid ATIF: {errors[0]}", str(path)
+                )
             handle.write(json.dumps(trajectory, ensure_ascii=False) + "\n")
             rows += 1
     os.replace(tmp, path)
@@ -285,8 +356,9 @@ def write_sharegpt(records: Iterable[dict[str, Any]], out: Path) -> ExportResult
             rows.append(row)
     path = out / "sharegpt.json"
     path.write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
-    (out / "dataset_info.json").write_text(json.dumps({"agentkit": SHAREGPT_DATASET_INFO}, indent=2),
-                                           encoding="utf-8")
+    (out / "dataset_info.json").write_text(
+        json.dumps({"agentkit": SHAREGPT_DATASET_INFO}, indent=2), encoding="utf-8"
+    )
     return ExportResult("sharegpt", path, len(rows), skipped)
 
 
@@ -317,15 +389,21 @@ def write_parquet(records: Iterable[dict[str, Any]], out: Path) -> ExportResult:
     return ExportResult("parquet", path, rows)
 
 
-def write_datasets(records: Iterable[dict[str, Any]], out: Path, *, hub_repo: str | None = None,
-                   hub_private: bool = True) -> ExportResult:
+def write_datasets(
+    records: Iterable[dict[str, Any]], out: Path, *, hub_repo: str | None = None, hub_private: bool = True
+) -> ExportResult:
     from datasets import Dataset, Features
 
     path = out / "datasets"
     schema = _arrow_schema()
     rows = [row for batch in _batches(records) for row in batch]
-    dataset = Dataset.from_list(rows, features=Features.from_arrow_schema(schema)) if rows else \
-        Dataset.from_dict({name: [] for name in schema.names}, features=Features.from_arrow_schema(schema))
+    dataset = (
+        Dataset.from_list(rows, features=Features.from_arrow_schema(schema))
+        if rows
+        else Dataset.from_dict(
+            {name: [] for name in schema.names}, features=Features.from_arrow_schema(schema)
+        )
+    )
     dataset.save_to_disk(str(path))
     if hub_repo:
         push_to_hub(dataset, hub_repo, private=hub_private)
@@ -340,22 +418,29 @@ def push_to_hub(dataset, repo: str, *, private: bool = True) -> None:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
         hint = "HF_HUB_OFFLINE is set" if offline else "no network or no token? (huggingface-cli login)"
-        raise AgentkitError(f"hub_repo: cannot push to the Hugging Face Hub repo '{repo}' ({hint}): "
-                            f"{type(exc).__name__}: {first[:200]}") from None
+        raise AgentkitError(
+            f"hub_repo: cannot push to the Hugging Face Hub repo '{repo}' ({hint}): "
+            f"{type(exc).__name__}: {first[:200]}"
+        ) from None
 
 
 WRITERS = {"atif": write_atif, "sharegpt": write_sharegpt, "parquet": write_parquet}
 
 
 def parse_formats(text: Any) -> list[str]:
-    parts = list(text) if isinstance(text, (list, tuple)) or hasattr(text, "__iter__") and not isinstance(text, str) \
+    parts = (
+        list(text)
+        if isinstance(text, (list, tuple)) or hasattr(text, "__iter__") and not isinstance(text, str)
         else str(text).split(",")
+    )
     names = [str(part).strip() for part in parts if str(part).strip()]
     if names == ["all"]:
         return list(FORMATS)
     unknown = [name for name in names if name not in FORMATS]
     if unknown or not names:
-        raise ConfigError(f"format: unknown '{','.join(unknown) or text}' (choose from {', '.join(FORMATS)} or all)")
+        raise ConfigError(
+            f"format: unknown '{','.join(unknown) or text}' (choose from {', '.join(FORMATS)} or all)"
+        )
     return names
 
 
@@ -367,9 +452,19 @@ def export_run(cfg: ExportConfig) -> list[ExportResult]:
     if cfg.limit is not None and cfg.limit < 0:
         raise ConfigError(f"limit: must be >= 0, got {cfg.limit}")
     files = run_files(cfg.run, cfg.source)
-    out = Path(cfg.out) if cfg.out else (Path(cfg.run) if Path(cfg.run).is_dir() else Path(cfg.run).parent) / "export"
-    keep = ExportFilter(cfg.min_reward, tuple(cfg.statuses), tuple(cfg.strategies), tuple(cfg.abilities),
-                        tuple(cfg.envs), tuple(cfg.families))
+    out = (
+        Path(cfg.out)
+        if cfg.out
+        else (Path(cfg.run) if Path(cfg.run).is_dir() else Path(cfg.run).parent) / "export"
+    )
+    keep = ExportFilter(
+        cfg.min_reward,
+        tuple(cfg.statuses),
+        tuple(cfg.strategies),
+        tuple(cfg.abilities),
+        tuple(cfg.envs),
+        tuple(cfg.families),
+    )
 
     def selected() -> Iterator[dict[str, Any]]:
         count = 0
@@ -383,7 +478,9 @@ def export_run(cfg: ExportConfig) -> list[ExportResult]:
     results = []
     for name in formats:
         if name == "datasets":
-            results.append(write_datasets(selected(), out, hub_repo=cfg.hub_repo, hub_private=cfg.hub_private))
+            results.append(
+                write_datasets(selected(), out, hub_repo=cfg.hub_repo, hub_private=cfg.hub_private)
+            )
         else:
             results.append(WRITERS[name](selected(), out))
     return results
@@ -399,5 +496,18 @@ def export(cfg: ExportConfig) -> int:
     return 0
 
 
-__all__ = ["ExportConfig", "ExportFilter", "ExportResult", "FORMATS", "abilities", "export", "export_run", "family",
-           "iter_trajectories", "push_to_hub", "run_files", "to_row", "to_sharegpt"]
+__all__ = [
+    "ExportConfig",
+    "ExportFilter",
+    "ExportResult",
+    "FORMATS",
+    "abilities",
+    "export",
+    "export_run",
+    "family",
+    "iter_trajectories",
+    "push_to_hub",
+    "run_files",
+    "to_row",
+    "to_sharegpt",
+]

@@ -52,7 +52,9 @@ def rewrite_args(args: list[str]) -> list[str]:
 def dataset_files(inputs: list[str], out: Path) -> list[Path]:
     """The dataset files of every input (a run directory's ``data/``, or a file), in sorted path order."""
     if not inputs:
-        raise ConfigError("inputs: name at least one run directory or dataset file (agentkit curate runs/a runs/b)")
+        raise ConfigError(
+            "inputs: name at least one run directory or dataset file (agentkit curate runs/a runs/b)"
+        )
     files: set[Path] = set()
     for number, text in enumerate(inputs):
         path = Path(text)
@@ -66,10 +68,15 @@ def dataset_files(inputs: list[str], out: Path) -> list[Path]:
             files.add(path.resolve())
             continue
         where = path / "data" if (path / "data").is_dir() else path
-        found = [p for p in where.iterdir() if p.is_file() and p.name.endswith(DATASET_SUFFIXES)
-                 and not p.name.startswith(".")]
+        found = [
+            p
+            for p in where.iterdir()
+            if p.is_file() and p.name.endswith(DATASET_SUFFIXES) and not p.name.startswith(".")
+        ]
         if not found:
-            raise DataError(f"inputs[{number}]: no dataset files (*.jsonl, *.jsonl.zst) in {where}", str(path))
+            raise DataError(
+                f"inputs[{number}]: no dataset files (*.jsonl, *.jsonl.zst) in {where}", str(path)
+            )
         files.update(p.resolve() for p in found)
     return sorted(files, key=str)
 
@@ -96,9 +103,15 @@ def records(files: list[Path]) -> Iterator[tuple[int, int, bytes, dict[str, Any]
             except json.JSONDecodeError as exc:
                 raise DataError(f"invalid JSON ({exc.msg})", str(path), line_number) from None
             task = record.get("task") if isinstance(record, dict) else None
-            if not (isinstance(task, dict) and "id" in task and "id" in record
-                    and isinstance(record.get("messages"), list)):
-                raise DataError("not a trajectory record (needs id, task.id and messages)", str(path), line_number)
+            if not (
+                isinstance(task, dict)
+                and "id" in task
+                and "id" in record
+                and isinstance(record.get("messages"), list)
+            ):
+                raise DataError(
+                    "not a trajectory record (needs id, task.id and messages)", str(path), line_number
+                )
             yield number, line_number, line.rstrip(b"\n"), record
 
 
@@ -123,8 +136,17 @@ class Index:
         return len(self.code)
 
     def nbytes(self) -> int:
-        columns = [self.task, self.sample, self.id, self.line, self.digest_hi, self.digest_lo, self.file, self.code,
-                   *self.bands]
+        columns = [
+            self.task,
+            self.sample,
+            self.id,
+            self.line,
+            self.digest_hi,
+            self.digest_lo,
+            self.file,
+            self.code,
+            *self.bands,
+        ]
         return sum(c.itemsize * len(c) for c in columns)
 
 
@@ -142,8 +164,12 @@ def scan(files: list[Path], cfg: CurateConfig, decontam: DecontamIndex | None, p
 
         def signature(text: str):
             # crc32 instead of datasketch's default sha1: the same estimator, ~10x less time per shingle
-            minhash = MinHash(num_perm=dedup.num_perm, hashfunc=zlib.crc32, permutations=template.permutations,
-                              scheme=template.scheme)
+            minhash = MinHash(
+                num_perm=dedup.num_perm,
+                hashfunc=zlib.crc32,
+                permutations=template.permutations,
+                scheme=template.scheme,
+            )
             minhash.update_batch(shingles(text, dedup.shingle))
             return minhash.hashvalues
 
@@ -169,7 +195,7 @@ def scan(files: list[Path], cfg: CurateConfig, decontam: DecontamIndex | None, p
         if signature is not None:
             values = signature(text)
             for band in range(bands):
-                index.bands[band].append(_h64(values[band * rows:(band + 1) * rows].tobytes()))
+                index.bands[band].append(_h64(values[band * rows : (band + 1) * rows].tobytes()))
         if progress is not None:
             progress()
     return index
@@ -185,10 +211,14 @@ def decide(index: Index, cfg: CurateConfig) -> dict[int, int]:
     if not n:
         return {}
     code = np.frombuffer(index.code, dtype=np.uint8).copy()
-    col = {name: np.frombuffer(getattr(index, name), dtype=np.uint64)
-           for name in ("task", "sample", "id", "line", "digest_hi", "digest_lo")}
+    col = {
+        name: np.frombuffer(getattr(index, name), dtype=np.uint64)
+        for name in ("task", "sample", "id", "line", "digest_hi", "digest_lo")
+    }
     # rank: the canonical order, from content alone (lexsort takes its primary key last)
-    order = np.lexsort((col["line"], col["digest_lo"], col["digest_hi"], col["id"], col["sample"], col["task"]))
+    order = np.lexsort(
+        (col["line"], col["digest_lo"], col["digest_hi"], col["id"], col["sample"], col["task"])
+    )
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n)
     of: dict[int, int] = {}
@@ -253,8 +283,10 @@ def decontam_index(cfg: CurateConfig) -> DecontamIndex | None:
     task_sets = []
     for number, source in enumerate(decontam.sources):
         if not source.env:
-            raise ConfigError(f"curation.decontam.sources[{number}].env: name the env whose loader reads the "
-                              f"evaluation tasks (agentkit curate has no env of its own)")
+            raise ConfigError(
+                f"curation.decontam.sources[{number}].env: name the env whose loader reads the "
+                f"evaluation tasks (agentkit curate has no env of its own)"
+            )
         import asyncio
 
         loader = build_env(EnvConfig(name=source.env))
@@ -281,7 +313,9 @@ def curate_runs(cfg: CurateConfig) -> int:
     if cfg.curation.max_per_task is not None and cfg.curation.max_per_task < 1:
         raise ConfigError("curation.max_per_task must be >= 1 (or null)")
     decontam = decontam_index(cfg)
-    print(f"agentkit curate: {len(files)} dataset file(s) from {len(cfg.inputs)} input(s) -> {out}", flush=True)
+    print(
+        f"agentkit curate: {len(files)} dataset file(s) from {len(cfg.inputs)} input(s) -> {out}", flush=True
+    )
 
     from rich.progress import Progress
 
@@ -315,8 +349,9 @@ def curate_runs(cfg: CurateConfig) -> int:
             if code[row] == KEEP and row not in front_rows:
                 yield line.decode("utf-8")
 
-    written = target.write_dataset(kept_lines(), compression=cfg.output.compression,
-                                   rows_per_file=cfg.output.rows_per_file)
+    written = target.write_dataset(
+        kept_lines(), compression=cfg.output.compression, rows_per_file=cfg.output.rows_per_file
+    )
     dropped_counts: dict[str, int] = {}
     dropped_path = out / "dropped.jsonl"
     tmp = dropped_path.with_name(".dropped.jsonl.tmp")
@@ -336,17 +371,25 @@ def curate_runs(cfg: CurateConfig) -> int:
             handle.write(json.dumps(entry, sort_keys=True) + "\n")
     tmp.replace(dropped_path)
     kept = total - sum(dropped_counts.values())
-    manifest = {"kind": "curate", "schema_version": SCHEMA_VERSION, "agentkit": __version__,
-                "created": datetime.now(UTC).isoformat(timespec="seconds"), "config": asdict(cfg),
-                "inputs": [{"path": str(p), "sha256": file_sha256(p)} for p in files],
-                "counts": {"input": total, "kept": kept, "dropped": dict(sorted(dropped_counts.items()))},
-                "dropped": dropped_path.name, "files": written,
-                "index_bytes_per_trajectory": round(index_bytes / total, 1) if total else 0,
-                "seconds": round(time.perf_counter() - started, 2)}
+    manifest = {
+        "kind": "curate",
+        "schema_version": SCHEMA_VERSION,
+        "agentkit": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "config": asdict(cfg),
+        "inputs": [{"path": str(p), "sha256": file_sha256(p)} for p in files],
+        "counts": {"input": total, "kept": kept, "dropped": dict(sorted(dropped_counts.items()))},
+        "dropped": dropped_path.name,
+        "files": written,
+        "index_bytes_per_trajectory": round(index_bytes / total, 1) if total else 0,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
     target.write_manifest(manifest)
     dropped = ", ".join(f"{k} {v}" for k, v in sorted(dropped_counts.items())) or "none"
-    print(f"agentkit curate: {kept} of {total} trajectories kept ({dropped}) in {len(written)} file(s) under "
-          f"{target.data_dir}; manifest: {target.manifest_path}")
+    print(
+        f"agentkit curate: {kept} of {total} trajectories kept ({dropped}) in {len(written)} file(s) under "
+        f"{target.data_dir}; manifest: {target.manifest_path}"
+    )
     return 0
 
 

@@ -44,8 +44,14 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tu
     return (low, high)
 
 
-def bootstrap_interval(counts: Sequence[tuple[int, int]], k: int, *, confidence: float = 0.95,
-                       resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+def bootstrap_interval(
+    counts: Sequence[tuple[int, int]],
+    k: int,
+    *,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
     """Percentile bootstrap interval of mean pass@k, resampling tasks (samples of a task are correlated)."""
     if not counts or resamples <= 0:
         return (float("nan"), float("nan"))

@@ -84,7 +84,9 @@ def _resolve_task_shorthand(cfg: RunConfig) -> None:
     elif path.suffix == ".parquet":
         source = "parquet"
     else:
-        raise ConfigError(f"tasks: cannot tell the format of '{path}' (expected .jsonl, .parquet or a directory)")
+        raise ConfigError(
+            f"tasks: cannot tell the format of '{path}' (expected .jsonl, .parquet or a directory)"
+        )
     cfg.env.tasks.source, cfg.env.tasks.path = source, str(path)
 
 
@@ -110,11 +112,15 @@ def load_tasks(env: Env, cfg: RunConfig) -> list[Task]:
     seen: set[str] = set()
     for task in tasks:
         if task.id in seen:
-            raise DataError(f"duplicate task id '{task.id}' (ids address the work for resume)",
-                            cfg.env.tasks.path or f"env.tasks ({cfg.env.tasks.source})")
+            raise DataError(
+                f"duplicate task id '{task.id}' (ids address the work for resume)",
+                cfg.env.tasks.path or f"env.tasks ({cfg.env.tasks.source})",
+            )
         seen.add(task.id)
     if not tasks:
-        raise ConfigError(f"env.tasks: the source gave no tasks ({cfg.env.tasks.source} {cfg.env.tasks.path or ''})")
+        raise ConfigError(
+            f"env.tasks: the source gave no tasks ({cfg.env.tasks.source} {cfg.env.tasks.path or ''})"
+        )
     return tasks
 
 
@@ -145,8 +151,14 @@ def hashed_config(cfg: RunConfig, needs_model: bool) -> dict[str, Any]:
     env = full["env"]
     env["tasks"].pop("n", None)
     env["sandbox"].pop("pool_size", None)
-    hashed = {"env": env, "policy": cfg.policy, "strategy": full["strategy"], "sampling": full["sampling"],
-              "limits": full["limits"], "seed": cfg.seed}
+    hashed = {
+        "env": env,
+        "policy": cfg.policy,
+        "strategy": full["strategy"],
+        "sampling": full["sampling"],
+        "limits": full["limits"],
+        "seed": cfg.seed,
+    }
     if needs_model:
         hashed["model"] = {k: full["model"][k] for k in ("name", "path", "arch", "tokenizer")}
     return hashed
@@ -184,9 +196,23 @@ def plan(kind: str, cfg: RunConfig) -> Plan:
         asyncio.run(env.aclose())
         raise
     pending = [item for item in items if item.key not in finished]
-    return Plan(kind=kind, cfg=cfg, env=env, strategy=strategy, needs_model=needs_model, shard=shard, tasks=tasks,
-                total_tasks=total_tasks, contaminated=contaminated, index=index, hashed=hashed, digest=digest,
-                run_dir=run_dir, items=items, pending=pending)
+    return Plan(
+        kind=kind,
+        cfg=cfg,
+        env=env,
+        strategy=strategy,
+        needs_model=needs_model,
+        shard=shard,
+        tasks=tasks,
+        total_tasks=total_tasks,
+        contaminated=contaminated,
+        index=index,
+        hashed=hashed,
+        digest=digest,
+        run_dir=run_dir,
+        items=items,
+        pending=pending,
+    )
 
 
 # -- execute ----------------------------------------------------------------------------------------
@@ -206,11 +232,15 @@ def probe_endpoints(urls: list[str], model: str, api_key: str | None, timeout: f
         try:
             served = response.json().get("data", [])
         except ValueError:
-            raise ConfigError(f"model.base_url: {url}/models did not answer JSON (is it an OpenAI API?)") from None
+            raise ConfigError(
+                f"model.base_url: {url}/models did not answer JSON (is it an OpenAI API?)"
+            ) from None
         ids = [entry.get("id") for entry in served]
         entry = next((e for e in served if e.get("id") == model), None)
         if entry is None and ids:
-            raise ConfigError(f"model.name: '{model}' is not served at {url} (it serves: {', '.join(map(str, ids))})")
+            raise ConfigError(
+                f"model.name: '{model}' is not served at {url} (it serves: {', '.join(map(str, ids))})"
+            )
         from agentkit.openai_client import served_template_sha256
 
         template_sha = template_sha or served_template_sha256(entry)
@@ -277,29 +307,56 @@ def execute(p: Plan) -> Execution:
                     endpoint = "embedded"
                 template_sha = probe_endpoints(urls, cfg.model.name, cfg.model.api_key, cfg.model.timeout)
             concurrency = auto_concurrency(cfg, p.needs_model, len(urls))
-            provenance = Provenance(model=cfg.model.name if p.needs_model else "",
-                                    endpoint=endpoint if p.needs_model else "", strategy=p.strategy.name,
-                                    chat_template_sha256=template_sha, env_version=f"{p.env.name}/{p.env.version}",
-                                    verifier=str(getattr(p.env, "verifier_version", "")), agentkit=__version__,
-                                    config_sha256=p.digest)
+            provenance = Provenance(
+                model=cfg.model.name if p.needs_model else "",
+                endpoint=endpoint if p.needs_model else "",
+                strategy=p.strategy.name,
+                chat_template_sha256=template_sha,
+                env_version=f"{p.env.name}/{p.env.version}",
+                verifier=str(getattr(p.env, "verifier_version", "")),
+                agentkit=__version__,
+                config_sha256=p.digest,
+            )
             done = len(p.items) - len(p.pending)
-            print(f"agentkit {p.kind}: env={p.env.name} tasks={len(p.tasks)}"
-                  + (f" (shard {p.shard.index}/{p.shard.count} of {p.total_tasks})" if p.shard.count > 1 else "")
-                  + (f" ({len(p.contaminated)} contaminated tasks skipped)" if p.contaminated else "")
-                  + f" x {cfg.n_samples} samples = {len(p.items)} episodes, {done} already done;"
-                  + f" strategy={p.strategy.name} policy={cfg.policy}"
-                  + (f" endpoint={endpoint} ({', '.join(urls)})" if p.needs_model and urls else "")
-                  + f" concurrency={concurrency} executor={executor.name} out={cfg.out}", flush=True)
-            job = RolloutJob(env=cfg.env, strategy=cfg.strategy, needs_model=p.needs_model, urls=urls,
-                             model=cfg.model, sampling=cfg.sampling, limits=cfg.limits, provenance=provenance,
-                             concurrency=concurrency, retries=cfg.retries, retry_backoff=cfg.retry_backoff,
-                             return_token_ids=cfg.record.tokens)
-            progress = LiveProgress(len(p.items), f"{p.kind} {p.env.name}", enabled=cfg.report.progress,
-                                    already=done)
+            print(
+                f"agentkit {p.kind}: env={p.env.name} tasks={len(p.tasks)}"
+                + (
+                    f" (shard {p.shard.index}/{p.shard.count} of {p.total_tasks})"
+                    if p.shard.count > 1
+                    else ""
+                )
+                + (f" ({len(p.contaminated)} contaminated tasks skipped)" if p.contaminated else "")
+                + f" x {cfg.n_samples} samples = {len(p.items)} episodes, {done} already done;"
+                + f" strategy={p.strategy.name} policy={cfg.policy}"
+                + (f" endpoint={endpoint} ({', '.join(urls)})" if p.needs_model and urls else "")
+                + f" concurrency={concurrency} executor={executor.name} out={cfg.out}",
+                flush=True,
+            )
+            job = RolloutJob(
+                env=cfg.env,
+                strategy=cfg.strategy,
+                needs_model=p.needs_model,
+                urls=urls,
+                model=cfg.model,
+                sampling=cfg.sampling,
+                limits=cfg.limits,
+                provenance=provenance,
+                concurrency=concurrency,
+                retries=cfg.retries,
+                retry_backoff=cfg.retry_backoff,
+                return_token_ids=cfg.record.tokens,
+            )
+            progress = LiveProgress(
+                len(p.items), f"{p.kind} {p.env.name}", enabled=cfg.report.progress, already=done
+            )
             handed_over = True
             try:
                 with progress:
-                    extra = executor.run(job, p.pending, ResultSink(p.run_dir, progress), p.env) if p.pending else {}
+                    extra = (
+                        executor.run(job, p.pending, ResultSink(p.run_dir, progress), p.env)
+                        if p.pending
+                        else {}
+                    )
                     if not p.pending:
                         asyncio.run(p.env.aclose())
             finally:
@@ -318,15 +375,25 @@ def _save_report(run_dir: RunDir, summary: dict[str, Any], entries, rates, plots
     return paths
 
 
-def _manifest(kind: str, cfg: RunConfig, run_dir: RunDir, digest: str, counts: dict[str, Any]) -> dict[str, Any]:
+def _manifest(
+    kind: str, cfg: RunConfig, run_dir: RunDir, digest: str, counts: dict[str, Any]
+) -> dict[str, Any]:
     raw = run_dir.raw_path
-    return {"kind": kind, "schema_version": SCHEMA_VERSION, "agentkit": __version__,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"), "config_sha256": digest,
-            "config": dataclasses.asdict(cfg), "shard": {"index": run_dir.shard.index, "count": run_dir.shard.count},
-            "complete": counts["failures"] == 0 and counts["episodes_finished"] == counts["episodes_planned"],
-            "counts": counts,
-            "raw": {"path": str(raw.relative_to(run_dir.root)), "sha256": file_sha256(raw)} if raw.exists() else None,
-            "report": str(run_dir.report_path.relative_to(run_dir.root))}
+    return {
+        "kind": kind,
+        "schema_version": SCHEMA_VERSION,
+        "agentkit": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "config_sha256": digest,
+        "config": dataclasses.asdict(cfg),
+        "shard": {"index": run_dir.shard.index, "count": run_dir.shard.count},
+        "complete": counts["failures"] == 0 and counts["episodes_finished"] == counts["episodes_planned"],
+        "counts": counts,
+        "raw": {"path": str(raw.relative_to(run_dir.root)), "sha256": file_sha256(raw)}
+        if raw.exists()
+        else None,
+        "report": str(run_dir.report_path.relative_to(run_dir.root)),
+    }
 
 
 @dataclass
@@ -345,19 +412,36 @@ def finish(p: Plan, execution: Execution, started: float) -> None:
     planned = {item.key for item in p.items}
     finished = p.run_dir.finished_keys()
     failures = [f for f in p.run_dir.current_failures(finished) if f["key"] in planned]
-    counts = {"tasks": len(p.tasks), "tasks_in_source": p.total_tasks, "tasks_contaminated": len(p.contaminated),
-              "episodes_planned": len(p.items), "episodes_finished": len(finished & planned),
-              "failures": len(failures), "executor": p.cfg.executor.name}
+    counts = {
+        "tasks": len(p.tasks),
+        "tasks_in_source": p.total_tasks,
+        "tasks_contaminated": len(p.contaminated),
+        "episodes_planned": len(p.items),
+        "episodes_finished": len(finished & planned),
+        "failures": len(failures),
+        "executor": p.cfg.executor.name,
+    }
     if execution.extra:
         counts["execution"] = execution.extra
-    rollouts = ((offset, record) for offset, record in p.run_dir.iter_raw()
-                if record.get("meta", {}).get("key") in planned)
-    outcome = Outcome(rollouts=rollouts, counts=counts, failures=failures, wall=time.perf_counter() - started,
-                      common={"new_trajectories": execution.new_trajectories, "new_turns": execution.new_turns})
+    rollouts = (
+        (offset, record)
+        for offset, record in p.run_dir.iter_raw()
+        if record.get("meta", {}).get("key") in planned
+    )
+    outcome = Outcome(
+        rollouts=rollouts,
+        counts=counts,
+        failures=failures,
+        wall=time.perf_counter() - started,
+        common={"new_trajectories": execution.new_trajectories, "new_turns": execution.new_turns},
+    )
     FINISHERS[p.kind](p, outcome)
     if failures:
-        print(f"agentkit {p.kind}: {len(failures)} episode(s) failed on infrastructure after {p.cfg.retries} "
-              f"retries (see {p.run_dir.failures_path}); rerun the same command to retry them", file=sys.stderr)
+        print(
+            f"agentkit {p.kind}: {len(failures)} episode(s) failed on infrastructure after {p.cfg.retries} "
+            f"retries (see {p.run_dir.failures_path}); rerun the same command to retry them",
+            file=sys.stderr,
+        )
 
 
 def finish_synth(p: Plan, o: Outcome) -> None:
@@ -374,23 +458,39 @@ def finish_synth(p: Plan, o: Outcome) -> None:
 
         order = arrow_order(record(entry) for entry in kept)
         lines = (json.dumps(record(kept[i]), ensure_ascii=False, separators=(",", ":")) for i in order)
-        files = run_dir.write_dataset(lines, compression=cfg.output.compression,
-                                      rows_per_file=cfg.output.rows_per_file)
-    counts = o.counts | {"rollouts": len(entries), "curated": len(result.kept),
-                         "dropped": dict(sorted(result.dropped.items()))}
+        files = run_dir.write_dataset(
+            lines, compression=cfg.output.compression, rows_per_file=cfg.output.rows_per_file
+        )
+    counts = o.counts | {
+        "rollouts": len(entries),
+        "curated": len(result.kept),
+        "dropped": dict(sorted(result.dropped.items())),
+    }
     summary = summarize(entries, o.failures, wall_seconds=o.wall, **o.common)
     summary["curation"] = {"kept": len(result.kept), "dropped": counts["dropped"]}
     summary["abilities"] = dict(sorted(Counter(a for e in result.kept for a in e.abilities).items()))
     _save_report(run_dir, summary, entries, result.pass_rates, cfg.report.plots)
-    manifest = _manifest("synth", cfg, run_dir, p.digest, counts) | {"files": files, "strategy": strategy.name}
+    manifest = _manifest("synth", cfg, run_dir, p.digest, counts) | {
+        "files": files,
+        "strategy": strategy.name,
+    }
     run_dir.write_manifest(manifest)
     dropped = ", ".join(f"{k} {v}" for k, v in counts["dropped"].items()) or "none"
     abilities = ", ".join(f"{k} {v}" for k, v in summary["abilities"].items()) or "untagged"
-    print_summary(summary, f"agentkit synth: {run_dir.root}",
-                  {"dataset": f"{len(result.kept)} of {len(entries)} trajectories kept in {len(files)} file(s) "
-                              f"under {run_dir.data_dir}", "dropped": dropped, "abilities (kept)": abilities})
-    print(f"dataset: {len(result.kept)} trajectories -> {run_dir.data_dir}; manifest: {run_dir.manifest_path}; "
-          f"report: {run_dir.report_path}")
+    print_summary(
+        summary,
+        f"agentkit synth: {run_dir.root}",
+        {
+            "dataset": f"{len(result.kept)} of {len(entries)} trajectories kept in {len(files)} file(s) "
+            f"under {run_dir.data_dir}",
+            "dropped": dropped,
+            "abilities (kept)": abilities,
+        },
+    )
+    print(
+        f"dataset: {len(result.kept)} trajectories -> {run_dir.data_dir}; manifest: {run_dir.manifest_path}; "
+        f"report: {run_dir.report_path}"
+    )
     if p.shard.count > 1 and cfg.curation.enabled:
         curate_shards(p)
 
@@ -405,17 +505,27 @@ def curate_shards(p: Plan) -> None:
     manifests = [p.run_dir.root / f"manifest{Shard(i, count).tag}.json" for i in range(count)]
     done = [json.loads(m.read_text()) for m in manifests if m.exists()]
     if len(done) < count or not all(m.get("complete") for m in done):
-        print(f"cross-shard curation: {count - sum(bool(m.get('complete')) for m in done)} of {count} shards "
-              f"still to finish; it runs when the last one does (or: agentkit curate {p.run_dir.root} "
-              f"out={p.run_dir.root / 'merged'})")
+        print(
+            f"cross-shard curation: {count - sum(bool(m.get('complete')) for m in done)} of {count} shards "
+            f"still to finish; it runs when the last one does (or: agentkit curate {p.run_dir.root} "
+            f"out={p.run_dir.root / 'merged'})"
+        )
         return
     files = [str(p.run_dir.root / f["path"]) for m in done for f in m.get("files", []) if f.get("rows")]
     if not files:
         return
     # Decontamination already ran in every shard, against sources this run's env resolves.
     curation = dataclasses.replace(p.cfg.curation, decontam=DecontamConfig())
-    curate_runs(CurateConfig(inputs=files, out=str(p.run_dir.root / "merged"), curation=curation,
-                             output=p.cfg.output, overwrite=True, progress=p.cfg.report.progress))
+    curate_runs(
+        CurateConfig(
+            inputs=files,
+            out=str(p.run_dir.root / "merged"),
+            curation=curation,
+            output=p.cfg.output,
+            overwrite=True,
+            progress=p.cfg.report.progress,
+        )
+    )
 
 
 def eval_metrics(entries, ks: list[int], confidence: float, resamples: int, seed: int) -> dict[str, Any]:
@@ -445,7 +555,9 @@ def finish_eval(p: Plan, o: Outcome) -> None:
     metrics = eval_metrics(entries, cfg.ks, cfg.confidence, cfg.bootstrap, cfg.seed)
     per_task: dict[str, dict[str, Any]] = {}
     for entry in entries:
-        row = per_task.setdefault(entry.task_id, {"task": entry.task_id, "samples": 0, "passed": 0, "status": {}})
+        row = per_task.setdefault(
+            entry.task_id, {"task": entry.task_id, "samples": 0, "passed": 0, "status": {}}
+        )
         row["samples"] += 1
         row["passed"] += int(entry.passed)
         row["status"][entry.status] = row["status"].get(entry.status, 0) + 1
@@ -460,8 +572,11 @@ def finish_eval(p: Plan, o: Outcome) -> None:
     for key, value in metrics.items():
         if key.startswith("pass@"):
             interval = value.get("bootstrap")
-            extra[key] = f"{value['value']:.4f}" + (f"  bootstrap {cfg.confidence:.0%} CI [{interval[0]:.4f}, "
-                                                     f"{interval[1]:.4f}]" if interval else "")
+            extra[key] = f"{value['value']:.4f}" + (
+                f"  bootstrap {cfg.confidence:.0%} CI [{interval[0]:.4f}, {interval[1]:.4f}]"
+                if interval
+                else ""
+            )
     print_summary(summary, f"agentkit eval: {run_dir.root}", extra)
     for key, value in metrics.items():
         if key.startswith("pass@"):

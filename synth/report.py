@@ -28,9 +28,17 @@ class LiveProgress:
         )
 
         self.console = Console(stderr=True)
-        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[rates]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                                 console=self.console, disable=not enabled, refresh_per_second=4)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rates]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            disable=not enabled,
+            refresh_per_second=4,
+        )
         self.task = self.progress.add_task(description, total=total, completed=already, rates="")
         self.started = time.perf_counter()
         self.done = self.passed = self.turns = self.failures = self.retries = 0
@@ -45,8 +53,12 @@ class LiveProgress:
 
     def _refresh(self) -> None:
         elapsed = max(time.perf_counter() - self.started, 1e-9)
-        rates = (f"{self.done / elapsed:.1f} traj/s  {self.turns / elapsed:.1f} turns/s  "
-                 f"pass {self.passed / self.done:.0%}" if self.done else "")
+        rates = (
+            f"{self.done / elapsed:.1f} traj/s  {self.turns / elapsed:.1f} turns/s  "
+            f"pass {self.passed / self.done:.0%}"
+            if self.done
+            else ""
+        )
         if self.failures or self.retries:
             rates += f"  failed {self.failures}  retries {self.retries}"
         self.progress.update(self.task, rates=rates)
@@ -72,12 +84,22 @@ def _distribution(values: Sequence[float]) -> dict[str, float]:
     if not values:
         return {"mean": 0.0, "median": 0.0, "p90": 0.0, "max": 0.0}
     ordered = sorted(values)
-    return {"mean": round(statistics.fmean(ordered), 3), "median": float(statistics.median(ordered)),
-            "p90": float(ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]), "max": float(ordered[-1])}
+    return {
+        "mean": round(statistics.fmean(ordered), 3),
+        "median": float(statistics.median(ordered)),
+        "p90": float(ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]),
+        "max": float(ordered[-1]),
+    }
 
 
-def summarize(entries: Sequence[Entry], failures: Sequence[dict[str, Any]], *, wall_seconds: float,
-              new_trajectories: int = 0, new_turns: int = 0) -> dict[str, Any]:
+def summarize(
+    entries: Sequence[Entry],
+    failures: Sequence[dict[str, Any]],
+    *,
+    wall_seconds: float,
+    new_trajectories: int = 0,
+    new_turns: int = 0,
+) -> dict[str, Any]:
     """The numbers of a run: outcomes, turns, tokens, tool usage and where the time went."""
     total = len(entries)
     passed = sum(e.passed for e in entries)
@@ -103,18 +125,32 @@ def summarize(entries: Sequence[Entry], failures: Sequence[dict[str, Any]], *, w
         "status": dict(sorted(Counter(e.status for e in entries).items())),
         "failures": {"count": len(failures), "by_status": dict(Counter(f["status"] for f in failures))},
         "turns": _distribution([e.turns for e in entries]),
-        "tokens": {"prompt": sum(e.prompt_tokens for e in entries),
-                   "completion": sum(e.completion_tokens for e in entries),
-                   "completion_per_trajectory": _distribution([e.completion_tokens for e in entries])},
-        "tools": {"calls": calls, "errors": errors, "error_rate": round(errors / calls, 4) if calls else 0.0,
-                  "by_name": dict(tools.most_common())},
-        "seconds": {"model": round(seconds["model"], 3), "tools": round(seconds["tools"], 3),
-                    "verify": round(seconds["verify"], 3), "other": round(other, 3),
-                    "episodes": round(seconds["total"], 3), "wall": round(wall_seconds, 3)},
+        "tokens": {
+            "prompt": sum(e.prompt_tokens for e in entries),
+            "completion": sum(e.completion_tokens for e in entries),
+            "completion_per_trajectory": _distribution([e.completion_tokens for e in entries]),
+        },
+        "tools": {
+            "calls": calls,
+            "errors": errors,
+            "error_rate": round(errors / calls, 4) if calls else 0.0,
+            "by_name": dict(tools.most_common()),
+        },
+        "seconds": {
+            "model": round(seconds["model"], 3),
+            "tools": round(seconds["tools"], 3),
+            "verify": round(seconds["verify"], 3),
+            "other": round(other, 3),
+            "episodes": round(seconds["total"], 3),
+            "wall": round(wall_seconds, 3),
+        },
         "tasks": {"count": len(tasks), "solved": len(solved)},
-        "this_run": {"trajectories": new_trajectories, "turns": new_turns,
-                     "trajectories_per_s": round(new_trajectories / wall_seconds, 3) if wall_seconds else 0.0,
-                     "turns_per_s": round(new_turns / wall_seconds, 3) if wall_seconds else 0.0},
+        "this_run": {
+            "trajectories": new_trajectories,
+            "turns": new_turns,
+            "trajectories_per_s": round(new_trajectories / wall_seconds, 3) if wall_seconds else 0.0,
+            "turns_per_s": round(new_turns / wall_seconds, 3) if wall_seconds else 0.0,
+        },
     }
 
 
@@ -131,34 +167,57 @@ def print_summary(summary: dict[str, Any], title: str, extra: dict[str, str] | N
     table.add_column("value")
     rate = summary["pass_rate"]
     ci = summary["pass_rate_wilson95"]
-    table.add_row("pass rate", f"{rate:.1%} ({summary['passed']}/{summary['trajectories']}), "
-                               f"95% CI [{ci[0]:.1%}, {ci[1]:.1%}]" if rate is not None else "-")
+    table.add_row(
+        "pass rate",
+        f"{rate:.1%} ({summary['passed']}/{summary['trajectories']}), 95% CI [{ci[0]:.1%}, {ci[1]:.1%}]"
+        if rate is not None
+        else "-",
+    )
     table.add_row("status", ", ".join(f"{k} {v}" for k, v in summary["status"].items()) or "-")
     failures = summary["failures"]
-    table.add_row("infrastructure failures", f"{failures['count']}" + (
-        " (" + ", ".join(f"{k} {v}" for k, v in failures["by_status"].items()) + ")" if failures["count"] else ""))
+    table.add_row(
+        "infrastructure failures",
+        f"{failures['count']}"
+        + (
+            " (" + ", ".join(f"{k} {v}" for k, v in failures["by_status"].items()) + ")"
+            if failures["count"]
+            else ""
+        ),
+    )
     turns = summary["turns"]
-    table.add_row("turns", f"mean {turns['mean']}, median {turns['median']}, p90 {turns['p90']}, max {turns['max']}")
+    table.add_row(
+        "turns", f"mean {turns['mean']}, median {turns['median']}, p90 {turns['p90']}, max {turns['max']}"
+    )
     tokens = summary["tokens"]
     table.add_row("tokens", f"prompt {tokens['prompt']}, completion {tokens['completion']}")
     tools = summary["tools"]
     by_name = ", ".join(f"{k} {v}" for k, v in list(tools["by_name"].items())[:6])
-    table.add_row("tool calls", f"{tools['calls']} ({tools['error_rate']:.0%} errors)" + (f": {by_name}" if by_name else ""))
+    table.add_row(
+        "tool calls",
+        f"{tools['calls']} ({tools['error_rate']:.0%} errors)" + (f": {by_name}" if by_name else ""),
+    )
     s = summary["seconds"]
     whole = s["model"] + s["tools"] + s["verify"] + s["other"]
-    table.add_row("time split", f"model {_fraction(s['model'], whole)}, tools {_fraction(s['tools'], whole)}, "
-                                f"verify {_fraction(s['verify'], whole)}, other {_fraction(s['other'], whole)}; "
-                                f"wall {s['wall']:.1f}s")
+    table.add_row(
+        "time split",
+        f"model {_fraction(s['model'], whole)}, tools {_fraction(s['tools'], whole)}, "
+        f"verify {_fraction(s['verify'], whole)}, other {_fraction(s['other'], whole)}; "
+        f"wall {s['wall']:.1f}s",
+    )
     run = summary["this_run"]
-    table.add_row("this run", f"{run['trajectories']} trajectories, {run['trajectories_per_s']} traj/s, "
-                              f"{run['turns_per_s']} turns/s")
+    table.add_row(
+        "this run",
+        f"{run['trajectories']} trajectories, {run['trajectories_per_s']} traj/s, "
+        f"{run['turns_per_s']} turns/s",
+    )
     for key, value in (extra or {}).items():
         table.add_row(key, value)
     Console().print(table)
 
 
-def save_plots(summary: dict[str, Any], entries: Sequence[Entry], pass_rates: dict[str, tuple[int, int]],
-               out_dir: Path) -> list[Path]:
+def save_plots(
+    summary: dict[str, Any], entries: Sequence[Entry], pass_rates: dict[str, tuple[int, int]], out_dir: Path
+) -> list[Path]:
     """One PNG (matplotlib, Agg backend): statuses, turns, time split, task pass rates, tool usage."""
     import matplotlib
 
@@ -177,7 +236,9 @@ def save_plots(summary: dict[str, Any], entries: Sequence[Entry], pass_rates: di
     status_ax.tick_params(axis="x", rotation=30)
 
     turns = [e.turns for e in entries]
-    turns_ax.hist(turns or [0], bins=range(0, max(turns or [0]) + 2), color="#55a868", align="left", rwidth=0.9)
+    turns_ax.hist(
+        turns or [0], bins=range(0, max(turns or [0]) + 2), color="#55a868", align="left", rwidth=0.9
+    )
     turns_ax.set_title("turns per trajectory")
 
     seconds = summary["seconds"]
@@ -197,20 +258,32 @@ def save_plots(summary: dict[str, Any], entries: Sequence[Entry], pass_rates: di
     text_ax.axis("off")
     rate = summary["pass_rate"]
     tokens = summary["tokens"]
-    lines = [f"trajectories: {summary['trajectories']}",
-             f"pass rate: {rate:.1%}" if rate is not None else "pass rate: -",
-             f"infrastructure failures: {summary['failures']['count']}",
-             f"tokens: {tokens['prompt']} prompt, {tokens['completion']} completion",
-             f"tool error rate: {summary['tools']['error_rate']:.1%}",
-             f"wall: {seconds['wall']:.1f} s"]
+    lines = [
+        f"trajectories: {summary['trajectories']}",
+        f"pass rate: {rate:.1%}" if rate is not None else "pass rate: -",
+        f"infrastructure failures: {summary['failures']['count']}",
+        f"tokens: {tokens['prompt']} prompt, {tokens['completion']} completion",
+        f"tool error rate: {summary['tools']['error_rate']:.1%}",
+        f"wall: {seconds['wall']:.1f} s",
+    ]
     text_ax.text(0.0, 1.0, "\n".join(lines), va="top", family="monospace")
     fig.tight_layout()
     path = out_dir / "report.png"
     fig.savefig(path, dpi=90)
     plt.close(fig)
-    rows = [{"family": task_family(e.task_id), "passed": e.passed if e.status == "completed" else False,
-             "turns": e.turns, "completion_tokens": e.completion_tokens, "chars": e.chars,
-             "tool_calls": e.tool_calls, "tool_errors": e.tool_errors, "seconds": e.seconds} for e in entries]
+    rows = [
+        {
+            "family": task_family(e.task_id),
+            "passed": e.passed if e.status == "completed" else False,
+            "turns": e.turns,
+            "completion_tokens": e.completion_tokens,
+            "chars": e.chars,
+            "tool_calls": e.tool_calls,
+            "tool_errors": e.tool_errors,
+            "seconds": e.seconds,
+        }
+        for e in entries
+    ]
     return [path, *family_plots(rows, out_dir)]
 
 
@@ -223,8 +296,13 @@ def task_family(task_id: str) -> str:
     return name or str(task_id)
 
 
-PLOT_FILES = ("pass_rate_by_family.png", "turns_by_verdict.png", "length_by_verdict.png", "tool_errors.png",
-              "time_split.png")
+PLOT_FILES = (
+    "pass_rate_by_family.png",
+    "turns_by_verdict.png",
+    "length_by_verdict.png",
+    "tool_errors.png",
+    "time_split.png",
+)
 
 
 def _verdict(row: dict[str, Any]) -> str:
@@ -282,9 +360,10 @@ def family_plots(rows: Sequence[dict[str, Any]], out_dir: Path, *, title: str = 
     save(fig, PLOT_FILES[0])
 
     # 2-3. turns and length histograms by verdict
-    for key, label, name in (("turns", "turns per trajectory", PLOT_FILES[1]),
-                             ("completion_tokens", "completion tokens per trajectory (chars/4 when not counted)",
-                              PLOT_FILES[2])):
+    for key, label, name in (
+        ("turns", "turns per trajectory", PLOT_FILES[1]),
+        ("completion_tokens", "completion tokens per trajectory (chars/4 when not counted)", PLOT_FILES[2]),
+    ):
         fig, ax = plt.subplots(figsize=(7.5, 3.4))
         values = {v: [] for v in colors}
         for row in rows:
@@ -296,8 +375,14 @@ def family_plots(rows: Sequence[dict[str, Any]], out_dir: Path, *, title: str = 
         bins = [b - 0.5 for b in range(0, int(top) + 2)] if key == "turns" else 30
         present = {k: v for k, v in values.items() if v}
         if present:
-            ax.hist(list(present.values()), bins=bins, label=[f"{k} ({len(v)})" for k, v in present.items()],
-                    color=[colors[k] for k in present], stacked=True, rwidth=0.85 if key == "turns" else None)
+            ax.hist(
+                list(present.values()),
+                bins=bins,
+                label=[f"{k} ({len(v)})" for k, v in present.items()],
+                color=[colors[k] for k in present],
+                stacked=True,
+                rwidth=0.85 if key == "turns" else None,
+            )
             ax.legend(frameon=False)
         ax.set_xlabel(label)
         ax.set_ylabel("trajectories")
@@ -322,8 +407,10 @@ def family_plots(rows: Sequence[dict[str, Any]], out_dir: Path, *, title: str = 
     # 5. time split per family (share of episode seconds)
     fig, ax = plt.subplots(figsize=(7.5, height))
     parts, part_colors = ("model", "tools", "verify"), ("#4263eb", "#f08c00", "#2f9e44")
-    totals = {name: [sum((r.get("seconds") or {}).get(p, 0.0) or 0.0 for r in by_family[name]) for p in parts]
-              for name in families}
+    totals = {
+        name: [sum((r.get("seconds") or {}).get(p, 0.0) or 0.0 for r in by_family[name]) for p in parts]
+        for name in families
+    }
     left = [0.0] * len(families)
     for index, (part, color) in enumerate(zip(parts, part_colors, strict=True)):
         shares = [(totals[f][index] / sum(totals[f])) if sum(totals[f]) else 0.0 for f in families]

@@ -45,7 +45,7 @@ def split_phases(text: str) -> list[tuple[str, str]]:
         return []
     sections = []
     for match, following in zip(matches, [*matches[1:], None], strict=True):
-        body = text[match.end():following.start() if following else len(text)].strip()
+        body = text[match.end() : following.start() if following else len(text)].strip()
         sections.append((match.group(1).lower(), body))
     return sections
 
@@ -94,20 +94,28 @@ class RewriteClient:
         self.sections: list[tuple[str, str]] = []
 
     def request(self) -> list[Message]:
-        user = (f"Question:\n{self._task.prompt}\n\nOriginal reasoning:\n{self._cot}\n\n"
-                f"Final answer: {self._answer}")
+        user = (
+            f"Question:\n{self._task.prompt}\n\nOriginal reasoning:\n{self._cot}\n\n"
+            f"Final answer: {self._answer}"
+        )
         return [Message(role="system", content=self._prompt), Message(role="user", content=user)]
 
-    async def complete(self, messages: Sequence[Message], tools: Any = None,
-                       sampling: Sampling | None = None) -> Completion:
+    async def complete(
+        self, messages: Sequence[Message], tools: Any = None, sampling: Sampling | None = None
+    ) -> Completion:
         completion = await self._teacher.complete(self.request(), None, sampling)
         self.raw = completion.raw_text
         self.sections = split_phases(completion.raw_text)
         text = render_phases(self.sections) if self.sections else completion.raw_text.strip()
-        return Completion(message=Message(role="assistant", content=text), raw_text=text,
-                          finish_reason=completion.finish_reason, prompt_tokens=completion.prompt_tokens,
-                          completion_tokens=completion.completion_tokens, model=completion.model,
-                          latency=completion.latency)
+        return Completion(
+            message=Message(role="assistant", content=text),
+            raw_text=text,
+            finish_reason=completion.finish_reason,
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            model=completion.model,
+            latency=completion.latency,
+        )
 
     async def aclose(self) -> None:
         return None
@@ -120,11 +128,19 @@ class AgenticCoTRewriteStrategy(Strategy):
 
     name = "agentic_cot_rewrite"
 
-    def __init__(self, cot_field: str = "cot", answer_field: str = "answer", min_reduction: float = 1.5,
-                 answer_format: str = "\\boxed{...}", prompt: str | None = None):
+    def __init__(
+        self,
+        cot_field: str = "cot",
+        answer_field: str = "answer",
+        min_reduction: float = 1.5,
+        answer_format: str = "\\boxed{...}",
+        prompt: str | None = None,
+    ):
         super().__init__()
         if min_reduction <= 0:
-            raise ConfigError("strategy.options.min_reduction must be > 0 (1.5: the rewrite is at most 2/3 of the original)")
+            raise ConfigError(
+                "strategy.options.min_reduction must be > 0 (1.5: the rewrite is at most 2/3 of the original)"
+            )
         self.cot_field, self.answer_field = cot_field, answer_field
         self.min_reduction, self.answer_format = float(min_reduction), answer_format
         path = Path(prompt) if prompt else default_prompt_path()
@@ -136,20 +152,31 @@ class AgenticCoTRewriteStrategy(Strategy):
     def _field(self, task: Task, key: str) -> str:
         value = task.meta.get(key)
         if not isinstance(value, str | int | float) or not str(value).strip():
-            raise ConfigError(f"strategy agentic_cot_rewrite: task '{task.id}' has no '{key}' in its row "
-                              f"(map the row's field with env.tasks.fields.{key}=<name>)")
+            raise ConfigError(
+                f"strategy agentic_cot_rewrite: task '{task.id}' has no '{key}' in its row "
+                f"(map the row's field with env.tasks.fields.{key}=<name>)"
+            )
         return str(value)
 
     async def run(self, rollout: Rollout) -> Trajectory:
         task = rollout.task
         cot, answer = self._field(task, self.cot_field), self._field(task, self.answer_field)
-        prompt = self.prompt_template.replace("{answer_format}", self.answer_format).replace("{answer}", answer)
+        prompt = self.prompt_template.replace("{answer_format}", self.answer_format).replace(
+            "{answer}", answer
+        )
         async with rollout.policy(task) as teacher:
             client = RewriteClient(teacher, prompt, task, cot, answer)
-            trajectory = await run_episode(rollout.env, task, client, sampling=rollout.sampling,
-                                           limits=rollout.limits, trajectory_id=rollout.trajectory_id,
-                                           strategy=self.name, messages=self.first_messages(rollout.env, task),
-                                           provenance=rollout.provenance)
+            trajectory = await run_episode(
+                rollout.env,
+                task,
+                client,
+                sampling=rollout.sampling,
+                limits=rollout.limits,
+                trajectory_id=rollout.trajectory_id,
+                strategy=self.name,
+                messages=self.first_messages(rollout.env, task),
+                provenance=rollout.provenance,
+            )
         trajectory.meta["rewrite"] = self.check(trajectory, client, cot, answer)
         trajectory.meta["phases"] = phase_report(trajectory.messages)
         return trajectory
@@ -162,18 +189,34 @@ class AgenticCoTRewriteStrategy(Strategy):
         phases = [phase for phase, _ in client.sections]
         if phases != list(PHASES):
             missing = [p for p in PHASES if p not in phases]
-            problems.append("phases: " + (f"missing {', '.join(missing)}" if missing
-                                          else f"expected {' -> '.join(PHASES)}, got {' -> '.join(phases)}"))
+            problems.append(
+                "phases: "
+                + (
+                    f"missing {', '.join(missing)}"
+                    if missing
+                    else f"expected {' -> '.join(PHASES)}, got {' -> '.join(phases)}"
+                )
+            )
         if trajectory.verdict is None or not trajectory.verdict.passed:
             reason = trajectory.verdict.reason if trajectory.verdict is not None else trajectory.status.value
             problems.append(f"answer: the env's verifier rejects the rewrite ({reason})")
-        problems += [f"summary: {p}" for p in summary_problems(client.sections, trajectory.task.prompt, answer)]
+        problems += [
+            f"summary: {p}" for p in summary_problems(client.sections, trajectory.task.prompt, answer)
+        ]
         reduction = len(cot) / max(1, len(text))
         if reduction < self.min_reduction:
-            problems.append(f"length: {len(text)} chars from {len(cot)} is a reduction of {reduction:.2f}x "
-                            f"< {self.min_reduction}x")
-        return {"source_chars": len(cot), "rewrite_chars": len(text), "reduction": round(reduction, 3),
-                "problems": problems, "passed": not problems, "teacher_text": client.raw}
+            problems.append(
+                f"length: {len(text)} chars from {len(cot)} is a reduction of {reduction:.2f}x "
+                f"< {self.min_reduction}x"
+            )
+        return {
+            "source_chars": len(cot),
+            "rewrite_chars": len(text),
+            "reduction": round(reduction, 3),
+            "problems": problems,
+            "passed": not problems,
+            "teacher_text": client.raw,
+        }
 
     def check_format(self, trajectory: Trajectory) -> str | None:
         rewrite = trajectory.meta.get("rewrite") or {}
@@ -181,4 +224,3 @@ class AgenticCoTRewriteStrategy(Strategy):
         if problems is None:
             return "rewrite: not checked"
         return "rewrite: " + "; ".join(problems) if problems else None
-

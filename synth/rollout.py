@@ -103,7 +103,10 @@ def env_policy(env: Env) -> Callable[[Task], Any]:
 
 
 _INFRA_ERRORS: tuple[tuple[type[BaseException], Status], ...] = (
-    (SandboxUnavailable, Status.sandbox_error), (ModelError, Status.model_error), (VerifierError, Status.verifier_error))
+    (SandboxUnavailable, Status.sandbox_error),
+    (ModelError, Status.model_error),
+    (VerifierError, Status.verifier_error),
+)
 
 
 @dataclass
@@ -120,10 +123,22 @@ class EngineStats:
 class RolloutEngine:
     """Runs work items with at most ``concurrency`` episodes in flight."""
 
-    def __init__(self, env: Env, strategy: Strategy, policy: Callable[[Task], Any], *, sampling: Sampling,
-                 limits: EpisodeLimits, provenance: Provenance, concurrency: int = 8, retries: int = 3,
-                 retry_backoff: float = 1.0, on_trajectory: Callable[[Trajectory, WorkItem], None],
-                 on_failure: Callable[[Failure], None], on_retry: Callable[[WorkItem, str], None] | None = None):
+    def __init__(
+        self,
+        env: Env,
+        strategy: Strategy,
+        policy: Callable[[Task], Any],
+        *,
+        sampling: Sampling,
+        limits: EpisodeLimits,
+        provenance: Provenance,
+        concurrency: int = 8,
+        retries: int = 3,
+        retry_backoff: float = 1.0,
+        on_trajectory: Callable[[Trajectory, WorkItem], None],
+        on_failure: Callable[[Failure], None],
+        on_retry: Callable[[WorkItem, str], None] | None = None,
+    ):
         self.env, self.strategy, self.policy = env, strategy, policy
         self.sampling, self.limits, self.provenance = sampling, limits, provenance
         self.concurrency = max(1, concurrency)
@@ -134,8 +149,16 @@ class RolloutEngine:
     def _rollout(self, item: WorkItem) -> Rollout:
         sampling = Sampling(**{**self.sampling.__dict__, "seed": item.seed})
         provenance = self.provenance.model_copy(update={"seed": item.seed, "sampling": sampling.as_dict()})
-        return Rollout(env=self.env, task=item.task, sample=item.sample, trajectory_id=item.trajectory_id,
-                       sampling=sampling, limits=self.limits, provenance=provenance, policy=self.policy)
+        return Rollout(
+            env=self.env,
+            task=item.task,
+            sample=item.sample,
+            trajectory_id=item.trajectory_id,
+            sampling=sampling,
+            limits=self.limits,
+            provenance=provenance,
+            policy=self.policy,
+        )
 
     async def _attempt(self, item: WorkItem) -> tuple[Trajectory | None, Status | None, str]:
         """One try: a trajectory, or the infrastructure status and error that ended it."""
@@ -184,9 +207,18 @@ class RolloutEngine:
 
     def _fail(self, item: WorkItem, status: str, error: str, attempts: int, started: float) -> None:
         self.stats.failures += 1
-        self.on_failure(Failure(key=item.key, id=item.trajectory_id, task_id=item.task.id, sample=item.sample,
-                                status=status, error=error, attempts=attempts,
-                                seconds=round(time.perf_counter() - started, 3)))
+        self.on_failure(
+            Failure(
+                key=item.key,
+                id=item.trajectory_id,
+                task_id=item.task.id,
+                sample=item.sample,
+                status=status,
+                error=error,
+                attempts=attempts,
+                seconds=round(time.perf_counter() - started, 3),
+            )
+        )
 
     async def run(self, items: Sequence[WorkItem]) -> EngineStats:
         """Run every item; a ``ConfigError`` (a run that cannot work) stops everything and is raised."""
@@ -223,7 +255,9 @@ class StickyRouter:
     An endpoint that fails an episode (``ModelError``) is passed over for ``bench_seconds``.
     """
 
-    def __init__(self, clients: dict[str, ModelClient], local: Sequence[str] = (), bench_seconds: float = 10.0):
+    def __init__(
+        self, clients: dict[str, ModelClient], local: Sequence[str] = (), bench_seconds: float = 10.0
+    ):
         self.clients = clients
         self.local = [url for url in clients if url in set(local)]
         self.in_flight = dict.fromkeys(clients, 0)

@@ -58,7 +58,9 @@ def _reason(problem: str) -> str:
 def summarize_run(run: Path, count_tokens=None) -> dict[str, Any]:
     manifest = json.loads((run / "manifest.json").read_text())
     report = json.loads((run / "report.json").read_text())
-    config = json.loads((run / "run.json").read_text()).get("config", {}) if (run / "run.json").exists() else {}
+    config = (
+        json.loads((run / "run.json").read_text()).get("config", {}) if (run / "run.json").exists() else {}
+    )
     strategy_cfg = config.get("strategy") or {"name": manifest.get("strategy", "direct"), "options": {}}
     strategy = build_strategy(strategy_cfg["name"], strategy_cfg.get("options") or {})
     curation = config.get("curation") or {}
@@ -101,14 +103,20 @@ def summarize_run(run: Path, count_tokens=None) -> dict[str, Any]:
             if name not in ("verdict", "format", "status"):
                 reasons[name] += count
     return {
-        "run": str(run), "strategy": strategy.name, "env": (config.get("env") or {}).get("name", "?"),
-        "episodes": episodes, "kept": curated.get("kept", 0), "dropped": curated.get("dropped", {}),
+        "run": str(run),
+        "strategy": strategy.name,
+        "env": (config.get("env") or {}).get("name", "?"),
+        "episodes": episodes,
+        "kept": curated.get("kept", 0),
+        "dropped": curated.get("dropped", {}),
         "why_dropped": dict(reasons.most_common()),
         "mean_tokens": round(sum(tokens) / len(tokens), 1) if tokens else 0.0,
         "tokens_counted_by": "tiny-tokenizer" if count_tokens else "chars/4",
-        "five_phases": complete, "phase_presence": {p: phase_counts[p] for p in PHASES},
+        "five_phases": complete,
+        "phase_presence": {p: phase_counts[p] for p in PHASES},
         "mistakes": {k: {"injected": injected[k], "exposed": exposed[k]} for k in sorted(injected)},
-        "exposed_by": dict(exposed_by), "abilities": dict(sorted(abilities.items())),
+        "exposed_by": dict(exposed_by),
+        "abilities": dict(sorted(abilities.items())),
     }
 
 
@@ -118,8 +126,10 @@ def table(summaries: Sequence[dict[str, Any]]) -> str:
     for s in summaries:
         why = ", ".join(f"{k} {v}" for k, v in s["why_dropped"].items()) or "-"
         mistakes = ", ".join(f"{k} {v['injected']}/{v['exposed']}" for k, v in s["mistakes"].items()) or "-"
-        lines.append(f"| {s['strategy']} | {s['env']} | {s['episodes']} | {s['kept']} | {why} | {s['mean_tokens']} | "
-                     f"{s['five_phases']}/{s['episodes']} | {mistakes} |")
+        lines.append(
+            f"| {s['strategy']} | {s['env']} | {s['episodes']} | {s['kept']} | {why} | {s['mean_tokens']} | "
+            f"{s['five_phases']}/{s['episodes']} | {mistakes} |"
+        )
     return "\n".join(lines)
 
 

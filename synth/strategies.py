@@ -57,8 +57,10 @@ class Rollout:
         """A fresh reference-solver client for this task; the caller closes it."""
         client = self.env.reference_solver(self.task)
         if client is None:
-            raise ConfigError(f"env '{self.env.name}' has no reference solver (needed by policy=reference "
-                              f"and strategy=teacher)")
+            raise ConfigError(
+                f"env '{self.env.name}' has no reference solver (needed by policy=reference "
+                f"and strategy=teacher)"
+            )
         return client
 
 
@@ -89,6 +91,7 @@ class Strategy:
         super().__init_subclass__(**kwargs)
         run = cls.__dict__.get("run")
         if run is not None:
+
             @functools.wraps(run)
             async def tagged(self, rollout: Rollout) -> Trajectory:
                 return tag_abilities(await run(self, rollout))
@@ -104,10 +107,19 @@ class Strategy:
 
     async def run(self, rollout: Rollout) -> Trajectory:
         async with rollout.policy(rollout.task) as client:
-            return tag_abilities(await run_episode(rollout.env, rollout.task, client, sampling=rollout.sampling,
-                                     limits=rollout.limits, trajectory_id=rollout.trajectory_id,
-                                     strategy=self.name, messages=self.first_messages(rollout.env, rollout.task),
-                                     provenance=rollout.provenance))
+            return tag_abilities(
+                await run_episode(
+                    rollout.env,
+                    rollout.task,
+                    client,
+                    sampling=rollout.sampling,
+                    limits=rollout.limits,
+                    trajectory_id=rollout.trajectory_id,
+                    strategy=self.name,
+                    messages=self.first_messages(rollout.env, rollout.task),
+                    provenance=rollout.provenance,
+                )
+            )
 
     def select(self, group: list[Candidate]) -> list[Candidate]:
         """Pick the samples of one task to keep (after the curation filters)."""
@@ -127,7 +139,14 @@ def merge_stats(parts: Sequence[Stats]) -> Stats:
     total = Stats()
     seconds = Seconds()
     for part in parts:
-        for key in ("turns", "tool_calls", "tool_errors", "parse_errors", "prompt_tokens", "completion_tokens"):
+        for key in (
+            "turns",
+            "tool_calls",
+            "tool_errors",
+            "parse_errors",
+            "prompt_tokens",
+            "completion_tokens",
+        ):
             setattr(total, key, getattr(total, key) + getattr(part, key))
         for key in ("model", "tools", "verify", "total"):
             setattr(seconds, key, getattr(seconds, key) + getattr(part.seconds, key))
@@ -139,7 +158,9 @@ def _join_token_ids(parts: Sequence[Trajectory]) -> dict[str, Any]:
     ids = [turn for part in parts for turn in (part.completion_token_ids or [])]
     if not ids:
         return {"completion_token_ids": None, "logprobs": None}
-    logprobs = [turn for part in parts for turn in (part.logprobs or [[] for _ in part.completion_token_ids or []])]
+    logprobs = [
+        turn for part in parts for turn in (part.logprobs or [[] for _ in part.completion_token_ids or []])
+    ]
     return {"completion_token_ids": ids, "logprobs": logprobs if any(logprobs) else None}
 
 
@@ -162,8 +183,9 @@ Summary: in your last turn, the outcome and the final answer, with no tool call.
 
 PHASE_ALIASES = {"search": "action", "read": "action", "cross-check": "reflection"}
 """Names some envs give a phase in their own prompt (research: Search and Read act, Cross-check reflects)."""
-_PHASE_LABEL = re.compile(r"(?:^|\n|<think>)[ \t]*\**(" + "|".join([*PHASES, *PHASE_ALIASES]) + r")\**[ \t]*:",
-                          re.IGNORECASE)
+_PHASE_LABEL = re.compile(
+    r"(?:^|\n|<think>)[ \t]*\**(" + "|".join([*PHASES, *PHASE_ALIASES]) + r")\**[ \t]*:", re.IGNORECASE
+)
 
 
 def _phase(label: str) -> str:
@@ -195,8 +217,14 @@ def phase_report(messages: Sequence[Message]) -> dict[str, Any]:
     if missing:
         problems.append("missing phases: " + ", ".join(missing))
     collapsed = [phase for i, phase in enumerate(sequence) if i == 0 or sequence[i - 1] != phase]
-    return {"per_turn": per_turn, "sequence": collapsed, "missing": missing, "order_ok": order_ok,
-            "problems": problems, "complete": not problems}
+    return {
+        "per_turn": per_turn,
+        "sequence": collapsed,
+        "missing": missing,
+        "order_ok": order_ok,
+        "problems": problems,
+        "complete": not problems,
+    }
 
 
 @STRATEGIES.register("agentic_cot")
@@ -208,7 +236,9 @@ class AgenticCoTStrategy(Strategy):
     def first_messages(self, env: Env, task: Task) -> list[Message]:
         messages = env.initial_messages(task)
         if messages and messages[0].role == "system":
-            messages[0] = messages[0].model_copy(update={"content": messages[0].content.rstrip() + "\n" + PHASE_PROMPT})
+            messages[0] = messages[0].model_copy(
+                update={"content": messages[0].content.rstrip() + "\n" + PHASE_PROMPT}
+            )
         else:
             messages.insert(0, Message(role="system", content=PHASE_PROMPT.strip()))
         return messages
@@ -244,9 +274,18 @@ class ReflectStrategy(Strategy):
         episode = await env.open(task)
         async with episode, rollout.policy(task) as client:
             for attempt in range(self.max_retries + 1):
-                part = await drive_episode(env, episode, task, client, sampling=rollout.sampling,
-                                           limits=rollout.limits, trajectory_id=rollout.trajectory_id,
-                                           strategy=self.name, messages=messages, provenance=rollout.provenance)
+                part = await drive_episode(
+                    env,
+                    episode,
+                    task,
+                    client,
+                    sampling=rollout.sampling,
+                    limits=rollout.limits,
+                    trajectory_id=rollout.trajectory_id,
+                    strategy=self.name,
+                    messages=messages,
+                    provenance=rollout.provenance,
+                )
                 parts.append(part)
                 if part.verdict is not None:
                     verdicts.append({"passed": part.verdict.passed, "reason": part.verdict.reason})
@@ -255,26 +294,49 @@ class ReflectStrategy(Strategy):
                 feedback = episode.feedback(part.verdict)
                 messages = [*part.messages, Message(role="user", content=feedback)]
         last = parts[-1]
-        meta = dict(last.meta) | {"attempts": len(parts), "recovered": last.passed and len(parts) > 1,
-                                  "verdicts": verdicts}
-        return last.model_copy(update={"stats": merge_stats([p.stats for p in parts]), "meta": meta,
-                                       **_join_token_ids(parts)})
+        meta = dict(last.meta) | {
+            "attempts": len(parts),
+            "recovered": last.passed and len(parts) > 1,
+            "verdicts": verdicts,
+        }
+        return last.model_copy(
+            update={"stats": merge_stats([p.stats for p in parts]), "meta": meta, **_join_token_ids(parts)}
+        )
 
 
 _CODE_KEYS = ("code", "source", "script", "program", "command", "cmd")
 _PYTHON_KEYS = ("code", "source", "program")
 _SHELL_TOOLS = ("bash", "shell", "sh", "terminal")
 _ASSIGNED = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=(?!=)", re.MULTILINE)
-_CALLED = re.compile(r"\b(print|len|range|sum|sorted|round|abs|int|float|str|list|dict|max|min|simplify|solve)\(")
+_CALLED = re.compile(
+    r"\b(print|len|range|sum|sorted|round|abs|int|float|str|list|dict|max|min|simplify|solve)\("
+)
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
-_READ_ONLY = re.compile(r"^(get|list|find|read|search|open|lookup|query|view|check|count|show|describe)(_|$)",
-                        re.IGNORECASE)
+_READ_ONLY = re.compile(
+    r"^(get|list|find|read|search|open|lookup|query|view|check|count|show|describe)(_|$)", re.IGNORECASE
+)
 """Tools whose names say they only read: a wrong argument to them changes no state (the episode stays fixable)."""
-_FAILED = re.compile(r"Traceback|\w+Error\b|^error:|not found|No such file|FAILED|\bfailed\b|"
-                     r"\[(?:error|timeout|killed)", re.MULTILINE)
+_FAILED = re.compile(
+    r"Traceback|\w+Error\b|^error:|not found|No such file|FAILED|\bfailed\b|"
+    r"\[(?:error|timeout|killed)",
+    re.MULTILINE,
+)
 _TESTS_PASSED = re.compile(r"(\d+) of (\d+) (?:public |hidden )?tests passed")
-_OP_SWAPS = {"+": "-", "-": "+", "*": "+", "/": "*", "//": "%", "%": "//", "**": "*",
-             "<": "<=", "<=": "<", ">": ">=", ">=": ">", "==": "!=", "!=": "=="}
+_OP_SWAPS = {
+    "+": "-",
+    "-": "+",
+    "*": "+",
+    "/": "*",
+    "//": "%",
+    "%": "//",
+    "**": "*",
+    "<": "<=",
+    "<=": "<",
+    ">": ">=",
+    ">=": ">",
+    "==": "!=",
+    "!=": "==",
+}
 
 
 def _typo(word: str) -> str:
@@ -288,23 +350,25 @@ def misspell_code(code: str) -> tuple[str, str] | None:
     """Misspell a name the code relies on, so that running it really fails. Returns (code, detail)."""
     for match in _ASSIGNED.finditer(code):
         name = match.group(1)
-        later = re.search(rf"\b{re.escape(name)}\b", code[match.end():])
+        later = re.search(rf"\b{re.escape(name)}\b", code[match.end() :])
         if later is not None:
             start = match.end() + later.start()
             typo = _typo(name)
             if re.search(rf"\b{re.escape(typo)}\b", code):
                 continue
-            return code[:start] + typo + code[start + len(name):], f"misspelled '{name}' as '{typo}'"
+            return code[:start] + typo + code[start + len(name) :], f"misspelled '{name}' as '{typo}'"
     called = _CALLED.search(code)
     if called is not None:
         name = called.group(1)
         typo = _typo(name)
-        return code[:called.start()] + typo + code[called.start() + len(name):], f"misspelled '{name}' as '{typo}'"
+        return code[: called.start()] + typo + code[
+            called.start() + len(name) :
+        ], f"misspelled '{name}' as '{typo}'"
     segments = list(re.finditer(r"(?:^|&&|\|\||;|\||\n)\s*([A-Za-z_][\w.-]*)", code))
     if segments:  # a shell line: misspell the program of its last command, which then is not found
         last = segments[-1]
         name = last.group(1)
-        return code[:last.start(1)] + _typo(name) + code[last.end(1):], f"misspelled the command '{name}'"
+        return code[: last.start(1)] + _typo(name) + code[last.end(1) :], f"misspelled the command '{name}'"
     return None
 
 
@@ -323,7 +387,12 @@ class CodeMutation:
 
 
 def _in_fstring(tree: ast.AST) -> set[int]:
-    return {id(node) for joined in ast.walk(tree) if isinstance(joined, ast.JoinedStr) for node in ast.walk(joined)}
+    return {
+        id(node)
+        for joined in ast.walk(tree)
+        if isinstance(joined, ast.JoinedStr)
+        for node in ast.walk(joined)
+    }
 
 
 def mutate_code(code: str, rng: random.Random) -> CodeMutation | None:
@@ -350,14 +419,20 @@ def mutate_code(code: str, rng: random.Random) -> CodeMutation | None:
             if left.end_lineno != right.lineno or left.end_col_offset is None:
                 continue
             row = lines[right.lineno - 1]
-            between = row[left.end_col_offset:right.col_offset]
+            between = row[left.end_col_offset : right.col_offset]
             symbol = between.strip().strip("()").strip()
             if symbol in _OP_SWAPS:
                 start = left.end_col_offset + between.index(symbol)
                 operators.append((right.lineno, start, start + len(symbol), symbol, _OP_SWAPS[symbol]))
-        if (isinstance(node, ast.Constant) and type(node.value) is int and node.lineno == node.end_lineno
-                and lines[node.lineno - 1][node.col_offset:node.end_col_offset].isdigit()):
-            constants.append((node.lineno, node.col_offset, node.end_col_offset, str(node.value), str(node.value + 1)))
+        if (
+            isinstance(node, ast.Constant)
+            and type(node.value) is int
+            and node.lineno == node.end_lineno
+            and lines[node.lineno - 1][node.col_offset : node.end_col_offset].isdigit()
+        ):
+            constants.append(
+                (node.lineno, node.col_offset, node.end_col_offset, str(node.value), str(node.value + 1))
+            )
     choices = sorted(operators) or sorted(constants)
     if not choices:
         return None
@@ -365,7 +440,7 @@ def mutate_code(code: str, rng: random.Random) -> CodeMutation | None:
     row = lines[line - 1]
     mutated = row[:start] + new + row[end:]
     kind = "operator" if operators else "constant"
-    detail = (f"wrote '{new}' where '{old}' belongs" if kind == "operator" else f"wrote {new} instead of {old}")
+    detail = f"wrote '{new}' where '{old}' belongs" if kind == "operator" else f"wrote {new} instead of {old}"
     lines[line - 1] = mutated
     return CodeMutation("".join(lines), detail, row.rstrip("\n"), mutated.rstrip("\n"))
 
@@ -389,15 +464,20 @@ def wrong_value(value: Any, schema: dict[str, Any], rng: random.Random, seen: st
         if runs:
             last = runs[-1]
             bumped = str(int(last.group()) + 1).zfill(len(last.group()))
-            return value[:last.start()] + bumped + value[last.end():]
+            return value[: last.start()] + bumped + value[last.end() :]
         if _SLUG.fullmatch(value):
             others = sorted({m.group(0) for m in _SLUG.finditer(seen)} - {value})
             return rng.choice(others) if others else None
     return None
 
 
-def wrong_argument(arguments: dict[str, Any], spec: ToolSpec | None, keep: Callable[[str, Any], bool],
-                   rng: random.Random, seen: str = "") -> tuple[dict[str, Any], str, Any, Any] | None:
+def wrong_argument(
+    arguments: dict[str, Any],
+    spec: ToolSpec | None,
+    keep: Callable[[str, Any], bool],
+    rng: random.Random,
+    seen: str = "",
+) -> tuple[dict[str, Any], str, Any, Any] | None:
     """Replace one argument (one that ``keep(key, value)`` accepts) with a wrong value that still passes
     the tool's JSON schema, so the tool really runs on it. Returns (arguments, key, wrong, right)."""
     import jsonschema
@@ -435,7 +515,7 @@ def change_answer(text: str, rng: random.Random | None = None) -> tuple[str, str
         wrong = str(int(value) + rng.choice([-3, -2, -1, 1, 2, 3, 10]))
     else:
         wrong = str(int(value) + (1 if int(value) % 7 else 2))
-    return text[:last.start()] + wrong + text[last.end():], f"wrote {wrong} instead of {value}"
+    return text[: last.start()] + wrong + text[last.end() :], f"wrote {wrong} instead of {value}"
 
 
 def _fix_turn(raw: str, reflection: str) -> str:
@@ -449,7 +529,7 @@ def _with_reflection(raw: str, reflection: str) -> str:
     """Put a reflection at the start of a turn's reasoning (one <think> block per turn)."""
     stripped = raw.lstrip()
     if stripped.startswith(THINK_OPEN):
-        return f"{THINK_OPEN}{reflection}\n" + stripped[len(THINK_OPEN):].lstrip()
+        return f"{THINK_OPEN}{reflection}\n" + stripped[len(THINK_OPEN) :].lstrip()
     return f"{THINK_OPEN}{reflection}{THINK_CLOSE}\n{raw}"
 
 
@@ -466,7 +546,7 @@ def _first_line(text: str, limit: int = 160) -> str:
 
 def _since_last_turn(messages: Sequence[Message], roles: tuple[str, ...] = ("tool",)) -> str:
     last = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=-1)
-    return "\n".join(m.content for m in messages[last + 1:] if m.role in roles)
+    return "\n".join(m.content for m in messages[last + 1 :] if m.role in roles)
 
 
 def observation_fails(text: str) -> str | None:
@@ -496,8 +576,14 @@ class MistakeClient:
 
     endpoint_kind = "reference"
 
-    def __init__(self, reference: Callable[[], ModelClient], kinds: Sequence[str], tools: Sequence[ToolSpec],
-                 rng: random.Random, correct: bool = True):
+    def __init__(
+        self,
+        reference: Callable[[], ModelClient],
+        kinds: Sequence[str],
+        tools: Sequence[ToolSpec],
+        rng: random.Random,
+        correct: bool = True,
+    ):
         """``correct=False`` leaves the mistake in place (the ``branch`` strategy's failed paths); then a wrong
         argument may also go to a tool that changes state, since nothing has to be undone."""
         self._make_reference = reference
@@ -516,11 +602,16 @@ class MistakeClient:
     def _emit(self, text: str, messages: Sequence[Message], like: Completion | None = None) -> Completion:
         completion = completion_from_text(text, start=_count_calls(messages), model=self.name)
         if like is not None:
-            completion.prompt_tokens, completion.completion_tokens = like.prompt_tokens, like.completion_tokens
+            completion.prompt_tokens, completion.completion_tokens = (
+                like.prompt_tokens,
+                like.completion_tokens,
+            )
         return completion
 
     # ------------------------------------------------------------------------------------ injection
-    def _inject(self, completion: Completion, messages: Sequence[Message]) -> tuple[str, dict[str, Any]] | None:
+    def _inject(
+        self, completion: Completion, messages: Sequence[Message]
+    ) -> tuple[str, dict[str, Any]] | None:
         calls = completion.message.tool_calls or []
         prompt = "\n".join(m.content for m in messages if m.role == "user")
         observed = "\n".join(m.content for m in messages if m.role == "tool")
@@ -536,14 +627,21 @@ class MistakeClient:
                 if found is None:
                     continue
                 changed, mistake = found
-                rendered = [render_tool_call(c.name, changed if i == index else c.function.parsed_arguments())
-                            for i, c in enumerate(calls)]
-                text = completion.message.content + ("\n" if completion.message.content else "") + "\n".join(rendered)
+                rendered = [
+                    render_tool_call(c.name, changed if i == index else c.function.parsed_arguments())
+                    for i, c in enumerate(calls)
+                ]
+                text = (
+                    completion.message.content
+                    + ("\n" if completion.message.content else "")
+                    + "\n".join(rendered)
+                )
                 return text, mistake | {"kind": kind, "tool": call.name}
         return None
 
-    def _wrong_arguments(self, kind: str, tool: str, arguments: dict[str, Any], n_calls: int, prompt: str,
-                         observed: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    def _wrong_arguments(
+        self, kind: str, tool: str, arguments: dict[str, Any], n_calls: int, prompt: str, observed: str
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
         spec = self._tools.get(tool)
         if kind in ("code", "typo"):
             for key in _CODE_KEYS:
@@ -554,9 +652,12 @@ class MistakeClient:
                     mutation = mutate_code(code, self._rng)
                     if mutation is not None:
                         self._carry = mutation
-                        return arguments | {key: mutation.code}, {"detail": mutation.detail, "effect": "runs",
-                                                                  "wrong": mutation.new_line.strip(),
-                                                                  "right": mutation.old_line.strip()}
+                        return arguments | {key: mutation.code}, {
+                            "detail": mutation.detail,
+                            "effect": "runs",
+                            "wrong": mutation.new_line.strip(),
+                            "right": mutation.old_line.strip(),
+                        }
                 typo = misspell_code(code)
                 if typo is not None:
                     return arguments | {key: typo[0]}, {"detail": typo[1], "effect": "fails"}
@@ -566,22 +667,31 @@ class MistakeClient:
             return (broken[0], {"detail": broken[1], "effect": "rejected"}) if broken else None
         if n_calls != 1 or (self.correct and not _READ_ONLY.match(tool)):
             return None  # a wrong argument to a call that changes state could not be undone by the fix
+
         def distinctive(key: str, value: Any) -> bool:
             return key not in _CODE_KEYS and not isinstance(value, bool) and len(str(value)) >= 3
 
         if kind == "argument":
+
             def keep(key: str, value: Any) -> bool:
                 return distinctive(key, value) and str(value) in prompt
         else:  # "value": carried forward from an earlier observation, not from the request
+
             def keep(key: str, value: Any) -> bool:
                 return distinctive(key, value) and str(value) in observed and str(value) not in prompt
+
         found = wrong_argument(arguments, spec, keep, self._rng, prompt + "\n" + observed)
         if found is None:
             return None
         changed, key, wrong, right = found
         source = "the request" if kind == "argument" else "the earlier result"
-        return changed, {"detail": f"passed {key}={_short(wrong)} although {source} gives {_short(right)}",
-                         "key": key, "wrong": wrong, "right": right, "effect": "runs"}
+        return changed, {
+            "detail": f"passed {key}={_short(wrong)} although {source} gives {_short(right)}",
+            "key": key,
+            "wrong": wrong,
+            "right": right,
+            "effect": "runs",
+        }
 
     # ------------------------------------------------------------------------------------ exposure
     def _judge(self, observation: str) -> tuple[bool, str]:
@@ -600,14 +710,21 @@ class MistakeClient:
         mistake = self.mistake or {}
         kind = mistake.get("kind")
         if kind in ("argument", "value"):
-            what = (f"the call failed: {observed}" if how == "failed" else
-                    f"the result is not about {_short(mistake['right'])}: it shows {observed}")
-            return (f"Reflection: {what}. I {mistake['detail']}; I call it again with "
-                    f"{mistake['key']}={_short(mistake['right'])}.")
+            what = (
+                f"the call failed: {observed}"
+                if how == "failed"
+                else f"the result is not about {_short(mistake['right'])}: it shows {observed}"
+            )
+            return (
+                f"Reflection: {what}. I {mistake['detail']}; I call it again with "
+                f"{mistake['key']}={_short(mistake['right'])}."
+            )
         if kind == "code" and mistake.get("effect") == "runs" and how == "verdict":
-            return (f"Reflection: the check rejected my answer ({observed}). The answer came from my code's output "
-                    f"({mistake.get('observed', '')}), so the code is wrong: I {mistake['detail']} "
-                    f"(`{mistake.get('wrong', '')}`). I run the corrected code.")
+            return (
+                f"Reflection: the check rejected my answer ({observed}). The answer came from my code's output "
+                f"({mistake.get('observed', '')}), so the code is wrong: I {mistake['detail']} "
+                f"(`{mistake.get('wrong', '')}`). I run the corrected code."
+            )
         return f"Reflection: that failed ({observed}). I {mistake.get('detail', 'made a mistake')}; I fix it and try again."
 
     # ------------------------------------------------------------------------------------ the turn
@@ -629,7 +746,11 @@ class MistakeClient:
                 self.mistake |= {"exposed": True, "exposed_by": "tool", "corrected": True}
                 how = "failed" if observation_fails(observation) else "mismatch"
                 text, self._pending, self.awaiting, self._carry = (
-                    _fix_turn(self._pending or "", self._reflection(line, how)), None, None, None)
+                    _fix_turn(self._pending or "", self._reflection(line, how)),
+                    None,
+                    None,
+                    None,
+                )
                 return self._emit(text, messages)
             if self.mistake.get("kind") != "code" or self._carry is None:
                 self.mistake |= {"exposed": False, "exposed_by": None}
@@ -638,19 +759,34 @@ class MistakeClient:
             self.awaiting = None  # a plausible wrong output: carried forward until something rejects it
         elif self.awaiting == "verdict":
             feedback = _first_line(_since_last_turn(messages, ("user",)))
-            self.mistake = (self.mistake or {}) | {"exposed": True, "exposed_by": "verifier", "corrected": True}
+            self.mistake = (self.mistake or {}) | {
+                "exposed": True,
+                "exposed_by": "verifier",
+                "corrected": True,
+            }
             await self._reference.aclose()
             self._reference, self.awaiting, self._carry = self._make_reference(), None, None
             completion = await self._reference.complete(messages, tools, sampling)
-            return self._emit(_fix_turn(completion.raw_text, self._reflection(feedback, "verdict")), messages,
-                              completion)
+            return self._emit(
+                _fix_turn(completion.raw_text, self._reflection(feedback, "verdict")), messages, completion
+            )
         elif self.awaiting == "answer":
             feedback = _first_line(_since_last_turn(messages, ("user",)))
-            self.mistake = (self.mistake or {}) | {"exposed": True, "exposed_by": "verifier", "observed": feedback,
-                                                   "corrected": True}
-            reflection = (f"Reflection: the check rejected my answer ({feedback}). Going back over the tool results, "
-                          f"I {self.mistake['detail']}; the correct answer follows.")
-            text, self.withheld_answer, self.awaiting = _with_reflection(self.withheld_answer or "", reflection), None, None
+            self.mistake = (self.mistake or {}) | {
+                "exposed": True,
+                "exposed_by": "verifier",
+                "observed": feedback,
+                "corrected": True,
+            }
+            reflection = (
+                f"Reflection: the check rejected my answer ({feedback}). Going back over the tool results, "
+                f"I {self.mistake['detail']}; the correct answer follows."
+            )
+            text, self.withheld_answer, self.awaiting = (
+                _with_reflection(self.withheld_answer or "", reflection),
+                None,
+                None,
+            )
             return self._emit(text, messages)
 
         completion = await self._reference.complete(messages, tools, sampling)
@@ -659,14 +795,19 @@ class MistakeClient:
                 rendered, carried = [], False
                 for call in completion.message.tool_calls:
                     arguments = call.function.parsed_arguments()
-                    wrong = {k: (self._carry.carry(v) or v) if isinstance(v, str) else v for k, v in arguments.items()}
+                    wrong = {
+                        k: (self._carry.carry(v) or v) if isinstance(v, str) else v
+                        for k, v in arguments.items()
+                    }
                     carried |= wrong != arguments
                     rendered.append(render_tool_call(call.name, wrong))
                 if carried:
                     self._pending = completion.raw_text
                     self.awaiting = "observation"
                     content = completion.message.content
-                    return self._emit(content + ("\n" if content else "") + "\n".join(rendered), messages, completion)
+                    return self._emit(
+                        content + ("\n" if content else "") + "\n".join(rendered), messages, completion
+                    )
             else:  # the final answer, built on the wrong output
                 self.mistake = (self.mistake or {}) | {"carried_to_answer": True}
                 self.awaiting = "verdict"
@@ -681,8 +822,12 @@ class MistakeClient:
             elif "answer" in self._kinds:
                 changed = change_answer(completion.raw_text, None if self.correct else self._rng)
                 if changed is not None:
-                    self.mistake = {"kind": "answer", "detail": changed[1], "effect": "runs",
-                                    "turn": sum(m.role == "assistant" for m in messages)}
+                    self.mistake = {
+                        "kind": "answer",
+                        "detail": changed[1],
+                        "effect": "runs",
+                        "turn": sum(m.role == "assistant" for m in messages),
+                    }
                     self.withheld_answer, self.awaiting = completion.raw_text, "answer"
                     return self._emit(changed[0], messages, completion)
         return self._emit(completion.raw_text, messages, completion)
@@ -716,12 +861,15 @@ class TeacherStrategy(Strategy):
     needs_model = False
     KINDS = ("code", "argument", "value", "answer", "typo", "missing_argument")
 
-    def __init__(self, mistakes: Sequence[str] = ("code", "argument", "value", "answer"),
-                 require_mistake: bool = True):
+    def __init__(
+        self, mistakes: Sequence[str] = ("code", "argument", "value", "answer"), require_mistake: bool = True
+    ):
         super().__init__()
         unknown = [kind for kind in mistakes if kind not in self.KINDS]
         if unknown or not mistakes:
-            raise ConfigError(f"strategy.options.mistakes must be a non-empty subset of {list(self.KINDS)}, got {list(mistakes)}")
+            raise ConfigError(
+                f"strategy.options.mistakes must be a non-empty subset of {list(self.KINDS)}, got {list(mistakes)}"
+            )
         self.mistakes = list(mistakes)
         self.require_mistake = require_mistake
 
@@ -735,13 +883,22 @@ class TeacherStrategy(Strategy):
         try:
             episode = await env.open(task)
             async with episode:
-                kwargs = dict(sampling=rollout.sampling, limits=rollout.limits, trajectory_id=rollout.trajectory_id,
-                              strategy=self.name, provenance=rollout.provenance)
+                kwargs = dict(
+                    sampling=rollout.sampling,
+                    limits=rollout.limits,
+                    trajectory_id=rollout.trajectory_id,
+                    strategy=self.name,
+                    provenance=rollout.provenance,
+                )
                 messages = self.first_messages(env, task)
                 for _ in range(3):
                     part = await drive_episode(env, episode, task, client, messages=messages, **kwargs)
                     parts.append(part)
-                    if client.awaiting not in ("verdict", "answer") or part.status != Status.completed or part.passed:
+                    if (
+                        client.awaiting not in ("verdict", "answer")
+                        or part.status != Status.completed
+                        or part.passed
+                    ):
                         break
                     messages = [*part.messages, Message(role="user", content=episode.feedback(part.verdict))]
         finally:
@@ -778,4 +935,4 @@ class RejectionStrategy(Strategy):
 
     def select(self, group: list[Candidate]) -> list[Candidate]:
         passed = [c for c in group if c.passed]
-        return sorted(passed, key=lambda c: (getattr(c, self.by), c.chars, c.sample))[:self.keep]
+        return sorted(passed, key=lambda c: (getattr(c, self.by), c.chars, c.sample))[: self.keep]

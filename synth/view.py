@@ -55,14 +55,25 @@ def _summary(record: dict[str, Any], file_index: int, offset: int, length: int) 
     provenance = record.get("provenance") or {}
     chars = sum(len(m.get("content") or "") for m in record.get("messages") or [])
     return {
-        "f": file_index, "o": offset, "n": length, "id": record.get("id", ""), "task_id": task.get("id", ""),
-        "env": task.get("env", ""), "family": family(record), "abilities": abilities(record),
+        "f": file_index,
+        "o": offset,
+        "n": length,
+        "id": record.get("id", ""),
+        "task_id": task.get("id", ""),
+        "env": task.get("env", ""),
+        "family": family(record),
+        "abilities": abilities(record),
         "status": record.get("status", ""),
-        "passed": verdict.get("passed") if verdict else None, "reward": record.get("reward"),
-        "strategy": provenance.get("strategy", ""), "turns": stats.get("turns", 0),
-        "tool_calls": stats.get("tool_calls", 0), "tool_errors": stats.get("tool_errors", 0),
-        "prompt_tokens": stats.get("prompt_tokens", 0), "completion_tokens": stats.get("completion_tokens", 0),
-        "chars": chars, "seconds": stats.get("seconds") or {},
+        "passed": verdict.get("passed") if verdict else None,
+        "reward": record.get("reward"),
+        "strategy": provenance.get("strategy", ""),
+        "turns": stats.get("turns", 0),
+        "tool_calls": stats.get("tool_calls", 0),
+        "tool_errors": stats.get("tool_errors", 0),
+        "prompt_tokens": stats.get("prompt_tokens", 0),
+        "completion_tokens": stats.get("completion_tokens", 0),
+        "chars": chars,
+        "seconds": stats.get("seconds") or {},
         "reason": (verdict.get("reason") or record.get("error") or "")[:160],
     }
 
@@ -77,8 +88,10 @@ class RunIndex:
         self.name = self.path.name if self.path.is_dir() else self.path.stem
         self.files = run_files(self.path, source)
         if any(f.suffix == ".zst" for f in self.files):
-            raise ConfigError(f"runs: {self.path} holds zstd-compressed shards; view reads plain JSONL "
-                              "(use source=raw, or decompress)")
+            raise ConfigError(
+                f"runs: {self.path} holds zstd-compressed shards; view reads plain JSONL "
+                "(use source=raw, or decompress)"
+            )
         self.rows: list[dict[str, Any]] = []
         self.cache_dir = (self.path if self.path.is_dir() else self.path.parent) / ".agentkit-view"
         if not (cache and self._load_cache()):
@@ -156,8 +169,9 @@ class RunIndex:
 FILTER_KEYS = ("status", "verdict", "strategy", "env", "family", "ability")
 
 
-def _matches(row: dict[str, Any], filters: dict[str, str], min_len: int | None, max_len: int | None,
-             query: str) -> bool:
+def _matches(
+    row: dict[str, Any], filters: dict[str, str], min_len: int | None, max_len: int | None, query: str
+) -> bool:
     for key in FILTER_KEYS:
         wanted = filters.get(key)
         if not wanted:
@@ -203,28 +217,60 @@ def create_view_app(indexes: list[RunIndex]):
     async def runs():
         out = []
         for number, index in enumerate(indexes):
-            facets = {key: sorted({str(r[key]) for r in index.rows}) for key in ("status", "strategy", "env", "family")}
+            facets = {
+                key: sorted({str(r[key]) for r in index.rows})
+                for key in ("status", "strategy", "env", "family")
+            }
             facets["ability"] = sorted({a for r in index.rows for a in r.get("abilities", ())})
             judged = [r for r in index.rows if r["passed"] is not None]
-            out.append({"run": number, "name": index.name, "path": str(index.path), "trajectories": len(index.rows),
-                        "passed": sum(bool(r["passed"]) for r in judged), "judged": len(judged), "facets": facets})
+            out.append(
+                {
+                    "run": number,
+                    "name": index.name,
+                    "path": str(index.path),
+                    "trajectories": len(index.rows),
+                    "passed": sum(bool(r["passed"]) for r in judged),
+                    "judged": len(judged),
+                    "facets": facets,
+                }
+            )
         return out
 
     @app.get("/api/trajectories")
-    async def trajectories(run: int = 0, page: int = Query(0, ge=0), size: int = Query(50, ge=1, le=500),
-                           status: str = "", verdict: str = "", strategy: str = "", env: str = "", family: str = "",
-                           ability: str = "",
-                           min_turns: int | None = None, max_turns: int | None = None, q: str = "",
-                           sort: str = ""):
+    async def trajectories(
+        run: int = 0,
+        page: int = Query(0, ge=0),
+        size: int = Query(50, ge=1, le=500),
+        status: str = "",
+        verdict: str = "",
+        strategy: str = "",
+        env: str = "",
+        family: str = "",
+        ability: str = "",
+        min_turns: int | None = None,
+        max_turns: int | None = None,
+        q: str = "",
+        sort: str = "",
+    ):
         index = run_at(run)
-        filters = {"status": status, "verdict": verdict, "strategy": strategy, "env": env, "family": family,
-                   "ability": ability}
-        hits = [i for i, row in enumerate(index.rows) if _matches(row, filters, min_turns, max_turns, q.lower())]
+        filters = {
+            "status": status,
+            "verdict": verdict,
+            "strategy": strategy,
+            "env": env,
+            "family": family,
+            "ability": ability,
+        }
+        hits = [
+            i for i, row in enumerate(index.rows) if _matches(row, filters, min_turns, max_turns, q.lower())
+        ]
         if sort.lstrip("-") in ("turns", "chars", "completion_tokens", "reward", "tool_errors"):
             key = sort.lstrip("-")
             hits.sort(key=lambda i: index.rows[i][key] or 0, reverse=sort.startswith("-"))
-        chosen = hits[page * size:(page + 1) * size]
-        rows = [{"i": i, **{k: v for k, v in index.rows[i].items() if k not in ("f", "o", "n")}} for i in chosen]
+        chosen = hits[page * size : (page + 1) * size]
+        rows = [
+            {"i": i, **{k: v for k, v in index.rows[i].items() if k not in ("f", "o", "n")}} for i in chosen
+        ]
         return {"total": len(hits), "page": page, "size": size, "rows": rows}
 
     @app.get("/api/trajectory")
@@ -240,8 +286,13 @@ def create_view_app(indexes: list[RunIndex]):
         columns = []
         for number, index in enumerate(indexes):
             hits = [i for i, row in enumerate(index.rows) if row["task_id"] == task_id][:4]
-            columns.append({"run": number, "name": index.name,
-                            "trajectories": [{"i": i, "record": index.read(i)} for i in hits]})
+            columns.append(
+                {
+                    "run": number,
+                    "name": index.name,
+                    "trajectories": [{"i": i, "record": index.read(i)} for i in hits],
+                }
+            )
         return {"task_id": task_id, "columns": columns}
 
     @app.get("/api/plots")

@@ -119,7 +119,9 @@ def arrow_order(records: Iterable[dict[str, Any]]) -> list[int]:
 class RunDir:
     """One shard's files in ``out/``; see the module docstring for the layout."""
 
-    def __init__(self, out: str | os.PathLike, shard: Shard = Shard(), *, kind: str = "synth", fsync: bool = False):
+    def __init__(
+        self, out: str | os.PathLike, shard: Shard = Shard(), *, kind: str = "synth", fsync: bool = False
+    ):
         self.root = Path(out)
         self._fsync = fsync
         self.shard = shard
@@ -136,7 +138,9 @@ class RunDir:
         self._raw: JsonlWriter | None = None
         self._failures: JsonlWriter | None = None
 
-    def prepare(self, config: dict[str, Any], hashed: dict[str, Any], config_sha256: str, resume: str) -> set[str]:
+    def prepare(
+        self, config: dict[str, Any], hashed: dict[str, Any], config_sha256: str, resume: str
+    ) -> set[str]:
         """Check ``out/`` against this config and return the keys of the episodes already finished."""
         if resume not in ("auto", "overwrite"):
             raise ConfigError(f"resume: expected 'auto' or 'overwrite', got '{resume}'")
@@ -144,20 +148,33 @@ class RunDir:
             try:
                 previous = json.loads(self.run_file.read_text())
             except json.JSONDecodeError as exc:
-                raise DataError(f"unreadable run file ({exc.msg}); use resume=overwrite", str(self.run_file)) from None
+                raise DataError(
+                    f"unreadable run file ({exc.msg}); use resume=overwrite", str(self.run_file)
+                ) from None
             if previous.get("kind", self.kind) != self.kind:
-                raise ConfigError(f"out={self.root} holds an 'agentkit {previous.get('kind')}' run; "
-                                  f"choose another out")
+                raise ConfigError(
+                    f"out={self.root} holds an 'agentkit {previous.get('kind')}' run; choose another out"
+                )
             if resume == "auto" and previous.get("config_sha256") != config_sha256:
                 diff = config_diff(previous.get("hashed", {}), hashed)
-                raise ConfigError(f"out={self.root} holds a run with another config ({diff}); rerun with "
-                                  f"resume=overwrite to replace it, or choose a new out")
+                raise ConfigError(
+                    f"out={self.root} holds a run with another config ({diff}); rerun with "
+                    f"resume=overwrite to replace it, or choose a new out"
+                )
         if resume == "overwrite":
             self.clear()
         self.root.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.run_file, {"kind": self.kind, "config_sha256": config_sha256, "hashed": hashed,
-                                          "config": config, "shard": f"{self.shard.index}/{self.shard.count}",
-                                          "schema_version": SCHEMA_VERSION})
+        atomic_write_json(
+            self.run_file,
+            {
+                "kind": self.kind,
+                "config_sha256": config_sha256,
+                "hashed": hashed,
+                "config": config,
+                "shard": f"{self.shard.index}/{self.shard.count}",
+                "schema_version": SCHEMA_VERSION,
+            },
+        )
         return self.finished_keys()
 
     def clear(self) -> None:
@@ -186,8 +203,9 @@ class RunDir:
                     try:
                         yield offset, json.loads(line)
                     except json.JSONDecodeError as exc:
-                        raise DataError(f"invalid JSON ({exc.msg}); use resume=overwrite", str(self.raw_path),
-                                        number) from None
+                        raise DataError(
+                            f"invalid JSON ({exc.msg}); use resume=overwrite", str(self.raw_path), number
+                        ) from None
                 offset += len(line)
 
     def read_raw_line(self, handle, offset: int) -> dict[str, Any]:
@@ -232,11 +250,15 @@ class RunDir:
     def data_files(self) -> list[Path]:
         if not self.data_dir.exists():
             return []
-        return sorted(p for p in self.data_dir.iterdir()
-                      if p.name.startswith(self.data_prefix) and p.name.endswith((".jsonl", ".jsonl.zst")))
+        return sorted(
+            p
+            for p in self.data_dir.iterdir()
+            if p.name.startswith(self.data_prefix) and p.name.endswith((".jsonl", ".jsonl.zst"))
+        )
 
-    def write_dataset(self, lines: Iterator[str], *, compression: str = "none",
-                      rows_per_file: int = 10000) -> list[dict[str, Any]]:
+    def write_dataset(
+        self, lines: Iterator[str], *, compression: str = "none", rows_per_file: int = 10000
+    ) -> list[dict[str, Any]]:
         """Write JSON lines into numbered shards (each written aside, then renamed); remove stale ones."""
         if compression not in ("none", "zstd"):
             raise ConfigError(f"output.compression: expected 'none' or 'zstd', got '{compression}'")
@@ -257,8 +279,14 @@ class RunDir:
                 payload = zstandard.ZstdCompressor(level=10).compress(payload)
             atomic_write_bytes(path, payload)
             written.append(path)
-            infos.append({"path": str(path.relative_to(self.root)), "rows": len(buffer), "bytes": len(payload),
-                          "sha256": hashlib.sha256(payload).hexdigest()})
+            infos.append(
+                {
+                    "path": str(path.relative_to(self.root)),
+                    "rows": len(buffer),
+                    "bytes": len(payload),
+                    "sha256": hashlib.sha256(payload).hexdigest(),
+                }
+            )
             buffer.clear()
 
         for line in lines:

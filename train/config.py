@@ -15,8 +15,17 @@ STAGES = ("tokenizer", "pretrain", "midtrain", "sft")
 ROLES = ("system", "user", "assistant", "tool")
 
 # LoRA targets on MLA (STACK.md): "all-linear" misses the dense MLP on this architecture.
-MLA_LORA_TARGETS = ["q_a_proj", "q_b_proj", "q_proj", "kv_a_proj_with_mqa", "kv_b_proj", "o_proj",
-                    "gate_proj", "up_proj", "down_proj"]
+MLA_LORA_TARGETS = [
+    "q_a_proj",
+    "q_b_proj",
+    "q_proj",
+    "kv_a_proj_with_mqa",
+    "kv_b_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+]
 
 
 @dataclass

@@ -11,11 +11,42 @@ import json
 import random
 from collections.abc import Callable, Iterator
 
-_SUBJECTS = ["the river", "a small cat", "the old library", "every student", "the red car", "our team",
-             "the teacher", "a quiet village", "the north wind", "this machine"]
-_VERBS = ["crosses", "watches", "builds", "finds", "carries", "opens", "measures", "follows", "explains", "repairs"]
-_OBJECTS = ["the bridge", "a long road", "three apples", "the answer", "a blue box", "the last page",
-            "an old map", "the small garden", "every door", "the evening train"]
+_SUBJECTS = [
+    "the river",
+    "a small cat",
+    "the old library",
+    "every student",
+    "the red car",
+    "our team",
+    "the teacher",
+    "a quiet village",
+    "the north wind",
+    "this machine",
+]
+_VERBS = [
+    "crosses",
+    "watches",
+    "builds",
+    "finds",
+    "carries",
+    "opens",
+    "measures",
+    "follows",
+    "explains",
+    "repairs",
+]
+_OBJECTS = [
+    "the bridge",
+    "a long road",
+    "three apples",
+    "the answer",
+    "a blue box",
+    "the last page",
+    "an old map",
+    "the small garden",
+    "every door",
+    "the evening train",
+]
 _PY = [
     "def add(a, b):\n    return a + b\n",
     "for i in range({n}):\n    print(i * {m})\n",
@@ -31,25 +62,41 @@ _PY = [
 # Everyday facts: (subject, fact). True statements only, so a model pre-trained on them learns no nonsense.
 _FACTS = [
     ("Water", "freezes at 0 degrees Celsius and boils at 100 degrees Celsius"),
-    ("A week", "has seven days"), ("A year", "has twelve months"), ("A day", "has twenty-four hours"),
-    ("An hour", "has sixty minutes"), ("The sun", "rises in the east and sets in the west"),
-    ("Fish", "live in water and breathe with gills"), ("Birds", "have feathers and most of them can fly"),
-    ("A cow", "eats grass and gives milk"), ("Bees", "make honey from the nectar of flowers"),
-    ("Plants", "need water, air and sunlight to grow"), ("Ice", "melts when it gets warm"),
-    ("A spider", "has eight legs"), ("An insect", "has six legs"), ("Snow", "is frozen water that falls from clouds"),
-    ("The moon", "goes around the earth about once a month"), ("A triangle", "has three sides"),
-    ("A square", "has four equal sides"), ("Rain", "falls from clouds when the air is full of water"),
-    ("Doctors", "help people who are sick"), ("Bread", "is made from flour, water and yeast"),
-    ("A clock", "shows the time"), ("Winter", "is the coldest season of the year"),
-    ("A map", "shows where places are"), ("Metal", "conducts heat and electricity"),
+    ("A week", "has seven days"),
+    ("A year", "has twelve months"),
+    ("A day", "has twenty-four hours"),
+    ("An hour", "has sixty minutes"),
+    ("The sun", "rises in the east and sets in the west"),
+    ("Fish", "live in water and breathe with gills"),
+    ("Birds", "have feathers and most of them can fly"),
+    ("A cow", "eats grass and gives milk"),
+    ("Bees", "make honey from the nectar of flowers"),
+    ("Plants", "need water, air and sunlight to grow"),
+    ("Ice", "melts when it gets warm"),
+    ("A spider", "has eight legs"),
+    ("An insect", "has six legs"),
+    ("Snow", "is frozen water that falls from clouds"),
+    ("The moon", "goes around the earth about once a month"),
+    ("A triangle", "has three sides"),
+    ("A square", "has four equal sides"),
+    ("Rain", "falls from clouds when the air is full of water"),
+    ("Doctors", "help people who are sick"),
+    ("Bread", "is made from flour, water and yeast"),
+    ("A clock", "shows the time"),
+    ("Winter", "is the coldest season of the year"),
+    ("A map", "shows where places are"),
+    ("Metal", "conducts heat and electricity"),
 ]
 _NAMES = ["Ana", "Ben", "Chen", "Dara", "Eli", "Fatima", "Goran", "Hana", "Ivan", "Jia", "Kofi", "Lena"]
 _PLACES = ["market", "library", "park", "school", "bakery", "station", "museum", "garden"]
 _ITEMS = ["apples", "pencils", "books", "eggs", "stamps", "oranges", "cards", "marbles"]
 _WHY = [
-    ("The road was wet", "it had rained all night"), ("The plant grew tall", "it got water and sunlight"),
-    ("The ice cream melted", "the day was hot"), ("The team was happy", "they had won the game"),
-    ("The lamp was off", "nobody had pressed the switch"), ("The bread was fresh", "it was baked that morning"),
+    ("The road was wet", "it had rained all night"),
+    ("The plant grew tall", "it got water and sunlight"),
+    ("The ice cream melted", "the day was hot"),
+    ("The team was happy", "they had won the game"),
+    ("The lamp was off", "nobody had pressed the switch"),
+    ("The bread was fresh", "it was baked that morning"),
 ]
 
 
@@ -70,8 +117,10 @@ def _math(rng: random.Random) -> str:
         return f"The sum of {a} and {b} is {a + b}; their product is {a * b}; {a} mod {b} = {a % b}."
     if kind == 4:
         return f"Compute {a} - {b} - {c}: {a} - {b} = {a - b}, then {a - b} - {c} = {a - b - c}. \\boxed{{{a - b - c}}}"
-    return (f"Let $f(x) = {b}x^2 + {c}$. Then $f({a % 10}) = {b} \\cdot {(a % 10) ** 2} + {c} = "
-            f"{b * (a % 10) ** 2 + c}$ and $f'(x) = {2 * b}x$.")
+    return (
+        f"Let $f(x) = {b}x^2 + {c}$. Then $f({a % 10}) = {b} \\cdot {(a % 10) ** 2} + {c} = "
+        f"{b * (a % 10) ** 2 + c}$ and $f'(x) = {2 * b}x$."
+    )
 
 
 def _code(rng: random.Random) -> str:
@@ -81,8 +130,10 @@ def _code(rng: random.Random) -> str:
 def _tool_call(rng: random.Random) -> str:
     x, y = rng.randint(1, 999), rng.randint(1, 99)
     call = json.dumps({"name": "python", "arguments": {"code": f"print({x} * {y})"}})
-    return (f"<think>Plan: compute {x} * {y} with python.</think>\n<tool_call>{call}</tool_call>\n"
-            f"<tool_response>{x * y}</tool_response>\n<think>Reflection: the tool says {x * y}.</think>")
+    return (
+        f"<think>Plan: compute {x} * {y} with python.</think>\n<tool_call>{call}</tool_call>\n"
+        f"<tool_response>{x * y}</tool_response>\n<think>Reflection: the tool says {x * y}.</think>"
+    )
 
 
 def _fact(rng: random.Random) -> str:
@@ -93,8 +144,10 @@ def _fact(rng: random.Random) -> str:
 def _story(rng: random.Random) -> str:
     name, place, item = rng.choice(_NAMES), rng.choice(_PLACES), rng.choice(_ITEMS)
     n, k = rng.randint(2, 12), rng.randint(1, 9)
-    return (f"{name} went to the {place} with {n} {item}. A friend gave {name} {k} more, "
-            f"so {name} had {n + k} {item} in the end.")
+    return (
+        f"{name} went to the {place} with {n} {item}. A friend gave {name} {k} more, "
+        f"so {name} had {n + k} {item} in the end."
+    )
 
 
 def _because(rng: random.Random) -> str:
@@ -122,8 +175,9 @@ def commonsense_corpus(n: int = 20000, seed: int = 0) -> Iterator[str]:
         yield _doc(rng, makers, 2, 5)
 
 
-def commonsense_stem_corpus(n: int = 20000, seed: int = 0, stem_phase: float = 0.6,
-                            stem_share: float = 0.6) -> Iterator[str]:
+def commonsense_stem_corpus(
+    n: int = 20000, seed: int = 0, stem_phase: float = 0.6, stem_share: float = 0.6
+) -> Iterator[str]:
     """The pre-training curriculum: a commonsense phase, then a STEM-centric phase.
 
     The last ``stem_phase`` of the ``n`` documents form the STEM phase, where a document is STEM with
@@ -206,13 +260,19 @@ GENERATORS: dict[str, Callable[..., Iterator]] = {
 }
 
 
-PYTHON_TOOL = {"type": "function", "function": {
-    "name": "python", "description": "Run Python code and return what it prints",
-    "parameters": {"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]}}}
+PYTHON_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "python",
+        "description": "Run Python code and return what it prints",
+        "parameters": {"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]},
+    },
+}
 
 
-def toy_trajectories(n: int = 200, seed: int = 0, *, template_sha256: str | None = "default",
-                     failed_every: int = 0) -> Iterator:
+def toy_trajectories(
+    n: int = 200, seed: int = 0, *, template_sha256: str | None = "default", failed_every: int = 0
+) -> Iterator:
     """``n`` small, learnable ``Trajectory`` records: sums of 2-6 numbers, done with 0-3 python calls.
 
     For tests, benchmarks and smoke runs of the training stages without a synth run; lengths vary like
@@ -231,25 +291,50 @@ def toy_trajectories(n: int = 200, seed: int = 0, *, template_sha256: str | None
         failed = bool(failed_every) and i % failed_every == failed_every - 1
         answer = total + (1 if failed else 0)
         rounds = 0 if rng.random() < 0.3 else rng.randint(1, min(3, len(terms) - 1))
-        messages = [Message(role="system", content="You are a careful agent. Answer in \\boxed{}."),
-                    Message(role="user", content=f"What is {question}?")]
+        messages = [
+            Message(role="system", content="You are a careful agent. Answer in \\boxed{}."),
+            Message(role="user", content=f"What is {question}?"),
+        ]
         if rounds == 0:
-            messages.append(Message(role="assistant", content=f"<think>{question} = {total}.</think>"
-                                                              f"The answer is \\boxed{{{answer}}}."))
+            messages.append(
+                Message(
+                    role="assistant",
+                    content=f"<think>{question} = {total}.</think>The answer is \\boxed{{{answer}}}.",
+                )
+            )
         else:
             cuts = sorted(rng.sample(range(2, len(terms) + 1), rounds - 1)) + [len(terms)]
             for k, cut in enumerate(cuts):
                 part = " + ".join(map(str, terms[:cut]))
-                messages.append(Message(role="assistant", content=f"<think>Plan: add the first {cut} numbers.</think>",
-                                        tool_calls=[ToolCall.make(f"call_{k}", "python", {"code": f"print({part})"})]))
-                messages.append(Message(role="tool", tool_call_id=f"call_{k}", name="python",
-                                        content=str(sum(terms[:cut]))))
-            messages.append(Message(role="assistant", content=f"<think>Reflection: the tool printed {total}.</think>"
-                                                              f"The answer is \\boxed{{{answer}}}."))
+                messages.append(
+                    Message(
+                        role="assistant",
+                        content=f"<think>Plan: add the first {cut} numbers.</think>",
+                        tool_calls=[ToolCall.make(f"call_{k}", "python", {"code": f"print({part})"})],
+                    )
+                )
+                messages.append(
+                    Message(
+                        role="tool", tool_call_id=f"call_{k}", name="python", content=str(sum(terms[:cut]))
+                    )
+                )
+            messages.append(
+                Message(
+                    role="assistant",
+                    content=f"<think>Reflection: the tool printed {total}.</think>"
+                    f"The answer is \\boxed{{{answer}}}.",
+                )
+            )
         tools = [ToolSpec.model_validate(PYTHON_TOOL)] if rounds else []
         yield Trajectory(
-            id=f"toy/add-{seed}-{i:05d}/s0", task=Task(id=f"add-{seed}-{i:05d}", env="math",
-                                                       prompt=f"What is {question}?", meta={"answer": total}),
-            tools=tools, messages=messages, status=Status.completed, reward=0.0 if failed else 1.0,
+            id=f"toy/add-{seed}-{i:05d}/s0",
+            task=Task(
+                id=f"add-{seed}-{i:05d}", env="math", prompt=f"What is {question}?", meta={"answer": total}
+            ),
+            tools=tools,
+            messages=messages,
+            status=Status.completed,
+            reward=0.0 if failed else 1.0,
             verdict=Verdict(passed=not failed, reward=0.0 if failed else 1.0, reason="exact match"),
-            provenance=Provenance(model="toy", strategy="reference", chat_template_sha256=digest))
+            provenance=Provenance(model="toy", strategy="reference", chat_template_sha256=digest),
+        )

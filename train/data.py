@@ -62,7 +62,9 @@ def resolve_sources(cfg: DataConfig) -> dict[str, SourceConfig]:
 
 def template_check(cfg: DataConfig, tokenizer) -> TemplateCheck:
     template = getattr(tokenizer, "chat_template", None)
-    return TemplateCheck(template_sha256(template) if isinstance(template, str) else None, cfg.allow_template_mismatch)
+    return TemplateCheck(
+        template_sha256(template) if isinstance(template, str) else None, cfg.allow_template_mismatch
+    )
 
 
 def render_item(item: Item, tokenizer, policy: LossPolicy) -> dict[str, list[int]]:
@@ -76,8 +78,16 @@ def render_item(item: Item, tokenizer, policy: LossPolicy) -> dict[str, list[int
         raise DataError(exc.reason, item.where) from None
 
 
-def _examples(name: str, src: SourceConfig, tokenizer, policy: LossPolicy, check: TemplateCheck,
-              stats: SourceStats, truncate_at: int | None = None, on_example=None):
+def _examples(
+    name: str,
+    src: SourceConfig,
+    tokenizer,
+    policy: LossPolicy,
+    check: TemplateCheck,
+    stats: SourceStats,
+    truncate_at: int | None = None,
+    on_example=None,
+):
     for item in iter_items(name, src, check, stats):
         example = render_item(item, tokenizer, policy)
         if item.sampled:  # on the whole rendering, before any truncation
@@ -88,7 +98,9 @@ def _examples(name: str, src: SourceConfig, tokenizer, policy: LossPolicy, check
             stats.truncated += 1
         trained = sum(label != IGNORE for label in example["labels"][1:])
         if trained == 0:
-            stats.skipped["nothing to train on" if not truncate_at else "nothing to train on within max_length"] += 1
+            stats.skipped[
+                "nothing to train on" if not truncate_at else "nothing to train on within max_length"
+            ] += 1
             continue
         stats.examples += 1
         stats.tokens += len(example["input_ids"])
@@ -107,7 +119,7 @@ def retokenize_mismatches(input_ids: list[int], sampled: list[list[int]]) -> int
         if turn:
             first = turn[0]
             for i in range(start, len(input_ids) - len(turn) + 1):
-                if input_ids[i] == first and input_ids[i:i + len(turn)] == turn:
+                if input_ids[i] == first and input_ids[i : i + len(turn)] == turn:
                     found = i
                     break
         if found < 0:
@@ -117,8 +129,9 @@ def retokenize_mismatches(input_ids: list[int], sampled: list[list[int]]) -> int
     return missing
 
 
-def build_train_data(cfg: DataConfig, tokenizer, *, truncate_at: int | None = None,
-                     progress: bool = True) -> TrainData:
+def build_train_data(
+    cfg: DataConfig, tokenizer, *, truncate_at: int | None = None, progress: bool = True
+) -> TrainData:
     """Render and mix the stage's sources into one pre-tokenized dataset.
 
     ``truncate_at``: cut longer examples here (what the trainer would do anyway), counting them, and drop those
@@ -135,6 +148,7 @@ def build_train_data(cfg: DataConfig, tokenizer, *, truncate_at: int | None = No
     parts = []
     if cfg.streaming:
         for name, src in sources.items():
+
             def generate(name=name, src=src):
                 yield from _examples(name, src, tokenizer, policy, check, stats[name], truncate_at)
 
@@ -145,16 +159,27 @@ def build_train_data(cfg: DataConfig, tokenizer, *, truncate_at: int | None = No
         with _progress(progress) as bar:
             for name, src in sources.items():
                 task = bar.add_task(f"render {name}", total=src.n)
-                rows = list(_examples(name, src, tokenizer, policy, check, stats[name], truncate_at,
-                                      on_example=lambda task=task: bar.advance(task)))
+                rows = list(
+                    _examples(
+                        name,
+                        src,
+                        tokenizer,
+                        policy,
+                        check,
+                        stats[name],
+                        truncate_at,
+                        on_example=lambda task=task: bar.advance(task),
+                    )
+                )
                 if not rows:
                     raise DataError(f"data.sources.{name}: no trainable examples ({_why(stats[name])})")
                 parts.append(Dataset.from_list(rows, features=features()))
     if len(parts) == 1:
         dataset = parts[0]
     else:
-        dataset = interleave_datasets(parts, probabilities=list(weights.values()), seed=cfg.seed,
-                                      stopping_strategy=cfg.stopping)
+        dataset = interleave_datasets(
+            parts, probabilities=list(weights.values()), seed=cfg.seed, stopping_strategy=cfg.stopping
+        )
     data = TrainData(dataset, stats, weights, streaming=cfg.streaming)
     data.warnings = template_warnings(stats)
     for message in data.warnings:
@@ -162,12 +187,14 @@ def build_train_data(cfg: DataConfig, tokenizer, *, truncate_at: int | None = No
     return data
 
 
-def _peek(name: str, src: SourceConfig, tokenizer, policy: LossPolicy, check: TemplateCheck,
-          truncate_at: int | None) -> None:
+def _peek(
+    name: str, src: SourceConfig, tokenizer, policy: LossPolicy, check: TemplateCheck, truncate_at: int | None
+) -> None:
     """Streaming renders lazily, inside the training loop: fail on a broken source before the model starts."""
     scratch = SourceStats(name)
-    for _, _example in zip(range(8), _examples(name, src, tokenizer, policy, check, scratch, truncate_at),
-                           strict=False):
+    for _, _example in zip(
+        range(8), _examples(name, src, tokenizer, policy, check, scratch, truncate_at), strict=False
+    ):
         pass
     if scratch.read and not scratch.examples and scratch.read < 8:
         raise DataError(f"data.sources.{name}: no trainable examples ({_why(scratch)})")
@@ -184,13 +211,19 @@ def template_warnings(stats: dict[str, SourceStats]) -> list[str]:
     out = []
     for name, s in stats.items():
         if s.truncated:
-            out.append(f"data.sources.{name}: {s.truncated} examples longer than trainer.max_length were truncated")
+            out.append(
+                f"data.sources.{name}: {s.truncated} examples longer than trainer.max_length were truncated"
+            )
         if s.no_template_hash:
-            out.append(f"data.sources.{name}: {s.no_template_hash} trajectories carry no chat_template_sha256; "
-                       "trained without the template check")
+            out.append(
+                f"data.sources.{name}: {s.no_template_hash} trajectories carry no chat_template_sha256; "
+                "trained without the template check"
+            )
         if s.template_mismatch:
-            out.append(f"data.sources.{name}: {s.template_mismatch} trajectories were rendered with another chat "
-                       "template (allowed by data.allow_template_mismatch)")
+            out.append(
+                f"data.sources.{name}: {s.template_mismatch} trajectories were rendered with another chat "
+                "template (allowed by data.allow_template_mismatch)"
+            )
     return out
 
 
@@ -213,8 +246,13 @@ def _progress(enabled: bool):
         return _NoProgress()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    transient=True)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+    )
 
 
 def packing_efficiency(dataset, max_length: int) -> dict[str, float] | None:

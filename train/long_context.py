@@ -87,14 +87,20 @@ def passkey_scores(model, tokenizer, lengths: list[int], n: int, seed: int = PAS
             hits += sum(right)
             total += len(right)
             exact += all(right)
-        out[length] = {"digit_accuracy": hits / max(1, total), "exact": exact / n, "prompts": n,
-                       "tokens": width}
+        out[length] = {
+            "digit_accuracy": hits / max(1, total),
+            "exact": exact / n,
+            "prompts": n,
+            "tokens": width,
+        }
     return out
 
 
 def _binned(curve: list[float], size: int = BIN) -> list[dict[str, float]]:
-    return [{"position": i + size // 2, "loss": sum(curve[i:i + size]) / len(curve[i:i + size])}
-            for i in range(0, len(curve), size)]
+    return [
+        {"position": i + size // 2, "loss": sum(curve[i : i + size]) / len(curve[i : i + size])}
+        for i in range(0, len(curve), size)
+    ]
 
 
 def long_context_check(cfg, plan, before: Path | None, after: Path, stage_dir: Path) -> dict[str, Any]:
@@ -116,19 +122,29 @@ def long_context_check(cfg, plan, before: Path | None, after: Path, stage_dir: P
     docs = heldout_long_documents(tokenizer, cfg.recipe.eval_docs, new)
     docs = [d for d in docs if len(d) == new]
     lengths = sorted({max(16, old // 2), old, min(new, 2 * old), new})
-    result: dict[str, Any] = {"old_context": old, "new_context": new, "documents": len(docs),
-                              "rope_parameters": after_model.config.rope_parameters}
+    result: dict[str, Any] = {
+        "old_context": old,
+        "new_context": new,
+        "documents": len(docs),
+        "rope_parameters": after_model.config.rope_parameters,
+    }
     for name, model in (("before", before_model), ("after", after_model)):
         if model is None:
             continue
         curve = per_position_loss(model, docs)
-        inside = curve[old // 2: old - 1]
-        far = curve[max(old, new - old // 2) - 1:]
+        inside = curve[old // 2 : old - 1]
+        far = curve[max(old, new - old // 2) - 1 :]
         mean_inside, mean_far = sum(inside) / len(inside), sum(far) / len(far)
-        result[name] = {"loss_inside": mean_inside, "loss_far": mean_far, "far_over_inside": mean_far / mean_inside,
-                        "curve": _binned(curve), "passkey": passkey_scores(model, tokenizer, lengths,
-                                                                           cfg.recipe.eval_docs)}
-    result["target_met"] = bool(result["after"]["far_over_inside"] <= 1.10
-                                and ("before" not in result or result["before"]["far_over_inside"] > 1.10))
+        result[name] = {
+            "loss_inside": mean_inside,
+            "loss_far": mean_far,
+            "far_over_inside": mean_far / mean_inside,
+            "curve": _binned(curve),
+            "passkey": passkey_scores(model, tokenizer, lengths, cfg.recipe.eval_docs),
+        }
+    result["target_met"] = bool(
+        result["after"]["far_over_inside"] <= 1.10
+        and ("before" not in result or result["before"]["far_over_inside"] > 1.10)
+    )
     (stage_dir / "long_context.json").write_text(json.dumps(result, indent=2))
     return result

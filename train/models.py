@@ -27,10 +27,14 @@ def load_model(model_cfg, seed: int = 0):
         model = AutoModelForCausalLM.from_pretrained(model_cfg.path, dtype=torch.float32)
         rows = model.get_input_embeddings().weight.shape[0]
         if len(tokenizer) > rows:
-            raise ConfigError(f"model.tokenizer: {len(tokenizer)} tokens, but the checkpoint at '{model_cfg.path}' "
-                              f"embeds only {rows}; use the checkpoint's own tokenizer")
+            raise ConfigError(
+                f"model.tokenizer: {len(tokenizer)} tokens, but the checkpoint at '{model_cfg.path}' "
+                f"embeds only {rows}; use the checkpoint's own tokenizer"
+            )
         return model, tokenizer
     if not model_cfg.arch:
-        raise ConfigError("model: set model.path (a checkpoint) or model.arch (a preset, e.g. model=tiny-mla)")
+        raise ConfigError(
+            "model: set model.path (a checkpoint) or model.arch (a preset, e.g. model=tiny-mla)"
+        )
     check_tokenizer_fits(dict(model_cfg.arch), tokenizer, model_cfg.tokenizer or TINY_TOKENIZER)
     return build_model(dict(model_cfg.arch), tokenizer, seed=seed), tokenizer

@@ -106,22 +106,32 @@ def plan_stages(cfg: TrainConfig) -> tuple[list[StagePlan], Schedule]:
         if stage.lr_phase not in LR_PHASES:
             raise ConfigError(f"{key}.lr_phase: '{stage.lr_phase}' is not one of {', '.join(LR_PHASES)}")
         if stage.curriculum.by not in CURRICULA:
-            raise ConfigError(f"{key}.curriculum.by: '{stage.curriculum.by}' is not one of {', '.join(CURRICULA)}")
+            raise ConfigError(
+                f"{key}.curriculum.by: '{stage.curriculum.by}' is not one of {', '.join(CURRICULA)}"
+            )
         if stage.packing not in PACKINGS:
             raise ConfigError(f"{key}.packing: '{stage.packing}' is not one of {', '.join(PACKINGS)}")
         if stage.rope.type not in ROPE_TYPES:
             raise ConfigError(f"{key}.rope.type: '{stage.rope.type}' is not one of {', '.join(ROPE_TYPES)}")
         if stage.rope.type != "none" and stage.rope.factor <= 1.0:
-            raise ConfigError(f"{key}.rope.factor: must be > 1 to extend the context, got {stage.rope.factor}")
+            raise ConfigError(
+                f"{key}.rope.factor: must be > 1 to extend the context, got {stage.rope.factor}"
+            )
         if stage.max_length < 8:
             raise ConfigError(f"{key}.max_length: too small ({stage.max_length})")
         if stage.batch_size < 1 or stage.gradient_accumulation_steps < 1:
             raise ConfigError(f"{key}.batch_size / gradient_accumulation_steps: must be >= 1")
         rows_per_step = stage.batch_size * stage.gradient_accumulation_steps * world_size()
         if (stage.steps is None) == (stage.tokens is None):
-            raise ConfigError(f"{key}: set exactly one budget, steps or tokens (got steps={stage.steps}, "
-                              f"tokens={stage.tokens})")
-        steps = stage.steps if stage.steps is not None else math.ceil(stage.tokens / (rows_per_step * stage.max_length))
+            raise ConfigError(
+                f"{key}: set exactly one budget, steps or tokens (got steps={stage.steps}, "
+                f"tokens={stage.tokens})"
+            )
+        steps = (
+            stage.steps
+            if stage.steps is not None
+            else math.ceil(stage.tokens / (rows_per_step * stage.max_length))
+        )
         if steps < 1:
             raise ConfigError(f"{key}.steps: must be >= 1, got {steps}")
         plans.append(StagePlan(len(plans), name, stage, steps, start, steps * rows_per_step))
@@ -133,17 +143,27 @@ def plan_stages(cfg: TrainConfig) -> tuple[list[StagePlan], Schedule]:
         if phase == "warmup" and i != 0:
             raise ConfigError(f"recipe.stages.{plans[i].name}.lr_phase: only the first stage can warm up")
         if phase != "decay" and "decay" in phases[:i]:
-            raise ConfigError(f"recipe.stages.{plans[i].name}.lr_phase: '{phase}' after a decay stage; the decay "
-                              "stages come last (one decay across them)")
+            raise ConfigError(
+                f"recipe.stages.{plans[i].name}.lr_phase: '{phase}' after a decay stage; the decay "
+                "stages come last (one decay across them)"
+            )
     s = recipe.schedule
     if s.decay_type not in DECAY_TYPES:
-        raise ConfigError(f"recipe.schedule.decay_type: '{s.decay_type}' is not one of {', '.join(DECAY_TYPES)}")
+        raise ConfigError(
+            f"recipe.schedule.decay_type: '{s.decay_type}' is not one of {', '.join(DECAY_TYPES)}"
+        )
     if not 0 <= s.min_lr_ratio <= 1:
         raise ConfigError(f"recipe.schedule.min_lr_ratio: must be in [0, 1], got {s.min_lr_ratio}")
     decay = [p for p in plans if p.cfg.lr_phase == "decay"]
     warmup = min(s.warmup_steps, plans[0].steps) if phases[0] == "warmup" else 0
-    schedule = Schedule(s.peak_lr, warmup, decay[0].start if decay else start, sum(p.steps for p in decay),
-                        s.decay_type, s.min_lr_ratio)
+    schedule = Schedule(
+        s.peak_lr,
+        warmup,
+        decay[0].start if decay else start,
+        sum(p.steps for p in decay),
+        s.decay_type,
+        s.min_lr_ratio,
+    )
     return plans, schedule
 
 
@@ -173,7 +193,9 @@ class StageData:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-def stage_documents(stage: RecipeStageConfig, tokenizer, token_budget: int, seed: int) -> tuple[list[Document], dict]:
+def stage_documents(
+    stage: RecipeStageConfig, tokenizer, token_budget: int, seed: int
+) -> tuple[list[Document], dict]:
     """The stage's documents in training order: the weighted mixture (seeded), then the curriculum's order.
 
     Sources are read lazily and only as far as the budget needs (plus 10% for packing), so a large generated
@@ -240,8 +262,14 @@ def pack_in_order(docs: list[Document], max_length: int, mode: str) -> tuple[lis
 
     def flush():
         if ids:
-            rows.append({"input_ids": list(ids), "labels": list(labels), "seq_lengths": list(lengths),
-                         "row": len(rows)})
+            rows.append(
+                {
+                    "input_ids": list(ids),
+                    "labels": list(labels),
+                    "seq_lengths": list(lengths),
+                    "row": len(rows),
+                }
+            )
             row_docs.append(list(names))
             ids.clear(), labels.clear(), lengths.clear(), names.clear()
 
@@ -254,8 +282,8 @@ def pack_in_order(docs: list[Document], max_length: int, mode: str) -> tuple[lis
         pos = 0
         while pos < len(doc_ids):
             take = min(len(doc_ids) - pos, max_length - len(ids))
-            ids.extend(doc_ids[pos:pos + take])
-            labels.extend(doc_labels[pos:pos + take])
+            ids.extend(doc_ids[pos : pos + take])
+            labels.extend(doc_labels[pos : pos + take])
             lengths.append(take)
             names.append(doc.id)
             pos += take
@@ -274,16 +302,35 @@ def build_stage_data(plan: StagePlan, tokenizer, seed: int) -> StageData:
     available = len(rows)
     epochs = plan.rows / available if available else 0.0
     if available > plan.rows:
-        rows, row_docs = rows[:plan.rows], row_docs[:plan.rows]
+        rows, row_docs = rows[: plan.rows], row_docs[: plan.rows]
     elif available < plan.rows:
-        log.warning("recipe.stages.%s: %d packed rows for a budget of %d; the stage repeats its data (%.2f epochs)",
-                    plan.name, available, plan.rows, epochs)
+        log.warning(
+            "recipe.stages.%s: %d packed rows for a budget of %d; the stage repeats its data (%.2f epochs)",
+            plan.name,
+            available,
+            plan.rows,
+            epochs,
+        )
     tokens = sum(len(r["input_ids"]) for r in rows)
-    features = Features({"input_ids": Sequence(Value("int64")), "labels": Sequence(Value("int64")),
-                         "seq_lengths": Sequence(Value("int64")), "row": Value("int64")})
+    features = Features(
+        {
+            "input_ids": Sequence(Value("int64")),
+            "labels": Sequence(Value("int64")),
+            "seq_lengths": Sequence(Value("int64")),
+            "row": Value("int64"),
+        }
+    )
     dataset = Dataset.from_list(rows, features=features)
-    return StageData(dataset, row_docs, [r["seq_lengths"] for r in rows], len({d for r in row_docs for d in r}), tokens,
-                     tokens / (len(rows) * stage.max_length), max(1.0, epochs), stats)
+    return StageData(
+        dataset,
+        row_docs,
+        [r["seq_lengths"] for r in rows],
+        len({d for r in row_docs for d in r}),
+        tokens,
+        tokens / (len(rows) * stage.max_length),
+        max(1.0, epochs),
+        stats,
+    )
 
 
 def _progress_callback(name: str, steps: int):
@@ -293,21 +340,31 @@ def _progress_callback(name: str, steps: int):
 
     class StageProgress(TrainerCallback):
         def __init__(self):
-            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TimeElapsedColumn(), TextColumn("{task.fields[status]}"), transient=True)
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[status]}"),
+                transient=True,
+            )
             self.task = None
 
         def on_train_begin(self, args, state, control, **kwargs):
             self.progress.start()
-            self.task = self.progress.add_task(f"  {name}", total=steps, completed=state.global_step, status="")
+            self.task = self.progress.add_task(
+                f"  {name}", total=steps, completed=state.global_step, status=""
+            )
 
         def on_step_end(self, args, state, control, **kwargs):
             self.progress.update(self.task, completed=state.global_step)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "loss" in logs:
-                self.progress.update(self.task, status=f"loss {float(logs['loss']):.3f} "
-                                                       f"lr {float(logs.get('learning_rate', 0)):.2e}")
+                self.progress.update(
+                    self.task,
+                    status=f"loss {float(logs['loss']):.3f} lr {float(logs.get('learning_rate', 0)):.2e}",
+                )
 
         def on_train_end(self, args, state, control, **kwargs):
             self.progress.stop()
@@ -338,8 +395,11 @@ def rope_parameters(config, rope) -> dict[str, Any] | None:
         return None
     current = dict(config.rope_parameters or {})
     original = rope.original_max_position_embeddings or config.max_position_embeddings
-    params: dict[str, Any] = {"rope_type": rope.type, "rope_theta": current.get("rope_theta", 10000.0),
-                              "factor": float(rope.factor)}
+    params: dict[str, Any] = {
+        "rope_type": rope.type,
+        "rope_theta": current.get("rope_theta", 10000.0),
+        "factor": float(rope.factor),
+    }
     if rope.type in ("yarn", "dynamic"):
         params["original_max_position_embeddings"] = int(original)
     if rope.type == "yarn":
@@ -415,8 +475,10 @@ def _pipeline_trainer_class():
                 from torch.optim.lr_scheduler import LambdaLR
 
                 schedule, start = self._schedule, self._start
-                self.lr_scheduler = LambdaLR(optimizer if optimizer is not None else self.optimizer,
-                                             lambda step: schedule.factor(start + step))
+                self.lr_scheduler = LambdaLR(
+                    optimizer if optimizer is not None else self.optimizer,
+                    lambda step: schedule.factor(start + step),
+                )
                 self._created_lr_scheduler = True
             return self.lr_scheduler
 
@@ -466,17 +528,34 @@ def training_arguments(cfg: TrainConfig, plan: StagePlan, out: Path):
     known = {f.name for f in fields(TrainingArguments)}
     for key in t.extra:
         if key not in known:
-            raise ConfigError(f"trainer.extra.{key}: not a field of transformers.TrainingArguments (recipe stages "
-                              "run on the plain Trainer)")
+            raise ConfigError(
+                f"trainer.extra.{key}: not a field of transformers.TrainingArguments (recipe stages "
+                "run on the plain Trainer)"
+            )
     return TrainingArguments(
-        output_dir=str(out), learning_rate=cfg.recipe.schedule.peak_lr, max_steps=plan.steps,
+        output_dir=str(out),
+        learning_rate=cfg.recipe.schedule.peak_lr,
+        max_steps=plan.steps,
         per_device_train_batch_size=plan.cfg.batch_size,
-        gradient_accumulation_steps=plan.cfg.gradient_accumulation_steps, weight_decay=t.weight_decay,
-        max_grad_norm=t.max_grad_norm, bf16=_bf16(t.bf16), logging_steps=1, logging_first_step=True,
-        save_strategy="steps", save_steps=t.save_steps, save_total_limit=t.save_total_limit,
-        report_to=list(t.report_to), seed=cfg.seed, data_seed=cfg.seed, remove_unused_columns=False,
-        dataloader_num_workers=0, dataloader_pin_memory=torch.cuda.is_available(),
-        use_cpu=not _has_accelerator(), disable_tqdm=True, **t.extra)
+        gradient_accumulation_steps=plan.cfg.gradient_accumulation_steps,
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        bf16=_bf16(t.bf16),
+        logging_steps=1,
+        logging_first_step=True,
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit,
+        report_to=list(t.report_to),
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        use_cpu=not _has_accelerator(),
+        disable_tqdm=True,
+        **t.extra,
+    )
 
 
 # -------------------------------------------------------------------------------------------- pipeline
@@ -498,9 +577,13 @@ def run_pipeline(cfg: TrainConfig) -> Path:
     main = _is_main_process()
     if main:
         (out / "recipe.json").write_text(json.dumps(asdict(cfg), indent=2, default=str))
-        console.print(f"recipe {cfg.recipe.name}: " + " -> ".join(
-            f"{p.name} ({p.steps} steps x {p.rows // p.steps} rows x {p.cfg.max_length}, lr {p.cfg.lr_phase})"
-            for p in plans))
+        console.print(
+            f"recipe {cfg.recipe.name}: "
+            + " -> ".join(
+                f"{p.name} ({p.steps} steps x {p.rows // p.steps} rows x {p.cfg.max_length}, lr {p.cfg.lr_phase})"
+                for p in plans
+            )
+        )
     previous: Path | None = None
     results: list[dict[str, Any]] = []
     long_context: dict[str, Any] = {}
@@ -512,8 +595,10 @@ def run_pipeline(cfg: TrainConfig) -> Path:
             if main:
                 console.print(f"[{plan.index + 1}/{len(plans)}] {plan.name}: done earlier, skipped")
                 if result.get("config") != json.loads(json.dumps(asdict(plan.cfg), default=str)):
-                    console.print(f"[yellow]warning:[/yellow] recipe.stages.{plan.name}: done with another config "
-                                  f"than now; delete {stage_dir} to train it again")
+                    console.print(
+                        f"[yellow]warning:[/yellow] recipe.stages.{plan.name}: done with another config "
+                        f"than now; delete {stage_dir} to train it again"
+                    )
         else:
             result = run_recipe_stage(cfg, plan, len(plans), schedule, stage_dir, previous, console)
         results.append(result)
@@ -528,12 +613,21 @@ def run_pipeline(cfg: TrainConfig) -> Path:
         from agentkit.train.recipe_report import write_report
 
         write_report(out, cfg, plans, schedule, results, long_context)
-        console.print(f"recipe {cfg.recipe.name}: {plans[-1].end} steps -> {final}; report {out / 'report.md'}")
+        console.print(
+            f"recipe {cfg.recipe.name}: {plans[-1].end} steps -> {final}; report {out / 'report.md'}"
+        )
     return out
 
 
-def run_recipe_stage(cfg: TrainConfig, plan: StagePlan, total: int, schedule: Schedule, stage_dir: Path,
-                     previous: Path | None, console) -> dict[str, Any]:
+def run_recipe_stage(
+    cfg: TrainConfig,
+    plan: StagePlan,
+    total: int,
+    schedule: Schedule,
+    stage_dir: Path,
+    previous: Path | None,
+    console,
+) -> dict[str, Any]:
     """Train one stage from ``previous`` (or resume it from its last checkpoint) and mark it done."""
     import torch
 
@@ -552,33 +646,63 @@ def run_recipe_stage(cfg: TrainConfig, plan: StagePlan, total: int, schedule: Sc
     resume = last_checkpoint(stage_dir)
     carry = optimizer_file(previous) if previous is not None else None
     trainer = _pipeline_trainer_class()(
-        model=model, args=training_arguments(cfg, plan, stage_dir), train_dataset=data.dataset,
-        data_collator=collator, processing_class=tokenizer, schedule=schedule, start=plan.start, carry=carry)
+        model=model,
+        args=training_arguments(cfg, plan, stage_dir),
+        train_dataset=data.dataset,
+        data_collator=collator,
+        processing_class=tokenizer,
+        schedule=schedule,
+        start=plan.start,
+        carry=carry,
+    )
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     if main:
         trainer.add_callback(_progress_callback(plan.name, plan.steps))
-        console.print(f"[{plan.index + 1}/{total}] {plan.name}: {plan.steps} steps, "
-                      f"{data.documents} documents, {data.tokens} tokens in {len(data.dataset)} rows of "
-                      f"{plan.cfg.max_length} (fill {data.efficiency:.2f}), lr {plan.cfg.lr_phase}"
-                      + (f", resuming from {resume.name}" if resume else ""))
+        console.print(
+            f"[{plan.index + 1}/{total}] {plan.name}: {plan.steps} steps, "
+            f"{data.documents} documents, {data.tokens} tokens in {len(data.dataset)} rows of "
+            f"{plan.cfg.max_length} (fill {data.efficiency:.2f}), lr {plan.cfg.lr_phase}"
+            + (f", resuming from {resume.name}" if resume else "")
+        )
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     final = stage_dir / "final"
     model = trainer.accelerator.unwrap_model(trainer.model)
     model.config.use_cache = True
     trainer.save_model(str(final))
-    history = [{"step": plan.start + h["step"], "loss": h["loss"], "learning_rate": h.get("learning_rate"),
-                "stage": plan.name} for h in trainer.state.log_history if "loss" in h]
-    result = {"stage": plan.name, "index": plan.index, "steps": plan.steps, "start": plan.start,
-              "max_length": plan.cfg.max_length, "rows": len(data.dataset), "tokens": data.tokens,
-              "documents": data.documents, "fill": round(data.efficiency, 4), "epochs": round(data.epochs, 3),
-              "mixture": data.stats, "lr_phase": plan.cfg.lr_phase, "optimizer": trainer.carried,
-              "resumed_from": resume.name if resume else None, "seconds": round(time.perf_counter() - started, 2),
-              "rope_parameters": getattr(model.config, "rope_parameters", None),
-              "max_position_embeddings": model.config.max_position_embeddings, "history": history,
-              "config": asdict(plan.cfg)}
+    history = [
+        {
+            "step": plan.start + h["step"],
+            "loss": h["loss"],
+            "learning_rate": h.get("learning_rate"),
+            "stage": plan.name,
+        }
+        for h in trainer.state.log_history
+        if "loss" in h
+    ]
+    result = {
+        "stage": plan.name,
+        "index": plan.index,
+        "steps": plan.steps,
+        "start": plan.start,
+        "max_length": plan.cfg.max_length,
+        "rows": len(data.dataset),
+        "tokens": data.tokens,
+        "documents": data.documents,
+        "fill": round(data.efficiency, 4),
+        "epochs": round(data.epochs, 3),
+        "mixture": data.stats,
+        "lr_phase": plan.cfg.lr_phase,
+        "optimizer": trainer.carried,
+        "resumed_from": resume.name if resume else None,
+        "seconds": round(time.perf_counter() - started, 2),
+        "rope_parameters": getattr(model.config, "rope_parameters", None),
+        "max_position_embeddings": model.config.max_position_embeddings,
+        "history": history,
+        "config": asdict(plan.cfg),
+    }
     if str(trainer.accelerator.distributed_type).endswith("DEEPSPEED"):
         result["optimizer"] += " (DeepSpeed: the next stage starts a fresh optimizer)"
     else:  # every process its own part (FSDP shards it); the next stage reloads it with the same world size
@@ -586,14 +710,17 @@ def run_recipe_stage(cfg: TrainConfig, plan: StagePlan, total: int, schedule: Sc
         torch.save(trainer.optimizer.state_dict(), optimizer_file(final))
     if main:
         tokenizer.save_pretrained(final)
-        (stage_dir / TRAINED).write_text(json.dumps({"resumed_from": result["resumed_from"],
-                                                     "rows": collator.rows}))
+        (stage_dir / TRAINED).write_text(
+            json.dumps({"resumed_from": result["resumed_from"], "rows": collator.rows})
+        )
         for checkpoint in stage_dir.glob("checkpoint-*"):
             shutil.rmtree(checkpoint, ignore_errors=True)
         (stage_dir / DONE).write_text(json.dumps(result, indent=2, default=str))
         first, last = (history[0]["loss"], history[-1]["loss"]) if history else (None, None)
-        console.print(f"    {plan.name}: loss {first} -> {last} in {result['seconds']} s "
-                      f"(optimizer state {trainer.carried})")
+        console.print(
+            f"    {plan.name}: loss {first} -> {last} in {result['seconds']} s "
+            f"(optimizer state {trainer.carried})"
+        )
     trainer.accelerator.wait_for_everyone()
     return result
 
@@ -604,4 +731,3 @@ def optimizer_file(final: Path) -> Path:
 
     size, rank = world_size(), int(os.environ.get("RANK", "0"))
     return final / ("optimizer.pt" if size == 1 else f"optimizer-rank{rank}-of-{size}.pt")
-

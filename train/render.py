@@ -45,13 +45,23 @@ def _common_prefix(a: str, b: str) -> int:
     return lo
 
 
-def trainable_chars(tokenizer, messages: Sequence[dict[str, Any]], tools: list[dict] | None,
-                    policy: LossPolicy, chat_template: str | None = None) -> tuple[str, list[bool]]:
+def trainable_chars(
+    tokenizer,
+    messages: Sequence[dict[str, Any]],
+    tools: list[dict] | None,
+    policy: LossPolicy,
+    chat_template: str | None = None,
+) -> tuple[str, list[bool]]:
     """The rendered conversation and, per character, whether the loss is taken on it."""
 
     def render(msgs: Sequence[dict[str, Any]], generation_prompt: bool = False) -> str:
-        return tokenizer.apply_chat_template(list(msgs), tools=tools or None, tokenize=False,
-                                             add_generation_prompt=generation_prompt, chat_template=chat_template)
+        return tokenizer.apply_chat_template(
+            list(msgs),
+            tools=tools or None,
+            tokenize=False,
+            add_generation_prompt=generation_prompt,
+            chat_template=chat_template,
+        )
 
     full = render(messages)
     trainable = [policy.template] * len(full)
@@ -62,15 +72,19 @@ def trainable_chars(tokenizer, messages: Sequence[dict[str, Any]], tools: list[d
     for j, message in enumerate(messages):
         rendered = render(messages[: j + 1])
         if not full.startswith(rendered):
-            raise DataError(f"the chat template is not prefix-stable: rendering messages[:{j + 1}] is not a prefix of "
-                            "rendering them all, so the loss mask cannot be derived from it")
+            raise DataError(
+                f"the chat template is not prefix-stable: rendering messages[:{j + 1}] is not a prefix of "
+                "rendering them all, so the loss mask cannot be derived from it"
+            )
         start, end = _common_prefix(previous, full), len(rendered)
         role = message.get("role")
         if role == "assistant":
             prompt = render(messages[:j], generation_prompt=True)
             if not full.startswith(prompt) or not start <= len(prompt) <= end:
-                raise DataError(f"the chat template's generation prompt before messages[{j}] is not a prefix of the "
-                                "rendered conversation, so the assistant reply cannot be located")
+                raise DataError(
+                    f"the chat template's generation prompt before messages[{j}] is not a prefix of the "
+                    "rendered conversation, so the assistant reply cannot be located"
+                )
             reply_start = len(prompt)
         else:
             reply_start = start
@@ -96,8 +110,13 @@ def token_labels(input_ids: list[int], offsets: list[tuple[int, int]], trainable
     return labels
 
 
-def render_conversation(tokenizer, messages: Sequence[dict[str, Any]], tools: list[dict] | None = None,
-                        policy: LossPolicy = LossPolicy(), chat_template: str | None = None) -> dict[str, list[int]]:
+def render_conversation(
+    tokenizer,
+    messages: Sequence[dict[str, Any]],
+    tools: list[dict] | None = None,
+    policy: LossPolicy = LossPolicy(),
+    chat_template: str | None = None,
+) -> dict[str, list[int]]:
     """``{"input_ids", "labels"}`` of one conversation: the exact tokens the chat template gives at serve time."""
     text, trainable = trainable_chars(tokenizer, messages, tools, policy, chat_template)
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
@@ -138,4 +157,3 @@ def debug_view(tokenizer, example: dict[str, list[int]]) -> str:
         piece = tokenizer.decode(run, skip_special_tokens=False)
         out.append(f"[[{piece}]]" if trained else piece)
     return "".join(out)
-

@@ -63,10 +63,19 @@ class SourceStats:
     """Of those, turns whose ids do not reappear, in order, in the conversation as rendered for training."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"read": self.read, "kept": self.kept, "skipped": dict(self.skipped),
-                "no_template_hash": self.no_template_hash, "template_mismatch": self.template_mismatch,
-                "examples": self.examples, "truncated": self.truncated, "tokens": self.tokens, "trained_tokens": self.trained_tokens,
-                "sampled_turns": self.sampled_turns, "retokenize_mismatches": self.retokenize_mismatches}
+        return {
+            "read": self.read,
+            "kept": self.kept,
+            "skipped": dict(self.skipped),
+            "no_template_hash": self.no_template_hash,
+            "template_mismatch": self.template_mismatch,
+            "examples": self.examples,
+            "truncated": self.truncated,
+            "tokens": self.tokens,
+            "trained_tokens": self.trained_tokens,
+            "sampled_turns": self.sampled_turns,
+            "retokenize_mismatches": self.retokenize_mismatches,
+        }
 
 
 @dataclass
@@ -94,9 +103,13 @@ def validate_source(name: str, cfg: SourceConfig) -> None:
         from agentkit.train.corpus import GENERATORS
 
         if cfg.generator not in GENERATORS:
-            raise ConfigError(f"{key}.generator: unknown corpus '{cfg.generator}'; known: {', '.join(GENERATORS)}")
+            raise ConfigError(
+                f"{key}.generator: unknown corpus '{cfg.generator}'; known: {', '.join(GENERATORS)}"
+            )
     elif not cfg.path:
-        raise ConfigError(f"{key}.path: missing (a file, directory or glob; or set kind=generated and a generator)")
+        raise ConfigError(
+            f"{key}.path: missing (a file, directory or glob; or set kind=generated and a generator)"
+        )
 
 
 # ----------------------------------------------------------------------------------------------- raw rows
@@ -106,7 +119,9 @@ def _open_text(path: Path):
     if path.suffix == ".zst":
         import zstandard
 
-        return io.TextIOWrapper(zstandard.ZstdDecompressor().stream_reader(open(path, "rb")), encoding="utf-8")
+        return io.TextIOWrapper(
+            zstandard.ZstdDecompressor().stream_reader(open(path, "rb")), encoding="utf-8"
+        )
     return open(path, encoding="utf-8")
 
 
@@ -187,13 +202,21 @@ def synth_shards(path: Path, pattern: str | None = None) -> list[Path]:
     if listed:
         missing = [p for p in listed if not p.exists()]
         if missing:
-            raise DataError(f"the manifest lists {len(missing)} missing file(s), e.g. {missing[0]}", str(path))
+            raise DataError(
+                f"the manifest lists {len(missing)} missing file(s), e.g. {missing[0]}", str(path)
+            )
         return sorted(listed)
 
     def shards(folder: Path, recursive: bool) -> list[Path]:
         found = folder.rglob("*") if recursive else folder.iterdir()
-        return sorted(p for p in found if p.is_file() and p.name.endswith((".jsonl", ".jsonl.zst"))
-                      and "raw" not in p.relative_to(path).parts[:-1] and not p.name.startswith("failures"))
+        return sorted(
+            p
+            for p in found
+            if p.is_file()
+            and p.name.endswith((".jsonl", ".jsonl.zst"))
+            and "raw" not in p.relative_to(path).parts[:-1]
+            and not p.name.startswith("failures")
+        )
 
     if (path / "data").is_dir():
         return shards(path / "data", False)
@@ -218,8 +241,10 @@ def _file_rows(path: Path, key: str) -> Iterator[tuple[str, Any]]:
     elif path.suffix == ".parquet":
         yield from _parquet_rows(path)
     else:
-        raise ConfigError(f"{key}.path: cannot tell the format of '{path}' (expected .jsonl, .jsonl.zst or .parquet; "
-                          "set the kind)")
+        raise ConfigError(
+            f"{key}.path: cannot tell the format of '{path}' (expected .jsonl, .jsonl.zst or .parquet; "
+            "set the kind)"
+        )
 
 
 def raw_rows(name: str, cfg: SourceConfig) -> Iterator[tuple[str, Any]]:
@@ -285,10 +310,20 @@ def _tools(value: Any, where: str) -> list[dict[str, Any]] | None:
 
 
 def _sharegpt(messages: list[Any]) -> list[Any]:
-    roles = {"human": "user", "gpt": "assistant", "system": "system", "tool": "tool", "user": "user",
-             "assistant": "assistant", "function_call": "assistant", "observation": "tool"}
+    roles = {
+        "human": "user",
+        "gpt": "assistant",
+        "system": "system",
+        "tool": "tool",
+        "user": "user",
+        "assistant": "assistant",
+        "function_call": "assistant",
+        "observation": "tool",
+    }
     if messages and isinstance(messages[0], dict) and "from" in messages[0]:
-        return [{"role": roles.get(m.get("from"), m.get("from")), "content": m.get("value", "")} for m in messages]
+        return [
+            {"role": roles.get(m.get("from"), m.get("from")), "content": m.get("value", "")} for m in messages
+        ]
     return messages
 
 
@@ -309,8 +344,9 @@ def _messages(value: Any, where: str) -> list[dict[str, Any]]:
     return out
 
 
-def _trajectory_item(record: Trajectory, where: str, cfg: SourceConfig, stats: SourceStats,
-                     check: TemplateCheck) -> Item | None:
+def _trajectory_item(
+    record: Trajectory, where: str, cfg: SourceConfig, stats: SourceStats, check: TemplateCheck
+) -> Item | None:
     if record.status.value not in cfg.statuses:
         stats.skipped[f"status={record.status.value}"] += 1
         return None
@@ -329,11 +365,17 @@ def _trajectory_item(record: Trajectory, where: str, cfg: SourceConfig, stats: S
                 f"trajectory '{record.id}' was rendered with chat template sha256 {digest[:12]}..., but the "
                 f"tokenizer's template is {check.expected[:12]}...; training on it would teach a format the served "
                 "model never sees. Use the tokenizer the data was generated with, or set "
-                "data.allow_template_mismatch=true", where)
+                "data.allow_template_mismatch=true",
+                where,
+            )
         stats.template_mismatch += 1
     tools = [t.model_dump(exclude_none=True) for t in record.tools] or None
-    return Item(where, messages=[m.model_dump(exclude_none=True) for m in record.messages], tools=tools,
-                sampled=record.completion_token_ids)
+    return Item(
+        where,
+        messages=[m.model_dump(exclude_none=True) for m in record.messages],
+        tools=tools,
+        sampled=record.completion_token_ids,
+    )
 
 
 def _looks_like_trajectory(row: dict[str, Any]) -> bool:
@@ -352,7 +394,9 @@ def iter_items(name: str, cfg: SourceConfig, check: TemplateCheck, stats: Source
             yield item
 
 
-def _to_item(where: str, row: Any, cfg: SourceConfig, stats: SourceStats, check: TemplateCheck) -> Item | None:
+def _to_item(
+    where: str, row: Any, cfg: SourceConfig, stats: SourceStats, check: TemplateCheck
+) -> Item | None:
     if isinstance(row, str):
         return Item(where, text=row)
     if isinstance(row, Trajectory):
@@ -360,23 +404,28 @@ def _to_item(where: str, row: Any, cfg: SourceConfig, stats: SourceStats, check:
     if not isinstance(row, dict):
         raise DataError(f"expected a JSON object, got {type(row).__name__}", where)
     conversation = cfg.format == "conversation" or (
-        cfg.format == "auto" and (cfg.messages_field in row or "conversations" in row))
+        cfg.format == "auto" and (cfg.messages_field in row or "conversations" in row)
+    )
     if conversation:
         if cfg.messages_field == "messages" and _looks_like_trajectory(row):
             try:
                 record = Trajectory.model_validate(row)
             except ValidationError as exc:
                 first = exc.errors()[0]
-                raise DataError(f"not a valid Trajectory: {'.'.join(map(str, first['loc']))}: {first['msg']}",
-                                where) from None
+                raise DataError(
+                    f"not a valid Trajectory: {'.'.join(map(str, first['loc']))}: {first['msg']}", where
+                ) from None
             return _trajectory_item(record, where, cfg, stats, check)
         field_name = cfg.messages_field if cfg.messages_field in row else "conversations"
         if field_name not in row:
             raise DataError(f"no '{cfg.messages_field}' field (keys: {', '.join(sorted(row))})", where)
         return Item(where, messages=_messages(row[field_name], where), tools=_tools(row.get("tools"), where))
     if cfg.text_field not in row:
-        raise DataError(f"no '{cfg.text_field}' or '{cfg.messages_field}' field (keys: {', '.join(sorted(row))}); "
-                        "set the source's text_field or messages_field", where)
+        raise DataError(
+            f"no '{cfg.text_field}' or '{cfg.messages_field}' field (keys: {', '.join(sorted(row))}); "
+            "set the source's text_field or messages_field",
+            where,
+        )
     text = row[cfg.text_field]
     if not isinstance(text, str):
         raise DataError(f"{cfg.text_field}: expected a string, got {type(text).__name__}", where)

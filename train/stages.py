@@ -72,8 +72,10 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"stage: unknown stage '{cfg.stage}'; known: {', '.join(STAGES)}")
     t = cfg.trainer
     if t.packing and t.packing_strategy not in PACKING_STRATEGIES:
-        raise ConfigError(f"trainer.packing_strategy: '{t.packing_strategy}' is not one of "
-                          f"{', '.join(PACKING_STRATEGIES)} ('wrapped' lets documents attend to each other)")
+        raise ConfigError(
+            f"trainer.packing_strategy: '{t.packing_strategy}' is not one of "
+            f"{', '.join(PACKING_STRATEGIES)} ('wrapped' lets documents attend to each other)"
+        )
     if t.bf16 not in ("auto", "true", "false", "True", "False"):
         raise ConfigError(f"trainer.bf16: expected auto, true or false, got '{t.bf16}'")
     if t.lr_scheduler != "wsd":
@@ -81,16 +83,22 @@ def validate(cfg: TrainConfig) -> None:
 
         known = [s.value for s in SchedulerType]
         if t.lr_scheduler not in known:
-            raise ConfigError(f"trainer.lr_scheduler: unknown '{t.lr_scheduler}'; known: wsd, {', '.join(known)}")
+            raise ConfigError(
+                f"trainer.lr_scheduler: unknown '{t.lr_scheduler}'; known: wsd, {', '.join(known)}"
+            )
     if not 0 <= t.decay_ratio <= 1 or not 0 <= t.warmup_ratio < 1 or t.decay_ratio + t.warmup_ratio > 1:
-        raise ConfigError("trainer.warmup_ratio / trainer.decay_ratio: need 0 <= warmup < 1, 0 <= decay <= 1 and "
-                          f"warmup + decay <= 1 (got {t.warmup_ratio}, {t.decay_ratio})")
+        raise ConfigError(
+            "trainer.warmup_ratio / trainer.decay_ratio: need 0 <= warmup < 1, 0 <= decay <= 1 and "
+            f"warmup + decay <= 1 (got {t.warmup_ratio}, {t.decay_ratio})"
+        )
     if t.max_length < 8:
         raise ConfigError(f"trainer.max_length: too small ({t.max_length})")
     if cfg.data.streaming and t.max_steps <= 0 and cfg.stage != "tokenizer":
         raise ConfigError("trainer.max_steps: must be set with data.streaming=true (a stream has no length)")
     if t.resume not in RESUME_KEYWORDS and not Path(t.resume).is_dir():
-        raise ConfigError(f"trainer.resume: expected auto, never or a checkpoint directory; '{t.resume}' is none")
+        raise ConfigError(
+            f"trainer.resume: expected auto, never or a checkpoint directory; '{t.resume}' is none"
+        )
     if t.extra:
         from trl import SFTConfig
 
@@ -103,7 +111,9 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.stage == "tokenizer" and not 0 < cfg.tokenizer.transition <= 1:
         raise ConfigError(f"tokenizer.transition: must be in (0, 1], got {cfg.tokenizer.transition}")
     if cfg.stage == "tokenizer" and cfg.tokenizer.vocab_size < 300:
-        raise ConfigError(f"tokenizer.vocab_size: at least 300 (256 bytes + specials), got {cfg.tokenizer.vocab_size}")
+        raise ConfigError(
+            f"tokenizer.vocab_size: at least 300 (256 bytes + specials), got {cfg.tokenizer.vocab_size}"
+        )
 
 
 # ----------------------------------------------------------------------------------------- tokenizer
@@ -118,8 +128,10 @@ def _document_text(item) -> str:
     parts = []
     for message in item.messages:
         content = message.get("content") or ""
-        calls = [render_tool_call(c["function"]["name"], c["function"].get("arguments") or "{}")
-                 for c in message.get("tool_calls") or []]
+        calls = [
+            render_tool_call(c["function"]["name"], c["function"].get("arguments") or "{}")
+            for c in message.get("tool_calls") or []
+        ]
         parts.append("\n".join([content, *calls]) if calls else content)
     return "\n".join(parts)
 
@@ -151,14 +163,24 @@ def tokenizer_stage(cfg: TrainConfig) -> Path:
     if tc.method == "superword":
         from agentkit.train.tokenizer import train_superword_tokenizer
 
-        tokenizer = train_superword_tokenizer(docs, vocab_size=tc.vocab_size, min_frequency=tc.min_frequency,
-                                              transition=tc.transition, max_superword=tc.max_superword)
+        tokenizer = train_superword_tokenizer(
+            docs,
+            vocab_size=tc.vocab_size,
+            min_frequency=tc.min_frequency,
+            transition=tc.transition,
+            max_superword=tc.max_superword,
+        )
     else:
         tokenizer = train_tokenizer(docs, vocab_size=tc.vocab_size, min_frequency=tc.min_frequency)
     seconds = time.perf_counter() - started
     save_tokenizer(tokenizer, out)
-    report: dict[str, Any] = {"stage": "tokenizer", "out": str(out), "docs": len(docs), "vocab_size": len(tokenizer),
-                              "seconds": round(seconds, 2)}
+    report: dict[str, Any] = {
+        "stage": "tokenizer",
+        "out": str(out),
+        "docs": len(docs),
+        "vocab_size": len(tokenizer),
+        "seconds": round(seconds, 2),
+    }
     if tc.baseline:
         # Same data and the full configured budget: when a small corpus runs out of merges for the STEM
         # tokenizer before ``vocab_size``, the baseline still gets all of its tokens (the stricter comparison).
@@ -166,11 +188,15 @@ def tokenizer_stage(cfg: TrainConfig) -> Path:
         from agentkit.train.corpus import toy_trajectories
         from agentkit.train.sources import Item
 
-        reasoning = [_document_text(Item("toy", messages=[m.model_dump(exclude_none=True) for m in t.messages]))
-                     for t in toy_trajectories(tc.eval_docs, cfg.seed + 1_000_003)]
-        domains = {"stem": list(stem_corpus(tc.eval_docs, cfg.seed + 1_000_003)),
-                   "general": list(commonsense_corpus(tc.eval_docs, cfg.seed + 1_000_003)),
-                   "reasoning": reasoning}
+        reasoning = [
+            _document_text(Item("toy", messages=[m.model_dump(exclude_none=True) for m in t.messages]))
+            for t in toy_trajectories(tc.eval_docs, cfg.seed + 1_000_003)
+        ]
+        domains = {
+            "stem": list(stem_corpus(tc.eval_docs, cfg.seed + 1_000_003)),
+            "general": list(commonsense_corpus(tc.eval_docs, cfg.seed + 1_000_003)),
+            "reasoning": reasoning,
+        }
         if heldout:
             domains["heldout"] = heldout
         report["baseline_vocab_size"] = len(baseline)
@@ -185,15 +211,21 @@ def _print_tokenizer_report(report: dict[str, Any]) -> None:
     from rich.table import Table
 
     console = Console()
-    console.print(f"tokenizer: {report['vocab_size']} tokens from {report['docs']} documents "
-                  f"in {report['seconds']} s -> {report['out']}")
+    console.print(
+        f"tokenizer: {report['vocab_size']} tokens from {report['docs']} documents "
+        f"in {report['seconds']} s -> {report['out']}"
+    )
     if "compression" in report:
         table = Table(title="bytes per token (higher compresses more)")
         for column in ("domain", "STEM BPE", "baseline BPE", "ratio"):
             table.add_column(column)
         for domain, row in report["compression"].items():
-            table.add_row(domain, f"{row['stem_bytes_per_token']:.3f}", f"{row['baseline_bytes_per_token']:.3f}",
-                          f"{row['ratio']:.3f}")
+            table.add_row(
+                domain,
+                f"{row['stem_bytes_per_token']:.3f}",
+                f"{row['baseline_bytes_per_token']:.3f}",
+                f"{row['ratio']:.3f}",
+            )
         console.print(table)
 
 
@@ -213,8 +245,11 @@ def _has_accelerator() -> bool:
     import torch
 
     xpu = getattr(torch, "xpu", None)
-    return bool(torch.cuda.is_available() or (xpu is not None and xpu.is_available())
-                or torch.backends.mps.is_available())
+    return bool(
+        torch.cuda.is_available()
+        or (xpu is not None and xpu.is_available())
+        or torch.backends.mps.is_available()
+    )
 
 
 def resume_checkpoint(cfg: TrainConfig) -> str | None:
@@ -236,17 +271,35 @@ def sft_config(cfg: TrainConfig):
 
     t = cfg.trainer
     kwargs: dict[str, Any] = dict(
-        output_dir=str(cfg.out), learning_rate=t.learning_rate,
+        output_dir=str(cfg.out),
+        learning_rate=t.learning_rate,
         lr_scheduler_type="warmup_stable_decay" if t.lr_scheduler == "wsd" else t.lr_scheduler,
-        warmup_steps=t.warmup_ratio, max_steps=t.max_steps, num_train_epochs=t.num_train_epochs,
+        warmup_steps=t.warmup_ratio,
+        max_steps=t.max_steps,
+        num_train_epochs=t.num_train_epochs,
         per_device_train_batch_size=t.per_device_train_batch_size,
-        gradient_accumulation_steps=t.gradient_accumulation_steps, max_length=t.max_length, packing=t.packing,
-        packing_strategy=t.packing_strategy, weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm,
-        bf16=_bf16(t.bf16), fp16=False, activation_checkpointing=t.gradient_checkpointing,
-        logging_steps=t.logging_steps, logging_first_step=True, save_strategy="steps", save_steps=t.save_steps,
-        save_total_limit=t.save_total_limit, report_to=list(t.report_to), seed=cfg.seed, data_seed=cfg.seed,
-        dataloader_num_workers=t.dataloader_num_workers, dataloader_pin_memory=torch.cuda.is_available(),
-        assistant_only_loss=False, completion_only_loss=False, use_cpu=not _has_accelerator(),
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        max_length=t.max_length,
+        packing=t.packing,
+        packing_strategy=t.packing_strategy,
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        bf16=_bf16(t.bf16),
+        fp16=False,
+        activation_checkpointing=t.gradient_checkpointing,
+        logging_steps=t.logging_steps,
+        logging_first_step=True,
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit,
+        report_to=list(t.report_to),
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        dataloader_num_workers=t.dataloader_num_workers,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        assistant_only_loss=False,
+        completion_only_loss=False,
+        use_cpu=not _has_accelerator(),
     )
     kwargs.update(t.extra)
     return SFTConfig(**kwargs)
@@ -258,8 +311,13 @@ def lora_config(cfg: TrainConfig):
     from peft import LoraConfig
 
     p = cfg.peft
-    return LoraConfig(r=p.r, lora_alpha=p.alpha, lora_dropout=p.dropout, target_modules=list(p.target_modules),
-                      task_type="CAUSAL_LM")
+    return LoraConfig(
+        r=p.r,
+        lora_alpha=p.alpha,
+        lora_dropout=p.dropout,
+        target_modules=list(p.target_modules),
+        task_type="CAUSAL_LM",
+    )
 
 
 def _stage_trainer_class():
@@ -281,8 +339,10 @@ def _stage_trainer_class():
                 optimizer if optimizer is not None else self.optimizer,
                 num_warmup_steps=self.args.get_warmup_steps(num_training_steps),
                 num_decay_steps=math.ceil(self._wsd["decay_ratio"] * num_training_steps),
-                num_training_steps=num_training_steps, decay_type=self._wsd["decay_type"],
-                min_lr_ratio=self._wsd["min_lr_ratio"])
+                num_training_steps=num_training_steps,
+                decay_type=self._wsd["decay_type"],
+                min_lr_ratio=self._wsd["min_lr_ratio"],
+            )
             self._created_lr_scheduler = True
             return self.lr_scheduler
 
@@ -327,8 +387,8 @@ class RowPackedCollator:
         position_ids = torch.zeros((rows, width), dtype=torch.long)
         for row, example in enumerate(examples):
             ids = example["input_ids"]
-            input_ids[row, :len(ids)] = torch.tensor(ids)
-            labels[row, :len(ids)] = torch.tensor(example.get("labels", ids))
+            input_ids[row, : len(ids)] = torch.tensor(ids)
+            labels[row, : len(ids)] = torch.tensor(example.get("labels", ids))
             lengths = list(example.get("seq_lengths") or [len(ids)]) + [width - len(ids)]
             position_ids[row] = torch.cat([torch.arange(n) for n in lengths if n > 0])
         labels[position_ids == 0] = IGNORE  # no target across a document boundary
@@ -347,13 +407,24 @@ def build_trainer(cfg: TrainConfig, callbacks: list | None = None):
     model, tokenizer = load_model(cfg.model, seed=cfg.seed)
     t = cfg.trainer
     truncates = not t.packing or t.packing_strategy == "bfd"
-    data = build_train_data(cfg.data, tokenizer, truncate_at=t.max_length if truncates else None,
-                            progress=_is_main_process())
+    data = build_train_data(
+        cfg.data, tokenizer, truncate_at=t.max_length if truncates else None, progress=_is_main_process()
+    )
     args = sft_config(cfg)
-    wsd = ({"decay_ratio": t.decay_ratio, "decay_type": t.decay_type, "min_lr_ratio": t.min_lr_ratio}
-           if t.lr_scheduler == "wsd" else None)
-    trainer = _stage_trainer_class()(model=model, args=args, train_dataset=data.dataset, processing_class=tokenizer,
-                                     peft_config=lora_config(cfg), callbacks=list(callbacks or []), wsd=wsd)
+    wsd = (
+        {"decay_ratio": t.decay_ratio, "decay_type": t.decay_type, "min_lr_ratio": t.min_lr_ratio}
+        if t.lr_scheduler == "wsd"
+        else None
+    )
+    trainer = _stage_trainer_class()(
+        model=model,
+        args=args,
+        train_dataset=data.dataset,
+        processing_class=tokenizer,
+        peft_config=lora_config(cfg),
+        callbacks=list(callbacks or []),
+        wsd=wsd,
+    )
     collator = trainer.data_collator
     if t.packing and not _varlen_attention(trainer.model):
         collator = RowPackedCollator(tokenizer.pad_token_id)
@@ -370,8 +441,10 @@ def _is_main_process() -> bool:
 def training_stage(cfg: TrainConfig, callbacks: list) -> Path:
     out = Path(cfg.out)
     trainer, data = build_trainer(cfg, callbacks)
-    sizes = (sum(p.numel() for p in trainer.model.parameters()),
-             sum(p.numel() for p in trainer.model.parameters() if p.requires_grad))
+    sizes = (
+        sum(p.numel() for p in trainer.model.parameters()),
+        sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
+    )
     packed = None
     if cfg.trainer.packing:
         from agentkit.train.data import packing_efficiency
@@ -412,8 +485,16 @@ def save_checkpoint(trainer, cfg: TrainConfig, out: Path) -> None:
     trainer.save_model(str(out))
 
 
-def _report(cfg: TrainConfig, trainer, data, result, packed, seconds: float, resume: str | None,
-            sizes: tuple[int, int]) -> dict[str, Any]:
+def _report(
+    cfg: TrainConfig,
+    trainer,
+    data,
+    result,
+    packed,
+    seconds: float,
+    resume: str | None,
+    sizes: tuple[int, int],
+) -> dict[str, Any]:
     from agentkit.train.data import template_warnings
 
     history = [h for h in trainer.state.log_history if "loss" in h]
@@ -421,26 +502,51 @@ def _report(cfg: TrainConfig, trainer, data, result, packed, seconds: float, res
     # The collator's count: real tokens of this run (TRL's ``num_tokens`` counts one row per batch when rows
     # carry their own position_ids, and includes the steps before a resume).
     counted = [h["num_tokens"] for h in trainer.state.log_history if "num_tokens" in h]
-    tokens = (counter.tokens * trainer.args.world_size if counter and counter.tokens
-              else int(counted[-1]) if counted else None)
-    efficiency = packed["efficiency"] if packed else (counter.efficiency if counter and cfg.trainer.packing else None)
+    tokens = (
+        counter.tokens * trainer.args.world_size
+        if counter and counter.tokens
+        else int(counted[-1])
+        if counted
+        else None
+    )
+    efficiency = (
+        packed["efficiency"] if packed else (counter.efficiency if counter and cfg.trainer.packing else None)
+    )
     return {
-        "stage": cfg.stage, "out": str(cfg.out), "model": cfg.model.path or cfg.model.name,
-        "steps": trainer.state.global_step, "resumed_from": resume, "world_size": trainer.args.world_size,
-        "distributed_type": str(getattr(trainer.accelerator.distributed_type, "value",
-                                        trainer.accelerator.distributed_type)),
-        "parameters": sizes[0], "trainable_parameters": sizes[1], "seconds": round(seconds, 2),
-        "train_loss": result.training_loss, "first_loss": history[0]["loss"] if history else None,
+        "stage": cfg.stage,
+        "out": str(cfg.out),
+        "model": cfg.model.path or cfg.model.name,
+        "steps": trainer.state.global_step,
+        "resumed_from": resume,
+        "world_size": trainer.args.world_size,
+        "distributed_type": str(
+            getattr(trainer.accelerator.distributed_type, "value", trainer.accelerator.distributed_type)
+        ),
+        "parameters": sizes[0],
+        "trainable_parameters": sizes[1],
+        "seconds": round(seconds, 2),
+        "train_loss": result.training_loss,
+        "first_loss": history[0]["loss"] if history else None,
         "last_loss": history[-1]["loss"] if history else None,
-        "tokens": tokens, "tokens_per_second": tokens / seconds if tokens and seconds else None,
-        "packing": {"strategy": cfg.trainer.packing_strategy, "efficiency": efficiency,
-                    "rows": packed["rows"] if packed else (counter.rows if counter else None)}
-        if cfg.trainer.packing else None,
-        "mixture": {"weights": data.weights, "stopping": cfg.data.stopping, "streaming": data.streaming,
-                    "sources": {name: s.as_dict() for name, s in data.stats.items()}},
+        "tokens": tokens,
+        "tokens_per_second": tokens / seconds if tokens and seconds else None,
+        "packing": {
+            "strategy": cfg.trainer.packing_strategy,
+            "efficiency": efficiency,
+            "rows": packed["rows"] if packed else (counter.rows if counter else None),
+        }
+        if cfg.trainer.packing
+        else None,
+        "mixture": {
+            "weights": data.weights,
+            "stopping": cfg.data.stopping,
+            "streaming": data.streaming,
+            "sources": {name: s.as_dict() for name, s in data.stats.items()},
+        },
         "warnings": template_warnings(data.stats) if data.streaming else data.warnings,
-        "loss_history": [{"step": h["step"], "loss": h["loss"], "learning_rate": h.get("learning_rate")}
-                         for h in history],
+        "loss_history": [
+            {"step": h["step"], "loss": h["loss"], "learning_rate": h.get("learning_rate")} for h in history
+        ],
         "config": asdict(cfg),
     }
 
@@ -453,12 +559,16 @@ def _print_report(report: dict[str, Any]) -> None:
     eff = packing.get("efficiency")
     console.print(
         f"{report['stage']}: {report['steps']} steps in {report['seconds']} s, loss {report['first_loss']} -> "
-        f"{report['last_loss']}" + (f", packing efficiency {eff:.3f}" if eff is not None else "")
+        f"{report['last_loss']}"
+        + (f", packing efficiency {eff:.3f}" if eff is not None else "")
         + (f", {report['tokens_per_second']:.0f} tokens/s" if report.get("tokens_per_second") else "")
-        + f" -> {report['out']}")
+        + f" -> {report['out']}"
+    )
     for name, source in ((report.get("mixture") or {}).get("sources") or {}).items():
         if source.get("sampled_turns"):
-            console.print(f"data.sources.{name}: {source['retokenize_mismatches']} of {source['sampled_turns']} "
-                          "sampled turns re-tokenize to other ids than were sampled")
+            console.print(
+                f"data.sources.{name}: {source['retokenize_mismatches']} of {source['sampled_turns']} "
+                "sampled turns re-tokenize to other ids than were sampled"
+            )
     for warning in report["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {warning}")

@@ -33,14 +33,18 @@ def stem_pre_tokenizer():
     """CJK characters one by one, then ``STEM_PATTERN``, then byte-level mapping (no regex of its own)."""
     from tokenizers import Regex, pre_tokenizers
 
-    return pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(CJK_PATTERN), behavior="isolated"),
-        pre_tokenizers.Split(Regex(STEM_PATTERN), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    return pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(CJK_PATTERN), behavior="isolated"),
+            pre_tokenizers.Split(Regex(STEM_PATTERN), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 4096, min_frequency: int = 2, *, stem: bool = True):
+def train_tokenizer(
+    texts: Iterable[str], vocab_size: int = 4096, min_frequency: int = 2, *, stem: bool = True
+):
     """Train a byte-level BPE on ``texts``; a ``PreTrainedTokenizerFast`` with the special tokens and chat template
     (``vocab_size`` counts them all).
 
@@ -50,19 +54,28 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 4096, min_frequency:
     from transformers import PreTrainedTokenizerFast
 
     tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = (stem_pre_tokenizer() if stem
-                               else pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True))
+    tokenizer.pre_tokenizer = (
+        stem_pre_tokenizer() if stem else pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    )
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size - len(TAG_TOKENS), min_frequency=min_frequency, show_progress=False,
-        special_tokens=ROLE_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        vocab_size=vocab_size - len(TAG_TOKENS),
+        min_frequency=min_frequency,
+        show_progress=False,
+        special_tokens=ROLE_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tokenizer.train_from_iterator(_batches(texts), trainer=trainer)
     tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in TAG_TOKENS])
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, bos_token=BOS, eos_token=EOS, pad_token=PAD,
+        tokenizer_object=tokenizer,
+        bos_token=BOS,
+        eos_token=EOS,
+        pad_token=PAD,
         additional_special_tokens=[t for t in ROLE_TOKENS if t not in (BOS, EOS, PAD)],
-        chat_template=YOUTU_CHAT_TEMPLATE, model_max_length=4096, clean_up_tokenization_spaces=False,
+        chat_template=YOUTU_CHAT_TEMPLATE,
+        model_max_length=4096,
+        clean_up_tokenization_spaces=False,
     )
     return fast
 
@@ -70,18 +83,22 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 4096, min_frequency:
 # Stage-2 (superword) pre-tokenization: a digit alone, a line break with the next line's indentation, and
 # everything else between them as one chunk, so merges may cross spaces ("of the", " = \\frac{").
 SUPERWORD_PATTERN = r"\p{N}|[\r\n]+[ \t]*|[^\p{N}\r\n]+"
-_SYMBOL_BASE = 0x20000  # stage-1 token id -> one code point, so stage 2 runs the stock BPE trainer over tokens
+_SYMBOL_BASE = (
+    0x20000  # stage-1 token id -> one code point, so stage 2 runs the stock BPE trainer over tokens
+)
 
 
 def superword_pre_tokenizer():
     """CJK one by one, then ``SUPERWORD_PATTERN`` chunks, then the byte-level mapping."""
     from tokenizers import Regex, pre_tokenizers
 
-    return pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(CJK_PATTERN), behavior="isolated"),
-        pre_tokenizers.Split(Regex(SUPERWORD_PATTERN), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    return pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(CJK_PATTERN), behavior="isolated"),
+            pre_tokenizers.Split(Regex(SUPERWORD_PATTERN), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
 
 
 def _chunks(texts: list[str]) -> Iterator[str]:
@@ -94,8 +111,14 @@ def _chunks(texts: list[str]) -> Iterator[str]:
                 yield from chunk.findall(piece)
 
 
-def train_superword_tokenizer(texts: Iterable[str], vocab_size: int = 4096, min_frequency: int = 2, *,
-                              transition: float = 0.8, max_superword: int = 4):
+def train_superword_tokenizer(
+    texts: Iterable[str],
+    vocab_size: int = 4096,
+    min_frequency: int = 2,
+    *,
+    transition: float = 0.8,
+    max_superword: int = 4,
+):
     """Two-pass (SuperBPE-style) byte-level BPE: the STEM tokenizer up to ``transition`` of the vocabulary, then
     merges of its tokens across spaces, up to ``max_superword`` stage-1 tokens each, for the rest.
 
@@ -114,8 +137,13 @@ def train_superword_tokenizer(texts: Iterable[str], vocab_size: int = 4096, min_
     stage1.pre_tokenizer = stem_pre_tokenizer()
     from tokenizers import pre_tokenizers
 
-    trainer = trainers.BpeTrainer(vocab_size=stage1_size, min_frequency=min_frequency, show_progress=False,
-                                  special_tokens=ROLE_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=stage1_size,
+        min_frequency=min_frequency,
+        show_progress=False,
+        special_tokens=ROLE_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     stage1.train_from_iterator(_batches(texts), trainer=trainer)
     model1 = json.loads(stage1.to_str())["model"]
     vocab: dict[str, int] = dict(model1["vocab"])
@@ -131,9 +159,14 @@ def train_superword_tokenizer(texts: Iterable[str], vocab_size: int = 4096, min_
     if extra > 0 and sequences:
         symbols = {c for seq in sequences for c in seq}
         stage2 = Tokenizer(models.BPE())
-        trainer2 = trainers.BpeTrainer(vocab_size=len(symbols) + extra, min_frequency=min_frequency,
-                                       show_progress=False, max_token_length=max_superword,
-                                       initial_alphabet=sorted(symbols), limit_alphabet=len(symbols))
+        trainer2 = trainers.BpeTrainer(
+            vocab_size=len(symbols) + extra,
+            min_frequency=min_frequency,
+            show_progress=False,
+            max_token_length=max_superword,
+            initial_alphabet=sorted(symbols),
+            limit_alphabet=len(symbols),
+        )
         stage2.train_from_iterator(_batches(sequences), trainer=trainer2)
         known = set(merges)
 
@@ -160,9 +193,14 @@ def _wrap(tokenizer):
     from transformers import PreTrainedTokenizerFast
 
     return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, bos_token=BOS, eos_token=EOS, pad_token=PAD,
+        tokenizer_object=tokenizer,
+        bos_token=BOS,
+        eos_token=EOS,
+        pad_token=PAD,
         additional_special_tokens=[t for t in ROLE_TOKENS if t not in (BOS, EOS, PAD)],
-        chat_template=YOUTU_CHAT_TEMPLATE, model_max_length=4096, clean_up_tokenization_spaces=False,
+        chat_template=YOUTU_CHAT_TEMPLATE,
+        model_max_length=4096,
+        clean_up_tokenization_spaces=False,
     )
 
 
@@ -191,8 +229,12 @@ def compression_report(tokenizer, baseline, domains: dict[str, list[str]]) -> di
     report = {}
     for name, texts in domains.items():
         ours, base = bytes_per_token(tokenizer, texts), bytes_per_token(baseline, texts)
-        report[name] = {"docs": len(texts), "stem_bytes_per_token": round(ours, 4),
-                        "baseline_bytes_per_token": round(base, 4), "ratio": round(ours / base, 4)}
+        report[name] = {
+            "docs": len(texts),
+            "stem_bytes_per_token": round(ours, 4),
+            "baseline_bytes_per_token": round(base, 4),
+            "ratio": round(ours / base, 4),
+        }
     return report
 
 

@@ -25,4 +25,3 @@ def render() -> str:
 
 def load_trajectory_schema() -> dict:
     return json.loads(TRAJECTORY_SCHEMA.read_text())
-

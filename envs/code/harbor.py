@@ -59,7 +59,9 @@ def task_dirs(root: str | Path) -> list[Path]:
         return [root]
     found = sorted(p for p in root.iterdir() if p.is_dir() and is_task_dir(p))
     if not found:
-        raise ConfigError(f"env.tasks.path: no Harbor task directories (instruction.md + task.toml) in {root}")
+        raise ConfigError(
+            f"env.tasks.path: no Harbor task directories (instruction.md + task.toml) in {root}"
+        )
     return found
 
 
@@ -87,8 +89,12 @@ def parse_dockerfile(text: str) -> dict[str, Any]:
 
 def path_mapping(workdir: str) -> list[tuple[str, str]]:
     """Harbor container paths -> workspace paths, longest first."""
-    pairs = [("/logs", f"{HARBOR_DIR}/logs"), ("/tests", f"{HARBOR_DIR}/tests"),
-             ("/solution", f"{HARBOR_DIR}/solution"), (workdir.rstrip("/") or "/app", f"{WORKSPACE}/app")]
+    pairs = [
+        ("/logs", f"{HARBOR_DIR}/logs"),
+        ("/tests", f"{HARBOR_DIR}/tests"),
+        ("/solution", f"{HARBOR_DIR}/solution"),
+        (workdir.rstrip("/") or "/app", f"{WORKSPACE}/app"),
+    ]
     return sorted(pairs, key=lambda pair: -len(pair[0]))
 
 
@@ -106,7 +112,7 @@ def to_workspace(path: str, workdir: str) -> str:
     mapped = map_paths(path, path_mapping(workdir))
     if not mapped.startswith(WORKSPACE + "/"):
         return ""  # outside anything the workspace mirrors
-    return mapped[len(WORKSPACE) + 1:]
+    return mapped[len(WORKSPACE) + 1 :]
 
 
 def load_task(path: Path, env_name: str) -> Task:
@@ -119,8 +125,11 @@ def load_task(path: Path, env_name: str) -> Task:
     except tomllib.TOMLDecodeError as exc:
         raise DataError(f"task.toml is not valid TOML: {exc}", str(path / "task.toml")) from None
     dockerfile = path / "environment" / "Dockerfile"
-    docker = parse_dockerfile(dockerfile.read_text(encoding="utf-8")) if dockerfile.is_file() else \
-        {"workdir": "/app", "copies": [], "runs": []}
+    docker = (
+        parse_dockerfile(dockerfile.read_text(encoding="utf-8"))
+        if dockerfile.is_file()
+        else {"workdir": "/app", "copies": [], "runs": []}
+    )
     workdir = docker["workdir"]
     instruction = (path / "instruction.md").read_text(encoding="utf-8").strip()
     metadata = config.get("metadata") or {}
@@ -129,13 +138,28 @@ def load_task(path: Path, env_name: str) -> Task:
     prompt = map_paths(instruction, path_mapping(workdir))
     if f"{WORKSPACE}/app" not in prompt:
         prompt += f"\n\n(Your working directory is {WORKSPACE}/app.)"
-    return Task(id=path.name, env=env_name, prompt=prompt, meta={
-        "kind": "harbor", "family": str(metadata.get("category") or "harbor"), "source": "harbor",
-        "harbor": {"path": str(path.resolve()), "version": str(config.get("version", "")), "workdir": workdir,
-                   "metadata": metadata, "verifier_timeout": float(verifier.get("timeout_sec", 600.0)),
-                   "agent_timeout": float(agent.get("timeout_sec", 0.0) or 0.0),
-                   "environment": config.get("environment") or {}, "copies": docker["copies"],
-                   "ignored_run_lines": docker["runs"], "has_solution": (path / "solution" / "solve.sh").is_file()}})
+    return Task(
+        id=path.name,
+        env=env_name,
+        prompt=prompt,
+        meta={
+            "kind": "harbor",
+            "family": str(metadata.get("category") or "harbor"),
+            "source": "harbor",
+            "harbor": {
+                "path": str(path.resolve()),
+                "version": str(config.get("version", "")),
+                "workdir": workdir,
+                "metadata": metadata,
+                "verifier_timeout": float(verifier.get("timeout_sec", 600.0)),
+                "agent_timeout": float(agent.get("timeout_sec", 0.0) or 0.0),
+                "environment": config.get("environment") or {},
+                "copies": docker["copies"],
+                "ignored_run_lines": docker["runs"],
+                "has_solution": (path / "solution" / "solve.sh").is_file(),
+            },
+        },
+    )
 
 
 def load_harbor_tasks(source: TaskSourceConfig, env_name: str) -> list[Task]:
@@ -143,7 +167,9 @@ def load_harbor_tasks(source: TaskSourceConfig, env_name: str) -> list[Task]:
     from agentkit.envs.tasks import select
 
     if not source.path:
-        raise ConfigError("env.tasks.path is required for env.tasks.source=harbor (a Harbor task dir or a dir of them)")
+        raise ConfigError(
+            "env.tasks.path is required for env.tasks.source=harbor (a Harbor task dir or a dir of them)"
+        )
     return select([load_task(p, env_name) for p in task_dirs(source.path)], source)
 
 
@@ -187,7 +213,8 @@ async def upload_hidden(sandbox: Any, task: Task, name: str) -> None:
         data = file.read_bytes()
         if file.suffix in (".sh", ".py", ".bash", "") and b"\0" not in data:
             data = map_paths(data.decode("utf-8", errors="surrogateescape"), mapping).encode(
-                "utf-8", errors="surrogateescape")
+                "utf-8", errors="surrogateescape"
+            )
         await sandbox.write_file(f".harbor/{name}/{file.relative_to(root)}", data)
 
 
@@ -204,11 +231,17 @@ async def verify_in_sandbox(sandbox: Any, task: Task) -> Verdict:
     """Run the task's ``tests/test.sh`` in ``sandbox`` and read its reward."""
     harbor = task.meta["harbor"]
     await upload_hidden(sandbox, task, "tests")
-    await sandbox.exec(["bash", "-c", f"rm -rf {HARBOR_DIR}/logs/verifier && mkdir -p {HARBOR_DIR}/logs/verifier"])
-    result = await sandbox.exec(["bash", f"{HARBOR_DIR}/tests/test.sh"], cwd="app",
-                                timeout=harbor["verifier_timeout"])
-    details = {"exit_code": result.exit_code, "status": str(result.status),
-               "output": (result.stdout + ("\n[stderr]\n" + result.stderr if result.stderr else ""))[-2000:]}
+    await sandbox.exec(
+        ["bash", "-c", f"rm -rf {HARBOR_DIR}/logs/verifier && mkdir -p {HARBOR_DIR}/logs/verifier"]
+    )
+    result = await sandbox.exec(
+        ["bash", f"{HARBOR_DIR}/tests/test.sh"], cwd="app", timeout=harbor["verifier_timeout"]
+    )
+    details = {
+        "exit_code": result.exit_code,
+        "status": str(result.status),
+        "output": (result.stdout + ("\n[stderr]\n" + result.stderr if result.stderr else ""))[-2000:],
+    }
     for name, kind in (("reward.txt", "text"), ("reward.json", "json")):
         try:
             raw = (await sandbox.read_file(f".harbor/logs/verifier/{name}")).decode("utf-8")
@@ -217,15 +250,23 @@ async def verify_in_sandbox(sandbox: Any, task: Task) -> Verdict:
         try:
             reward = read_reward(raw, kind)
         except (ValueError, TypeError, StopIteration):
-            raise VerifierError(f"task {task.id}: tests/test.sh wrote an unreadable {name}: {raw[:80]!r}") from None
+            raise VerifierError(
+                f"task {task.id}: tests/test.sh wrote an unreadable {name}: {raw[:80]!r}"
+            ) from None
         passed = reward >= 1.0
         reason = f"tests/test.sh: reward {reward:g}" + ("" if passed else f" (exit {result.exit_code})")
         return Verdict(passed=passed, reward=reward, reason=reason, details=details)
     if str(result.status) == "timeout":
-        return Verdict(passed=False, reward=0.0, reason=f"tests/test.sh timed out after {harbor['verifier_timeout']:g} s",
-                       details=details)
-    raise VerifierError(f"task {task.id}: tests/test.sh wrote no reward.txt/reward.json "
-                        f"(exit {result.exit_code}): {details['output'][-300:]}")
+        return Verdict(
+            passed=False,
+            reward=0.0,
+            reason=f"tests/test.sh timed out after {harbor['verifier_timeout']:g} s",
+            details=details,
+        )
+    raise VerifierError(
+        f"task {task.id}: tests/test.sh wrote no reward.txt/reward.json "
+        f"(exit {result.exit_code}): {details['output'][-300:]}"
+    )
 
 
 def reference_solver(task: Task) -> GeneratorClient | None:
@@ -236,15 +277,22 @@ def reference_solver(task: Task) -> GeneratorClient | None:
         return None
     body = map_paths(script.read_text(encoding="utf-8"), path_mapping(harbor["workdir"]))
     marker = "AGENTKIT_HARBOR_SOLUTION_EOF"
-    command = (f"mkdir -p {HARBOR_DIR}/solution && cat > {HARBOR_DIR}/solution/solve.sh <<'{marker}'\n{body}\n"
-               f"{marker}\ncd {WORKSPACE}/app && bash {HARBOR_DIR}/solution/solve.sh")
+    command = (
+        f"mkdir -p {HARBOR_DIR}/solution && cat > {HARBOR_DIR}/solution/solve.sh <<'{marker}'\n{body}\n"
+        f"{marker}\ncd {WORKSPACE}/app && bash {HARBOR_DIR}/solution/solve.sh"
+    )
 
     def solve():
-        observations = yield ("<think>Plan: the task ships a reference solution script; run it in the working "
-                              "directory.</think>\n" + render_tool_call("bash", {"command": command}))
+        observations = yield (
+            "<think>Plan: the task ships a reference solution script; run it in the working "
+            "directory.</think>\n" + render_tool_call("bash", {"command": command})
+        )
         tail = observations[-1].content.strip().splitlines()[-1:] if observations else []
-        yield ("<think>Reflection: the solution script ran"
-               + (f"; its last output line: {tail[0][:200]}" if tail else "") + ".</think>\nDone.")
+        yield (
+            "<think>Reflection: the solution script ran"
+            + (f"; its last output line: {tail[0][:200]}" if tail else "")
+            + ".</think>\nDone."
+        )
 
     return GeneratorClient(solve, name="reference")
 
@@ -290,11 +338,21 @@ class HarborEpisode:
 
             def feedback(self, verdict: Verdict) -> str:
                 output = (verdict.details or {}).get("output", "")
-                return (f"The task's tests were run and they do not pass: {verdict.reason}.\n{output[-1200:]}\n"
-                        "Keep working.")
+                return (
+                    f"The task's tests were run and they do not pass: {verdict.reason}.\n{output[-1200:]}\n"
+                    "Keep working."
+                )
 
         return _HarborEpisode(task, env)
 
 
-__all__ = ["HarborEpisode", "load_harbor_tasks", "load_task", "map_paths", "parse_dockerfile", "reference_solver",
-           "task_dirs", "verify_in_sandbox"]
+__all__ = [
+    "HarborEpisode",
+    "load_harbor_tasks",
+    "load_task",
+    "map_paths",
+    "parse_dockerfile",
+    "reference_solver",
+    "task_dirs",
+    "verify_in_sandbox",
+]

@@ -20,21 +20,58 @@ T = TypeVar("T")
 
 PROJECTS_DIR = Path(__file__).resolve().parent / "projects"
 
-OPERATORS = ("wrong_operator", "wrong_comparison", "off_by_one", "dropped_condition", "negated_condition",
-             "swapped_arguments", "wrong_return", "wrong_constant", "wrong_builtin")
+OPERATORS = (
+    "wrong_operator",
+    "wrong_comparison",
+    "off_by_one",
+    "dropped_condition",
+    "negated_condition",
+    "swapped_arguments",
+    "wrong_return",
+    "wrong_constant",
+    "wrong_builtin",
+)
 STRUCTURAL_OPERATORS = ("stub_body", "remove_guard", "swap_branches")
 """SWE-smith-style bugs over whole statements: a function body reverted to a stub, an early-exit guard
 removed, the branches of an ``if``/``else`` swapped."""
 ALL_OPERATORS = OPERATORS + STRUCTURAL_OPERATORS
-TEXT_SUFFIXES = (".py", ".pyi", ".toml", ".cfg", ".ini", ".txt", ".json", ".md", ".rst", ".typed", ".yaml", ".yml")
+TEXT_SUFFIXES = (
+    ".py",
+    ".pyi",
+    ".toml",
+    ".cfg",
+    ".ini",
+    ".txt",
+    ".json",
+    ".md",
+    ".rst",
+    ".typed",
+    ".yaml",
+    ".yml",
+)
 """The files of a project that are uploaded to sandboxes (code, configuration, docs); the rest is left out."""
 
-_BINOP_SWAPS: dict[type, type] = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Add, ast.Div: ast.Mult,
-                                  ast.FloorDiv: ast.Div, ast.Mod: ast.FloorDiv, ast.Pow: ast.Mult}
+_BINOP_SWAPS: dict[type, type] = {
+    ast.Add: ast.Sub,
+    ast.Sub: ast.Add,
+    ast.Mult: ast.Add,
+    ast.Div: ast.Mult,
+    ast.FloorDiv: ast.Div,
+    ast.Mod: ast.FloorDiv,
+    ast.Pow: ast.Mult,
+}
 _COMPARE_SWAPS: dict[type, tuple[type, ...]] = {
-    ast.Lt: (ast.LtE, ast.Gt), ast.LtE: (ast.Lt,), ast.Gt: (ast.GtE, ast.Lt), ast.GtE: (ast.Gt,),
-    ast.Eq: (ast.NotEq,), ast.NotEq: (ast.Eq,), ast.In: (ast.NotIn,), ast.NotIn: (ast.In,),
-    ast.Is: (ast.IsNot,), ast.IsNot: (ast.Is,)}
+    ast.Lt: (ast.LtE, ast.Gt),
+    ast.LtE: (ast.Lt,),
+    ast.Gt: (ast.GtE, ast.Lt),
+    ast.GtE: (ast.Gt,),
+    ast.Eq: (ast.NotEq,),
+    ast.NotEq: (ast.Eq,),
+    ast.In: (ast.NotIn,),
+    ast.NotIn: (ast.In,),
+    ast.Is: (ast.IsNot,),
+    ast.IsNot: (ast.Is,),
+}
 _BUILTIN_SWAPS = {"min": "max", "max": "min", "any": "all", "all": "any"}
 
 
@@ -81,44 +118,76 @@ def _variants(node: ast.AST, parent: ast.AST | None) -> Iterator[tuple[str, ast.
     """``(operator, replacement node, detail)`` for every mutation of ``node``."""
     if isinstance(node, ast.BinOp) and type(node.op) in _BINOP_SWAPS:
         new_op = _BINOP_SWAPS[type(node.op)]()
-        yield "wrong_operator", ast.BinOp(node.left, new_op, node.right), \
-            f"{type(node.op).__name__} -> {type(new_op).__name__}"
+        yield (
+            "wrong_operator",
+            ast.BinOp(node.left, new_op, node.right),
+            f"{type(node.op).__name__} -> {type(new_op).__name__}",
+        )
     if isinstance(node, ast.AugAssign) and type(node.op) in (ast.Add, ast.Sub):
         new_op = ast.Sub() if isinstance(node.op, ast.Add) else ast.Add()
         yield "wrong_operator", ast.AugAssign(node.target, new_op, node.value), "augmented assignment flipped"
     if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _COMPARE_SWAPS:
         for new_op in _COMPARE_SWAPS[type(node.ops[0])]:
-            yield "wrong_comparison", ast.Compare(node.left, [new_op()], node.comparators), \
-                f"{type(node.ops[0]).__name__} -> {new_op.__name__}"
-    if (isinstance(node, ast.Constant) and type(node.value) is int
-            and isinstance(parent, (ast.BinOp, ast.Compare, ast.Call, ast.Subscript, ast.Slice, ast.keyword))):
+            yield (
+                "wrong_comparison",
+                ast.Compare(node.left, [new_op()], node.comparators),
+                f"{type(node.ops[0]).__name__} -> {new_op.__name__}",
+            )
+    if (
+        isinstance(node, ast.Constant)
+        and type(node.value) is int
+        and isinstance(parent, (ast.BinOp, ast.Compare, ast.Call, ast.Subscript, ast.Slice, ast.keyword))
+    ):
         yield "off_by_one", ast.Constant(node.value + 1), f"{node.value} -> {node.value + 1}"
         if node.value > 0:
             yield "off_by_one", ast.Constant(node.value - 1), f"{node.value} -> {node.value - 1}"
-    if (isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant)
-            and type(node.operand.value) is int and node.operand.value > 0):
+    if (
+        isinstance(node, ast.UnaryOp)
+        and isinstance(node.op, ast.USub)
+        and isinstance(node.operand, ast.Constant)
+        and type(node.operand.value) is int
+        and node.operand.value > 0
+    ):
         value = node.operand.value
         yield "off_by_one", ast.UnaryOp(ast.USub(), ast.Constant(value + 1)), f"-{value} -> -{value + 1}"
         smaller = ast.UnaryOp(ast.USub(), ast.Constant(value - 1)) if value > 1 else ast.Constant(0)
         yield "off_by_one", smaller, f"-{value} -> -{value - 1}"
     if isinstance(node, ast.BoolOp) and len(node.values) == 2:
         for keep in (0, 1):
-            yield "dropped_condition", node.values[keep], f"dropped operand {1 - keep} of {type(node.op).__name__}"
+            yield (
+                "dropped_condition",
+                node.values[keep],
+                f"dropped operand {1 - keep} of {type(node.op).__name__}",
+            )
         other = ast.Or() if isinstance(node.op, ast.And) else ast.And()
-        yield "wrong_operator", ast.BoolOp(other, node.values), f"{type(node.op).__name__} -> {type(other).__name__}"
+        yield (
+            "wrong_operator",
+            ast.BoolOp(other, node.values),
+            f"{type(node.op).__name__} -> {type(other).__name__}",
+        )
     if isinstance(parent, (ast.If, ast.While, ast.IfExp)) and node is parent.test:
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
             yield "negated_condition", node.operand, "removed 'not'"
         elif not isinstance(node, ast.BoolOp):
             yield "negated_condition", ast.UnaryOp(ast.Not(), node), "negated the condition"
-    if isinstance(node, ast.Call) and len(node.args) >= 2 and not any(isinstance(a, ast.Starred) for a in node.args):
+    if (
+        isinstance(node, ast.Call)
+        and len(node.args) >= 2
+        and not any(isinstance(a, ast.Starred) for a in node.args)
+    ):
         first, second = node.args[0], node.args[1]
         if ast.dump(first) != ast.dump(second):
-            yield "swapped_arguments", ast.Call(node.func, [second, first, *node.args[2:]], node.keywords), \
-                "swapped the first two arguments"
+            yield (
+                "swapped_arguments",
+                ast.Call(node.func, [second, first, *node.args[2:]], node.keywords),
+                "swapped the first two arguments",
+            )
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _BUILTIN_SWAPS:
-        yield "wrong_builtin", ast.Call(ast.Name(_BUILTIN_SWAPS[node.func.id], ast.Load()), node.args,
-                                        node.keywords), f"{node.func.id} -> {_BUILTIN_SWAPS[node.func.id]}"
+        yield (
+            "wrong_builtin",
+            ast.Call(ast.Name(_BUILTIN_SWAPS[node.func.id], ast.Load()), node.args, node.keywords),
+            f"{node.func.id} -> {_BUILTIN_SWAPS[node.func.id]}",
+        )
     if isinstance(node, ast.Return) and node.value is not None:
         value = node.value
         if isinstance(value, ast.Constant) and type(value.value) is bool:
@@ -160,8 +229,8 @@ class _Sites(ast.NodeVisitor):
 def _replace_segment(lines: list[str], node: ast.AST, text: str) -> list[str]:
     line = lines[node.lineno - 1]
     raw = line.encode("utf-8")
-    new = raw[:node.col_offset].decode("utf-8") + text + raw[node.end_col_offset:].decode("utf-8")
-    return lines[:node.lineno - 1] + [new] + lines[node.lineno:]
+    new = raw[: node.col_offset].decode("utf-8") + text + raw[node.end_col_offset :].decode("utf-8")
+    return lines[: node.lineno - 1] + [new] + lines[node.lineno :]
 
 
 def _swapped_dump(tree: ast.Module, parent: ast.AST, target: ast.AST, replacement: ast.AST) -> str:
@@ -187,14 +256,18 @@ def _swapped_dump(tree: ast.Module, parent: ast.AST, target: ast.AST, replacemen
 def _unique_context(lines: list[str], index: int, new_line: str) -> tuple[str, str] | None:
     """The smallest block of whole lines around line ``index`` that is unique before and after."""
     original = "\n".join(lines)
-    mutated_lines = lines[:index] + [new_line] + lines[index + 1:]
+    mutated_lines = lines[:index] + [new_line] + lines[index + 1 :]
     mutated = "\n".join(mutated_lines)
     for radius in range(0, 6):
         lo, hi = max(0, index - radius), min(len(lines), index + radius + 1)
         old = "\n".join(lines[lo:hi]) + "\n"
         new = "\n".join(mutated_lines[lo:hi]) + "\n"
-        if original.count(old.rstrip("\n")) == 1 and mutated.count(new.rstrip("\n")) == 1 \
-                and (original + "\n").count(old) == 1 and (mutated + "\n").count(new) == 1:
+        if (
+            original.count(old.rstrip("\n")) == 1
+            and mutated.count(new.rstrip("\n")) == 1
+            and (original + "\n").count(old) == 1
+            and (mutated + "\n").count(new) == 1
+        ):
             return old, new
     return None
 
@@ -231,8 +304,18 @@ def mutations_of_source(project: str, file: str, source: str) -> list[Mutation]:
             block = _unique_context(lines, node.lineno - 1, new_line)
             if block is None:
                 continue
-            found.append(Mutation(project=project, file=file, operator=operator, line=node.lineno,
-                                  function=function, old=block[0], new=block[1], detail=detail))
+            found.append(
+                Mutation(
+                    project=project,
+                    file=file,
+                    operator=operator,
+                    line=node.lineno,
+                    function=function,
+                    old=block[0],
+                    new=block[1],
+                    detail=detail,
+                )
+            )
     return found
 
 
@@ -243,8 +326,9 @@ def _tracked(project_dir: Path) -> list[Path] | None:
     if not (project_dir / ".git").exists():
         return None
     try:
-        listing = subprocess.run(["git", "-C", str(project_dir), "ls-files", "-z"], capture_output=True,
-                                 check=True, timeout=60).stdout.decode("utf-8")
+        listing = subprocess.run(
+            ["git", "-C", str(project_dir), "ls-files", "-z"], capture_output=True, check=True, timeout=60
+        ).stdout.decode("utf-8")
     except (OSError, subprocess.SubprocessError):
         return None
     return [project_dir / rel for rel in listing.split("\0") if rel]
@@ -257,8 +341,10 @@ def project_files(project_dir: Path) -> dict[str, str]:
     candidates = _tracked(project_dir)
     for path in sorted(candidates if candidates is not None else project_dir.rglob("*")):
         parts = path.relative_to(project_dir).parts
-        if not path.is_file() or any(p.startswith(".") or p in ("__pycache__", "build", "dist") or
-                                     p.endswith(".egg-info") for p in parts):
+        if not path.is_file() or any(
+            p.startswith(".") or p in ("__pycache__", "build", "dist") or p.endswith(".egg-info")
+            for p in parts
+        ):
             continue
         if path.suffix not in TEXT_SUFFIXES and path.name not in ("LICENSE", "PKG-INFO"):
             continue
@@ -269,8 +355,22 @@ def project_files(project_dir: Path) -> dict[str, str]:
     return files
 
 
-_NOT_PACKAGES = ("test", "tests", "testing", "doc", "docs", "documentation", "example", "examples", "bench",
-                 "benchmarks", "scripts", "tools", "build", "dist")
+_NOT_PACKAGES = (
+    "test",
+    "tests",
+    "testing",
+    "doc",
+    "docs",
+    "documentation",
+    "example",
+    "examples",
+    "bench",
+    "benchmarks",
+    "scripts",
+    "tools",
+    "build",
+    "dist",
+)
 
 
 def package_name(project_dir: Path) -> str:
@@ -278,30 +378,44 @@ def package_name(project_dir: Path) -> str:
     for base in (project_dir, project_dir / "src"):
         if not base.is_dir():
             continue
-        packages = [p.name for p in base.iterdir()
-                    if (p / "__init__.py").is_file() and p.name.lower() not in _NOT_PACKAGES]
+        packages = [
+            p.name
+            for p in base.iterdir()
+            if (p / "__init__.py").is_file() and p.name.lower() not in _NOT_PACKAGES
+        ]
         if len(packages) == 1:
             return packages[0] if base == project_dir else f"src/{packages[0]}"
         if len(packages) > 1:
-            raise ValueError(f"{base}: a project needs exactly one package, found {sorted(packages)} "
-                             "(name one with env.tasks.options.package)")
+            raise ValueError(
+                f"{base}: a project needs exactly one package, found {sorted(packages)} "
+                "(name one with env.tasks.options.package)"
+            )
     raise ValueError(f"{project_dir}: no package (a directory with __init__.py, at the top or under src/)")
 
 
 def is_test_file(rel: str) -> bool:
     name = rel.rsplit("/", 1)[-1]
-    return (name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
-            or any(part in ("test", "tests", "testing") for part in rel.split("/")[:-1]))
+    return (
+        name.startswith("test_")
+        or name.endswith("_test.py")
+        or name == "conftest.py"
+        or any(part in ("test", "tests", "testing") for part in rel.split("/")[:-1])
+    )
 
 
-def project_mutations(project_dir: Path, operators: tuple[str, ...] = OPERATORS,
-                      package: str | None = None) -> list[Mutation]:
+def project_mutations(
+    project_dir: Path, operators: tuple[str, ...] = OPERATORS, package: str | None = None
+) -> list[Mutation]:
     """Every mutation of the package source of a project (tests are never mutated)."""
     name = project_dir.name
     package = package or package_name(project_dir)
     found: list[Mutation] = []
     for rel, text in project_files(project_dir).items():
-        if rel.startswith(package + "/") and rel.endswith(".py") and not is_test_file(rel[len(package) + 1:]):
+        if (
+            rel.startswith(package + "/")
+            and rel.endswith(".py")
+            and not is_test_file(rel[len(package) + 1 :])
+        ):
             if set(operators) & set(OPERATORS):
                 found += [m for m in mutations_of_source(name, rel, text) if m.operator in operators]
             if set(operators) & set(STRUCTURAL_OPERATORS):
@@ -325,7 +439,7 @@ def _unique_swap(source: str, old: str, new: str) -> tuple[str, str] | None:
 
 def _block(lines: list[str], first: int, last: int) -> str:
     """Lines ``first``..``last`` (1-based, inclusive), each with its newline."""
-    return "".join(line + "\n" for line in lines[first - 1:last])
+    return "".join(line + "\n" for line in lines[first - 1 : last])
 
 
 def structural_mutations(project: str, file: str, source: str) -> list[Mutation]:
@@ -339,23 +453,43 @@ def structural_mutations(project: str, file: str, source: str) -> list[Mutation]
     def add(operator: str, node: ast.AST, function: str | None, old: str, new: str, detail: str) -> None:
         swap = _unique_swap(source, old, new)
         if swap is not None:
-            found.append(Mutation(project=project, file=file, operator=operator, line=node.lineno,
-                                  function=function, old=swap[0], new=swap[1], detail=detail))
+            found.append(
+                Mutation(
+                    project=project,
+                    file=file,
+                    operator=operator,
+                    line=node.lineno,
+                    function=function,
+                    old=swap[0],
+                    new=swap[1],
+                    detail=detail,
+                )
+            )
 
     def visit(node: ast.AST, scope: list[str]) -> None:
         for child in ast.iter_child_nodes(node):
             name = ".".join(scope) or None
             if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
                 body = child.body
-                docstring = (body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
-                             and isinstance(body[0].value.value, str))
+                docstring = (
+                    body
+                    and isinstance(body[0], ast.Expr)
+                    and isinstance(body[0].value, ast.Constant)
+                    and isinstance(body[0].value.value, str)
+                )
                 code = body[1:] if docstring else body
                 if len(code) >= 2 or (code and not isinstance(code[0], ast.Pass | ast.Return)):
-                    indent = lines[code[0].lineno - 1][:code[0].col_offset]
+                    indent = lines[code[0].lineno - 1][: code[0].col_offset]
                     header = _block(lines, child.lineno, code[0].lineno - 1)
                     old = header + _block(lines, code[0].lineno, child.end_lineno)
-                    add("stub_body", child, ".".join([*scope, child.name]), old, header + f"{indent}pass\n",
-                        f"the body of {child.name} reverted to a stub")
+                    add(
+                        "stub_body",
+                        child,
+                        ".".join([*scope, child.name]),
+                        old,
+                        header + f"{indent}pass\n",
+                        f"the body of {child.name} reverted to a stub",
+                    )
                 visit(child, [*scope, child.name])
                 continue
             if isinstance(child, ast.ClassDef):
@@ -364,25 +498,41 @@ def structural_mutations(project: str, file: str, source: str) -> list[Mutation]
             if isinstance(child, ast.If) and scope:
                 exits = child.body and all(isinstance(s, ast.Raise | ast.Return) for s in child.body[-1:])
                 siblings = getattr(node, "body", [])
-                if exits and not child.orelse and len(child.body) <= 2 and len(siblings) >= 2 \
-                        and child.end_lineno < len(lines):
+                if (
+                    exits
+                    and not child.orelse
+                    and len(child.body) <= 2
+                    and len(siblings) >= 2
+                    and child.end_lineno < len(lines)
+                ):
                     after = _block(lines, child.end_lineno + 1, child.end_lineno + 1)
                     old = _block(lines, child.lineno, child.end_lineno) + after
                     add("remove_guard", child, name, old, after, f"the guard on line {child.lineno} removed")
                 if child.orelse and not (len(child.orelse) == 1 and isinstance(child.orelse[0], ast.If)):
                     body_text = _block(lines, child.body[0].lineno, child.body[-1].end_lineno)
-                    else_line = next((i for i in range(child.body[-1].end_lineno, child.orelse[0].lineno)
-                                      if lines[i].strip().startswith("else")), None)
+                    else_line = next(
+                        (
+                            i
+                            for i in range(child.body[-1].end_lineno, child.orelse[0].lineno)
+                            if lines[i].strip().startswith("else")
+                        ),
+                        None,
+                    )
                     if else_line is not None:
                         else_text = _block(lines, child.orelse[0].lineno, child.orelse[-1].end_lineno)
                         middle = _block(lines, child.body[-1].end_lineno + 1, child.orelse[0].lineno - 1)
                         head = _block(lines, child.lineno, child.body[0].lineno - 1)
-                        b_indent = lines[child.body[0].lineno - 1][:child.body[0].col_offset]
-                        e_indent = lines[child.orelse[0].lineno - 1][:child.orelse[0].col_offset]
+                        b_indent = lines[child.body[0].lineno - 1][: child.body[0].col_offset]
+                        e_indent = lines[child.orelse[0].lineno - 1][: child.orelse[0].col_offset]
                         if b_indent == e_indent and head.count("\n") == 1:
-                            add("swap_branches", child, name, head + body_text + middle + else_text,
+                            add(
+                                "swap_branches",
+                                child,
+                                name,
+                                head + body_text + middle + else_text,
                                 head + else_text + middle + body_text,
-                                f"the branches of the if on line {child.lineno} swapped")
+                                f"the branches of the if on line {child.lineno} swapped",
+                            )
             visit(child, scope)
 
     visit(tree, [])
@@ -406,5 +556,5 @@ def interleave(groups: list[list[T]], block: int = 1) -> list[T]:
     result: list[T] = []
     for i in range(0, max((len(g) for g in groups), default=0), block):
         for group in groups:
-            result += group[i:i + block]
+            result += group[i : i + block]
     return result

@@ -21,13 +21,23 @@ import os
 import sys
 
 WATCHED = (
-    "_pytest.runner:call_and_report", "_pytest.runner:runtestprotocol", "_pytest.runner:pytest_runtest_protocol",
-    "_pytest.runner:check_interactive_exception", "_pytest.runner:pytest_runtest_call",
-    "_pytest.runner:pytest_runtest_makereport", "_pytest.runner:CallInfo.from_call",
-    "_pytest.reports:TestReport.from_item_and_call", "_pytest.reports:TestReport.__init__",
-    "_pytest.python:pytest_pyfunc_call", "_pytest.python:Function.runtest", "_pytest.main:Session.perform_collect",
-    "_pytest.terminal:TerminalReporter.pytest_runtest_logreport", "pluggy._hooks:HookCaller.__call__",
-    "pluggy._callers:_multicall", "os:_exit", "sys:exit",
+    "_pytest.runner:call_and_report",
+    "_pytest.runner:runtestprotocol",
+    "_pytest.runner:pytest_runtest_protocol",
+    "_pytest.runner:check_interactive_exception",
+    "_pytest.runner:pytest_runtest_call",
+    "_pytest.runner:pytest_runtest_makereport",
+    "_pytest.runner:CallInfo.from_call",
+    "_pytest.reports:TestReport.from_item_and_call",
+    "_pytest.reports:TestReport.__init__",
+    "_pytest.python:pytest_pyfunc_call",
+    "_pytest.python:Function.runtest",
+    "_pytest.main:Session.perform_collect",
+    "_pytest.terminal:TerminalReporter.pytest_runtest_logreport",
+    "pluggy._hooks:HookCaller.__call__",
+    "pluggy._callers:_multicall",
+    "os:_exit",
+    "sys:exit",
 )
 
 
@@ -89,8 +99,13 @@ class ReportPlugin:
     def pytest_sessionfinish(self, session, exitstatus):
         now = _watched()
         tampered = sorted(name for name, value in self.baseline.items() if now.get(name) is not value)
-        report = {"outcomes": self.outcomes, "errors": self.errors, "collect_errors": self.collect_errors,
-                  "tampered": tampered, "exitstatus": int(exitstatus)}
+        report = {
+            "outcomes": self.outcomes,
+            "errors": self.errors,
+            "collect_errors": self.collect_errors,
+            "tampered": tampered,
+            "exitstatus": int(exitstatus),
+        }
         self.out.write(f"{self.nonce} report {self.run_id} {json.dumps(report)}\n")
         self.out.flush()
 
@@ -161,8 +176,11 @@ def main():
     variants = json.loads(sys.stdin.read() or "[]") or [{"id": "run", "files": {}}]
     sys.stdin.close()
     # Reports go to a file when one is named (a large suite's report outgrows the sandbox's output cap).
-    out = (open(sys.argv[5], "a", encoding="utf-8") if len(sys.argv) > 5 and sys.argv[5]
-           else os.fdopen(os.dup(1), "w", encoding="utf-8"))
+    out = (
+        open(sys.argv[5], "a", encoding="utf-8")
+        if len(sys.argv) > 5 and sys.argv[5]
+        else os.fdopen(os.dup(1), "w", encoding="utf-8")
+    )
     os.dup2(2, 1)  # pytest's own output (and the project's prints) go to stderr
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     sys.dont_write_bytecode = True
@@ -172,8 +190,18 @@ def main():
         sys.path.insert(0, os.path.join(os.getcwd(), "src"))
     import pytest  # noqa: F401 - imported once here, before any fork, so every run starts warm
 
-    args = ["-q", "-p", "no:cacheprovider", "-o", "addopts=", "--rootdir", ".", "--tb=short",
-            "-W", "ignore::DeprecationWarning"]
+    args = [
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-o",
+        "addopts=",
+        "--rootdir",
+        ".",
+        "--tb=short",
+        "-W",
+        "ignore::DeprecationWarning",
+    ]
     if importlib.util.find_spec("pytest_timeout") is not None:
         args += ["-p", "pytest_timeout", f"--timeout={test_timeout}"]
     args += json.loads(sys.argv[4]) if len(sys.argv) > 4 else []  # the user's test selection (paths, -k, -m)

@@ -30,16 +30,16 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from agentkit.client import GeneratorClient
 from agentkit.env import Episode, Tool, ToolOutput
+from agentkit.envs.code.inject import Mutation, package_name, project_digest, project_files
 from agentkit.errors import SandboxUnavailable, ToolError, VerifierError
 from agentkit.paths import atomic_write_text
 from agentkit.records import Message, Task, Verdict
 from agentkit.toolcalls import render_tool_call
 from agentkit.tools import as_tool, spec_of, tool
-from agentkit.envs.code.inject import Mutation, package_name, project_digest, project_files
 
 if TYPE_CHECKING:
-    from agentkit.sandbox import Sandbox
     from agentkit.envs.code.function import CodeSandboxes
+    from agentkit.sandbox import Sandbox
 
 WORKSPACE = "/workspace"
 STATE_DIR = ".agentkit"
@@ -76,12 +76,55 @@ eval "$1"
 
 INITIAL_SHELL_ENV = "export PYTEST_DISABLE_PLUGIN_AUTOLOAD=1\nexport PYTHONDONTWRITEBYTECODE=1\n"
 
-SUSPICIOUS_NAMES = frozenset({
-    "_exit", "exit", "quit", "abort", "kill", "killpg", "modules", "builtins", "__builtins__", "__import__",
-    "settrace", "setprofile", "gettrace", "gc", "inspect", "ctypes", "atexit", "signal", "faulthandler",
-    "subprocess", "importlib", "pytest", "_pytest", "pluggy", "exec", "eval", "compile", "globals", "vars",
-    "__globals__", "__code__", "__subclasses__", "__dict__", "__eq__", "__ne__", "_getframe", "f_back",
-    "f_globals", "f_locals", "setattr", "delattr", "__setattr__", "__class__", "mro", "__mro__"})
+SUSPICIOUS_NAMES = frozenset(
+    {
+        "_exit",
+        "exit",
+        "quit",
+        "abort",
+        "kill",
+        "killpg",
+        "modules",
+        "builtins",
+        "__builtins__",
+        "__import__",
+        "settrace",
+        "setprofile",
+        "gettrace",
+        "gc",
+        "inspect",
+        "ctypes",
+        "atexit",
+        "signal",
+        "faulthandler",
+        "subprocess",
+        "importlib",
+        "pytest",
+        "_pytest",
+        "pluggy",
+        "exec",
+        "eval",
+        "compile",
+        "globals",
+        "vars",
+        "__globals__",
+        "__code__",
+        "__subclasses__",
+        "__dict__",
+        "__eq__",
+        "__ne__",
+        "_getframe",
+        "f_back",
+        "f_globals",
+        "f_locals",
+        "setattr",
+        "delattr",
+        "__setattr__",
+        "__class__",
+        "mro",
+        "__mro__",
+    }
+)
 """Identifiers (and string constants) through which code can end a test run early, or reach the test
 runner, the interpreter's internals, or comparisons. A fix of an injected one-line bug needs none of
 them: a patch that adds any is rejected (existing uses in the project are fine)."""
@@ -151,6 +194,7 @@ def suspicious_constructs(original: str, candidate: str) -> list[str]:
 
 # --------------------------------------------------------------------------------------------- test runs
 
+
 @dataclass
 class RunReport:
     """Outcome of one pytest session: per-test outcomes, or why there are none."""
@@ -167,16 +211,34 @@ class RunReport:
         return bool(self.outcomes) or bool(self.collect_errors)
 
 
-async def run_suite(sandbox: Sandbox, project_dir: str, variants: list[dict[str, Any]], *,
-                    run_timeout: float = 60.0, pytest_args: Sequence[str] = ()) -> dict[str, RunReport | None]:
+async def run_suite(
+    sandbox: Sandbox,
+    project_dir: str,
+    variants: list[dict[str, Any]],
+    *,
+    run_timeout: float = 60.0,
+    pytest_args: Sequence[str] = (),
+) -> dict[str, RunReport | None]:
     """Run the project's suite once per variant (``{"id", "files"}``); None for a run with no report."""
     nonce = secrets.token_hex(16)
     stdin = nonce + "\n" + json.dumps(variants)
     budget = run_timeout * len(variants) + 30.0
     try:
-        result = await sandbox.exec(["python3", "-I", "-c", harness_source(), project_dir, str(TEST_TIMEOUT),
-                                     str(run_timeout), json.dumps(list(pytest_args)), f"{STATE_DIR}-{nonce}.jsonl"],
-                                    stdin=stdin, timeout=budget)
+        result = await sandbox.exec(
+            [
+                "python3",
+                "-I",
+                "-c",
+                harness_source(),
+                project_dir,
+                str(TEST_TIMEOUT),
+                str(run_timeout),
+                json.dumps(list(pytest_args)),
+                f"{STATE_DIR}-{nonce}.jsonl",
+            ],
+            stdin=stdin,
+            timeout=budget,
+        )
         try:
             written = (await sandbox.read_file(f"{STATE_DIR}-{nonce}.jsonl")).decode("utf-8", "replace")
         except (OSError, ToolError):
@@ -194,12 +256,15 @@ async def run_suite(sandbox: Sandbox, project_dir: str, variants: list[dict[str,
             started = True
         elif parts[1] == "report" and len(parts) == 4 and parts[2] in reports:
             data = json.loads(parts[3])
-            reports[parts[2]] = RunReport(data["outcomes"], data["errors"], data["collect_errors"], data["tampered"])
+            reports[parts[2]] = RunReport(
+                data["outcomes"], data["errors"], data["collect_errors"], data["tampered"]
+            )
         elif parts[1] == "finished" and len(parts) == 4:
             finished[parts[2]] = json.loads(parts[3])
     if not started:
-        raise VerifierError(f"the test harness did not start ({result.status.value}): "
-                            f"{result.observation(limit=1500)}")
+        raise VerifierError(
+            f"the test harness did not start ({result.status.value}): {result.observation(limit=1500)}"
+        )
     for run_id, report in reports.items():
         if report is not None:
             report.finished = finished.get(run_id)
@@ -213,15 +278,18 @@ async def upload_project(sandbox: Sandbox, project: Project, files: dict[str, st
 
 # --------------------------------------------------------------------------------------------- episode
 
+
 def task_prompt(project: Project, fail_to_pass: Sequence[str], test_command: str = "python -m pytest") -> str:
     shown = "\n".join(f"- {test}" for test in list(fail_to_pass)[:5])
     more = f"\n- ... and {len(fail_to_pass) - 5} more" if len(fail_to_pass) > 5 else ""
     about = f" ({project.describe()})" if project.describe() else ""
-    return (f"The Python project `{project.name}`{about} is checked out at `{WORKSPACE}/{project.name}`. "
-            f"Some of its tests fail:\n\n{shown}{more}\n\n"
-            f"Find the bug in the library code (the `{project.package}` package) and fix it. Do not change the "
-            "tests: the fix is checked against the original test suite. Run the tests with "
-            f"`{test_command}` from the project directory.")
+    return (
+        f"The Python project `{project.name}`{about} is checked out at `{WORKSPACE}/{project.name}`. "
+        f"Some of its tests fail:\n\n{shown}{more}\n\n"
+        f"Find the bug in the library code (the `{project.package}` package) and fix it. Do not change the "
+        "tests: the fix is checked against the original test suite. Run the tests with "
+        f"`{test_command}` from the project directory."
+    )
 
 
 class RepoEpisode(Episode):
@@ -270,9 +338,12 @@ class RepoEpisode(Episode):
         """
         async with self._lock:
             sandbox = await self._workspace()
-            result = await sandbox.exec(["bash", "-c", SHELL_PRELUDE, "bash", command],
-                                        timeout=self._env.command_timeout)
-        return ToolOutput(content=result.observation(), error=result.status.value in ("timeout", "oom", "killed"))
+            result = await sandbox.exec(
+                ["bash", "-c", SHELL_PRELUDE, "bash", command], timeout=self._env.command_timeout
+            )
+        return ToolOutput(
+            content=result.observation(), error=result.status.value in ("timeout", "oom", "killed")
+        )
 
     async def _cwd(self) -> str:
         sandbox = await self._workspace()
@@ -312,11 +383,22 @@ class RepoEpisode(Episode):
         except OSError as exc:
             raise ToolError(f"{WORKSPACE}/{rel} cannot be written ({exc.strerror or exc})") from None
 
-    @tool(params={"view_range": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2},
-                  "insert_line": {"type": "integer", "minimum": 0}})
-    async def edit(self, command: Literal["view", "str_replace", "insert", "create"], path: str,
-                   view_range: list[int] | None = None, old_str: str | None = None, new_str: str | None = None,
-                   insert_line: int | None = None, file_text: str | None = None) -> ToolOutput:
+    @tool(
+        params={
+            "view_range": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2},
+            "insert_line": {"type": "integer", "minimum": 0},
+        }
+    )
+    async def edit(
+        self,
+        command: Literal["view", "str_replace", "insert", "create"],
+        path: str,
+        view_range: list[int] | None = None,
+        old_str: str | None = None,
+        new_str: str | None = None,
+        insert_line: int | None = None,
+        file_text: str | None = None,
+    ) -> ToolOutput:
         """View and edit files. 'view' shows a file with line numbers (optionally view_range [start, end],
         end -1 for the end) or lists a directory; 'str_replace' replaces old_str, which must occur
         exactly once, with new_str; 'insert' puts new_str after line insert_line (0 for the top);
@@ -347,18 +429,24 @@ class RepoEpisode(Episode):
                     raise ToolError("str_replace needs a non-empty old_str")
                 count = text.count(old_str)
                 if count == 0:
-                    raise ToolError(f"old_str was not found in {shown}; view the file and copy the text exactly "
-                                    "(whitespace included)")
+                    raise ToolError(
+                        f"old_str was not found in {shown}; view the file and copy the text exactly "
+                        "(whitespace included)"
+                    )
                 if count > 1:
                     lines = [text[:i].count("\n") + 1 for i in _find_all(text, old_str)]
-                    raise ToolError(f"old_str occurs {count} times in {shown} (lines {', '.join(map(str, lines))}); "
-                                    "include more surrounding lines to make it unique")
-                start_line = text[:text.index(old_str)].count("\n") + 1
+                    raise ToolError(
+                        f"old_str occurs {count} times in {shown} (lines {', '.join(map(str, lines))}); "
+                        "include more surrounding lines to make it unique"
+                    )
+                start_line = text[: text.index(old_str)].count("\n") + 1
                 updated = text.replace(old_str, new_str or "", 1)
                 await self._write(sandbox, rel, updated)
                 span = (new_str or "").count("\n") + 1
-                return ToolOutput(content=f"Edited {shown}. The changed region now reads:\n"
-                                          + _numbered(updated, start_line - 3, start_line + span + 2))
+                return ToolOutput(
+                    content=f"Edited {shown}. The changed region now reads:\n"
+                    + _numbered(updated, start_line - 3, start_line + span + 2)
+                )
             if command == "insert":
                 if insert_line is None or new_str is None:
                     raise ToolError("insert needs insert_line and new_str")
@@ -368,10 +456,12 @@ class RepoEpisode(Episode):
                     raise ToolError(f"insert_line {insert_line} is past the end of {shown} ({total} lines)")
                 block = new_str if new_str.endswith("\n") else new_str + "\n"
                 head = "".join(line + "\n" for line in lines[:insert_line])
-                updated = head + block + text[len(head):]
+                updated = head + block + text[len(head) :]
                 await self._write(sandbox, rel, updated)
-                return ToolOutput(content=f"Inserted {block.count(chr(10))} line(s) into {shown}:\n"
-                                          + _numbered(updated, insert_line - 2, insert_line + block.count("\n") + 3))
+                return ToolOutput(
+                    content=f"Inserted {block.count(chr(10))} line(s) into {shown}:\n"
+                    + _numbered(updated, insert_line - 2, insert_line + block.count("\n") + 3)
+                )
             raise ToolError(f"unknown edit command {command!r}")
 
     async def _exists(self, rel: str) -> bool:
@@ -382,9 +472,16 @@ class RepoEpisode(Episode):
     async def _view(self, rel: str, shown: str, view_range: list[int] | None) -> str:
         sandbox = await self._workspace()
         listing = await sandbox.exec(
-            ["bash", "-c", 'if [ -d "$1" ]; then find "$1" -maxdepth 2 -not -path "*/.*" -not -name "__pycache__" '
-             '| sort | head -n 300; else exit 3; fi', "bash", f"{WORKSPACE}/{rel}" if rel != "." else WORKSPACE],
-            timeout=30)
+            [
+                "bash",
+                "-c",
+                'if [ -d "$1" ]; then find "$1" -maxdepth 2 -not -path "*/.*" -not -name "__pycache__" '
+                "| sort | head -n 300; else exit 3; fi",
+                "bash",
+                f"{WORKSPACE}/{rel}" if rel != "." else WORKSPACE,
+            ],
+            timeout=30,
+        )
         if listing.ok:
             return f"Files and directories in {shown} (2 levels):\n{listing.stdout.rstrip()}"
         text = await self._read(rel)
@@ -405,13 +502,15 @@ class RepoEpisode(Episode):
         package_dir = f"{WORKSPACE}/{self.project.name}/{self.project.package}"
         sandbox = await self._workspace()
         listing = await sandbox.exec(
-            ["find", package_dir, "-type", "f", "-name", "*.py", "-not", "-path", "*/__pycache__/*"], timeout=60)
+            ["find", package_dir, "-type", "f", "-name", "*.py", "-not", "-path", "*/__pycache__/*"],
+            timeout=60,
+        )
         if not listing.ok:
             return f"the package directory could not be listed: {listing.observation(limit=500)}"
         files: dict[str, str] = {}
         prefix = f"{WORKSPACE}/{self.project.name}/"
         for path in sorted(listing.stdout.splitlines()):
-            rel = path[len(prefix):]
+            rel = path[len(prefix) :]
             try:
                 files[rel] = (await sandbox.read_file(path)).decode("utf-8")
             except (ToolError, OSError, UnicodeDecodeError) as exc:
@@ -426,7 +525,9 @@ class RepoEpisode(Episode):
         return await verify_patch(self._env, self.project, self.task.meta, candidate)
 
     def feedback(self, verdict: Verdict) -> str:
-        lines = [f"The fix was checked against the original test suite and it is not complete: {verdict.reason}."]
+        lines = [
+            f"The fix was checked against the original test suite and it is not complete: {verdict.reason}."
+        ]
         for error in verdict.details.get("errors", [])[:2]:
             lines.append(f"{error['test']}:\n{error['message'][-1200:]}")
         lines.append("Keep working on the fix.")
@@ -457,44 +558,75 @@ def _numbered(text: str, start: int, end: int) -> str:
     return "\n".join(f"{n:6d}\t{lines[n - 1]}" for n in range(start, end + 1))
 
 
-async def verify_patch(env: CodeSandboxes, project: Project, meta: dict[str, Any], candidate: dict[str, str]) -> Verdict:
+async def verify_patch(
+    env: CodeSandboxes, project: Project, meta: dict[str, Any], candidate: dict[str, str]
+) -> Verdict:
     """Run the pristine suite against the candidate's package files in a fresh sandbox."""
     fail_to_pass, pass_to_pass = list(meta["fail_to_pass"]), list(meta["pass_to_pass"])
     if not fail_to_pass:
         raise VerifierError(f"task for {project.name} has no fail-to-pass tests")
     pristine = project.files()
     if not any(rel.startswith(project.package + "/") for rel in candidate):
-        return Verdict(passed=False, reward=0.0, reason=f"the {project.package} package has no Python files left")
-    flagged = {rel: hits for rel, text in candidate.items()
-               if (hits := suspicious_constructs(pristine.get(rel, ""), text))}
+        return Verdict(
+            passed=False, reward=0.0, reason=f"the {project.package} package has no Python files left"
+        )
+    flagged = {
+        rel: hits
+        for rel, text in candidate.items()
+        if (hits := suspicious_constructs(pristine.get(rel, ""), text))
+    }
     if flagged:
         shown = "; ".join(f"{rel}: {', '.join(hits)}" for rel, hits in flagged.items())
-        return Verdict(passed=False, reward=0.0, reason=f"the patch adds constructs that can tamper with the "
-                                                        f"test run ({shown})", details={"suspicious": flagged})
-    removed = [rel for rel in pristine if rel.startswith(project.package + "/") and rel.endswith(".py")
-               and rel not in candidate]
+        return Verdict(
+            passed=False,
+            reward=0.0,
+            reason=f"the patch adds constructs that can tamper with the test run ({shown})",
+            details={"suspicious": flagged},
+        )
+    removed = [
+        rel
+        for rel in pristine
+        if rel.startswith(project.package + "/") and rel.endswith(".py") and rel not in candidate
+    ]
     files = {rel: text for rel, text in pristine.items() if rel not in removed} | candidate
     async with env.pool(python=False).sandbox() as fresh:
         await upload_project(fresh, project, files)
-        report = (await run_suite(fresh, project.name, [{"id": "candidate", "files": {}}],
-                                  pytest_args=meta.get("pytest_args", ())))["candidate"]
+        report = (
+            await run_suite(
+                fresh,
+                project.name,
+                [{"id": "candidate", "files": {}}],
+                pytest_args=meta.get("pytest_args", ()),
+            )
+        )["candidate"]
     return verdict_from_report(report, fail_to_pass, pass_to_pass)
 
 
-def verdict_from_report(report: RunReport | None, fail_to_pass: list[str], pass_to_pass: list[str]) -> Verdict:
+def verdict_from_report(
+    report: RunReport | None, fail_to_pass: list[str], pass_to_pass: list[str]
+) -> Verdict:
     if report is None:
-        return Verdict(passed=False, reward=0.0,
-                       reason="the test run ended without a report (the code exited early or crashed pytest)")
+        return Verdict(
+            passed=False,
+            reward=0.0,
+            reason="the test run ended without a report (the code exited early or crashed pytest)",
+        )
     if report.tampered:
-        return Verdict(passed=False, reward=0.0, reason="the code under test replaced parts of the test runner: "
-                                                        + ", ".join(report.tampered[:5]),
-                       details={"tampered": report.tampered})
+        return Verdict(
+            passed=False,
+            reward=0.0,
+            reason="the code under test replaced parts of the test runner: " + ", ".join(report.tampered[:5]),
+            details={"tampered": report.tampered},
+        )
     failing_f2p = [t for t in fail_to_pass if report.outcomes.get(t) != "passed"]
     failing_p2p = [t for t in pass_to_pass if report.outcomes.get(t) != "passed"]
     ok = not failing_f2p and not failing_p2p
-    details = {"fail_to_pass": {"passed": len(fail_to_pass) - len(failing_f2p), "total": len(fail_to_pass)},
-               "pass_to_pass": {"passed": len(pass_to_pass) - len(failing_p2p), "total": len(pass_to_pass)},
-               "failing": (failing_f2p + failing_p2p)[:20], "errors": report.errors[:3]}
+    details = {
+        "fail_to_pass": {"passed": len(fail_to_pass) - len(failing_f2p), "total": len(fail_to_pass)},
+        "pass_to_pass": {"passed": len(pass_to_pass) - len(failing_p2p), "total": len(pass_to_pass)},
+        "failing": (failing_f2p + failing_p2p)[:20],
+        "errors": report.errors[:3],
+    }
     if report.collect_errors:
         details["collect_errors"] = report.collect_errors[:2]
     if ok:
@@ -502,16 +634,21 @@ def verdict_from_report(report: RunReport | None, fail_to_pass: list[str], pass_
     else:
         parts = []
         if failing_f2p:
-            parts.append(f"{len(failing_f2p)} of {len(fail_to_pass)} fail-to-pass tests still fail "
-                         f"({', '.join(failing_f2p[:3])})")
+            parts.append(
+                f"{len(failing_f2p)} of {len(fail_to_pass)} fail-to-pass tests still fail "
+                f"({', '.join(failing_f2p[:3])})"
+            )
         if failing_p2p:
-            parts.append(f"{len(failing_p2p)} of {len(pass_to_pass)} pass-to-pass tests now fail "
-                         f"({', '.join(failing_p2p[:3])})")
+            parts.append(
+                f"{len(failing_p2p)} of {len(pass_to_pass)} pass-to-pass tests now fail "
+                f"({', '.join(failing_p2p[:3])})"
+            )
         reason = "; ".join(parts)
     return Verdict(passed=ok, reward=1.0 if ok else 0.0, reason=reason, details=details)
 
 
 # --------------------------------------------------------------------------------------------- reference
+
 
 def reference_solver(task: Task) -> GeneratorClient:
     """Explore with bash, run a failing test, view the faulty code, undo the bug with edit, rerun, answer."""
@@ -527,34 +664,52 @@ def reference_solver(task: Task) -> GeneratorClient:
 
     def solve():
         layout = f"ls {package} tests" if meta.get("tests_dir", "tests") == "tests" else f"ls {package}"
-        yield ("<think>Analysis: some tests of the project fail, so the library code has a bug.\n"
-               "Plan: look at the layout, run one failing test to see the error, find the code it exercises, "
-               "fix it, then run the whole suite.</think>\n"
-               + render_tool_call("bash", {"command": f"cd {workdir} && ls && {layout}"}))
-        yield ("<think>Reproduce the failure first.</think>\n"
-               + render_tool_call("bash", {"command": f"python -m pytest -q -x {shlex.quote(failing)} 2>&1 | tail -n 25"}))
+        yield (
+            "<think>Analysis: some tests of the project fail, so the library code has a bug.\n"
+            "Plan: look at the layout, run one failing test to see the error, find the code it exercises, "
+            "fix it, then run the whole suite.</think>\n"
+            + render_tool_call("bash", {"command": f"cd {workdir} && ls && {layout}"})
+        )
+        yield (
+            "<think>Reproduce the failure first.</think>\n"
+            + render_tool_call(
+                "bash", {"command": f"python -m pytest -q -x {shlex.quote(failing)} 2>&1 | tail -n 25"}
+            )
+        )
         target = f"def {symbol}" if symbol else mutation.file.rsplit("/", 1)[-1]
-        grep = (f"grep -rn '{target}' {package}" if symbol else f"ls {package}")
-        yield ("<think>Reflection: the failure points into the library. Locate the function involved.</think>\n"
-               + render_tool_call("bash", {"command": grep}))
-        yield ("<think>Read the code around it.</think>\n"
-               + render_tool_call("edit", {"command": "view", "path": path, "view_range": window}))
-        yield ("<think>Reflection: this line is wrong for what the tests expect; restore the intended logic "
-               "with a minimal edit.</think>\n"
-               + render_tool_call("edit", {"command": "str_replace", "path": path, "old_str": old_str,
-                                           "new_str": new_str}))
-        observations = yield ("<think>Check the fix against the whole suite.</think>\n"
-                              + render_tool_call("bash", {"command": "python -m pytest -q 2>&1 | tail -n 5"}))
+        grep = f"grep -rn '{target}' {package}" if symbol else f"ls {package}"
+        yield (
+            "<think>Reflection: the failure points into the library. Locate the function involved.</think>\n"
+            + render_tool_call("bash", {"command": grep})
+        )
+        yield (
+            "<think>Read the code around it.</think>\n"
+            + render_tool_call("edit", {"command": "view", "path": path, "view_range": window})
+        )
+        yield (
+            "<think>Reflection: this line is wrong for what the tests expect; restore the intended logic "
+            "with a minimal edit.</think>\n"
+            + render_tool_call(
+                "edit", {"command": "str_replace", "path": path, "old_str": old_str, "new_str": new_str}
+            )
+        )
+        observations = yield (
+            "<think>Check the fix against the whole suite.</think>\n"
+            + render_tool_call("bash", {"command": "python -m pytest -q 2>&1 | tail -n 5"})
+        )
         summary = observations[-1].content.strip().splitlines()[-1] if observations else ""
-        yield (f"<think>Reflection: the suite now reports: {summary}</think>\n"
-               f"Summary: fixed the bug in `{mutation.file}`"
-               + (f" (in `{mutation.function}`)" if mutation.function else "")
-               + f" around line {mutation.line}; the previously failing tests pass and the rest still pass.")
+        yield (
+            f"<think>Reflection: the suite now reports: {summary}</think>\n"
+            f"Summary: fixed the bug in `{mutation.file}`"
+            + (f" (in `{mutation.function}`)" if mutation.function else "")
+            + f" around line {mutation.line}; the previously failing tests pass and the rest still pass."
+        )
 
     return GeneratorClient(solve, name="reference")
 
 
 # --------------------------------------------------------------------------------------------- generation
+
 
 @dataclass
 class MutantCheck:
@@ -581,8 +736,9 @@ def _check_from(report: RunReport | None, baseline: RunReport) -> MutantCheck:
 _BASELINES: dict[tuple[str, str], RunReport] = {}
 
 
-async def check_mutants(project: Project, mutations: Sequence[Mutation], sandbox_factory: Any,
-                        pytest_args: Sequence[str] = ()) -> dict[str, MutantCheck]:
+async def check_mutants(
+    project: Project, mutations: Sequence[Mutation], sandbox_factory: Any, pytest_args: Sequence[str] = ()
+) -> dict[str, MutantCheck]:
     """Run the suite on each mutant (and once on the pristine project) in one sandbox; keep what tests catch."""
     files = project.files()
     key = (project.digest, hash_text(harness_source() + json.dumps(list(pytest_args))))
@@ -595,9 +751,15 @@ async def check_mutants(project: Project, mutations: Sequence[Mutation], sandbox
         baseline = reports["baseline"]
         passing = {t: v for t, v in (baseline.outcomes if baseline else {}).items() if v == "passed"}
         if baseline is None or not passing:
-            detail = (f"{len(baseline.outcomes)} collected, none passed; first collection error: "
-                      f"{(baseline.collect_errors or [{}])[0].get('message', '-')[:200]}" if baseline else "no report")
-            raise VerifierError(f"no test of the pristine project {project.name} passes in the sandbox ({detail})")
+            detail = (
+                f"{len(baseline.outcomes)} collected, none passed; first collection error: "
+                f"{(baseline.collect_errors or [{}])[0].get('message', '-')[:200]}"
+                if baseline
+                else "no report"
+            )
+            raise VerifierError(
+                f"no test of the pristine project {project.name} passes in the sandbox ({detail})"
+            )
         # Tests that fail on the pristine project (missing optional dependencies, network) are left out.
         _BASELINES[key] = RunReport(passing, [], [], [], baseline.finished)
     return {m.id: _check_from(reports[m.id], _BASELINES[key]) for m in mutations}
@@ -640,8 +802,11 @@ class MutantCache:
         path = self._file(project)
         if path is None:
             return
-        known = {mid: vars(c) for (digest, mid, version), c in self._memory.items()
-                 if digest == project.digest and version == self.version}
+        known = {
+            mid: vars(c)
+            for (digest, mid, version), c in self._memory.items()
+            if digest == project.digest and version == self.version
+        }
         try:
             atomic_write_text(path, json.dumps(known, sort_keys=True), fsync=False)
         except OSError:
@@ -659,14 +824,37 @@ REPO_ABILITIES = ("exploration", "localisation", "patching", "testing", "env_com
 reflected mistake adds ``self_correction``."""
 
 
-def mutant_task(project: Project, mutation: Mutation, check: MutantCheck, env_name: str,
-                external: bool = False, test_command: str | None = None, pytest_args: Sequence[str] = ()) -> Task:
-    meta = {"kind": "repo", "source": "repo" if external else "generated", "project": project.name,
-            "package": project.package, "project_digest": project.digest, "bug_kind": mutation.operator,
-            "mutation": mutation.to_dict(), "fail_to_pass": check.fail_to_pass, "pass_to_pass": check.pass_to_pass}
+def mutant_task(
+    project: Project,
+    mutation: Mutation,
+    check: MutantCheck,
+    env_name: str,
+    external: bool = False,
+    test_command: str | None = None,
+    pytest_args: Sequence[str] = (),
+) -> Task:
+    meta = {
+        "kind": "repo",
+        "source": "repo" if external else "generated",
+        "project": project.name,
+        "package": project.package,
+        "project_digest": project.digest,
+        "bug_kind": mutation.operator,
+        "mutation": mutation.to_dict(),
+        "fail_to_pass": check.fail_to_pass,
+        "pass_to_pass": check.pass_to_pass,
+    }
     if external:  # a user's repository: the episode and the verifier read it from where it is
-        meta |= {"project_path": str(project.path.resolve()),
-                 "tests_dir": "tests" if (project.path / "tests").is_dir() else "", "pytest_args": list(pytest_args)}
+        meta |= {
+            "project_path": str(project.path.resolve()),
+            "tests_dir": "tests" if (project.path / "tests").is_dir() else "",
+            "pytest_args": list(pytest_args),
+        }
     prompt = task_prompt(project, check.fail_to_pass, test_command or "python -m pytest")
-    return Task(id=f"{project.name}-{mutation.id}", env=env_name, prompt=prompt,
-                meta=meta, abilities=list(REPO_ABILITIES))
+    return Task(
+        id=f"{project.name}-{mutation.id}",
+        env=env_name,
+        prompt=prompt,
+        meta=meta,
+        abilities=list(REPO_ABILITIES),
+    )

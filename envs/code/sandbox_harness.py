@@ -38,6 +38,7 @@ MAX_FAILURES = 5
 
 # ---------------------------------------------------------------- codec: plain data only
 
+
 def encode(value, handles=None, depth=0):
     """A JSON-able form of ``value``. Containers and non-JSON scalars are tagged one-key objects."""
     if depth > 200:
@@ -161,6 +162,7 @@ def _short(text, limit=MESSAGE_CHARS):
 
 # ---------------------------------------------------------------- worker (untrusted side)
 
+
 def worker_main():
     proto_in = os.fdopen(os.dup(0), "r", encoding="utf-8", errors="replace")
     proto_out = os.fdopen(os.dup(1), "w", encoding="utf-8")
@@ -220,6 +222,7 @@ def worker_main():
 
 # ---------------------------------------------------------------- runner (trusted side)
 
+
 class SolutionFailed(Exception):
     """The solution process crashed, exited, hung or sent something that is not plain data."""
 
@@ -234,8 +237,13 @@ class Worker:
         self.deadline = float("inf")
         self.log = tempfile.TemporaryFile()  # unlinked: no path to tamper with
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", source, "worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=self.log, close_fds=True, start_new_session=True)
+            [sys.executable, "-I", "-S", "-c", source, "worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            close_fds=True,
+            start_new_session=True,
+        )
         self.buffer = b""
         self.dead = None
 
@@ -310,8 +318,9 @@ class Worker:
             self.proc.wait(timeout=5)
 
 
-_BUILTIN_EXCEPTIONS = {name: obj for name, obj in vars(builtins).items()
-                       if isinstance(obj, type) and issubclass(obj, Exception)}
+_BUILTIN_EXCEPTIONS = {
+    name: obj for name, obj in vars(builtins).items() if isinstance(obj, type) and issubclass(obj, Exception)
+}
 
 
 def _rebuild_exception(info):
@@ -336,8 +345,11 @@ class RemoteFunction:
         self.__name__ = name
 
     def __call__(self, *args, **kwargs):
-        message = {"name": self._name, "args": {"l": [_encode_arg(v) for v in args]},
-                   "kwargs": {"d": [[key, _encode_arg(value)] for key, value in kwargs.items()]}}
+        message = {
+            "name": self._name,
+            "args": {"l": [_encode_arg(v) for v in args]},
+            "kwargs": {"d": [[key, _encode_arg(value)] for key, value in kwargs.items()]},
+        }
         return _unwrap(self._worker, self._worker.request(message))
 
     def __repr__(self):
@@ -384,9 +396,16 @@ def _compile_unit(source, filename):
         def visit_Assert(self, node):
             test = node.test
             if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq):
-                call = ast.Call(func=ast.Name("_ak_check_eq", ast.Load()),
-                                args=[test.left, test.comparators[0], ast.Constant(None),
-                                      node.msg if node.msg is not None else ast.Constant(None)], keywords=[])
+                call = ast.Call(
+                    func=ast.Name("_ak_check_eq", ast.Load()),
+                    args=[
+                        test.left,
+                        test.comparators[0],
+                        ast.Constant(None),
+                        node.msg if node.msg is not None else ast.Constant(None),
+                    ],
+                    keywords=[],
+                )
                 return ast.copy_location(ast.Expr(call), node)
             return node
 
@@ -423,10 +442,12 @@ def _bind_solution(namespace, worker, names, entry_point):
         if kind == "callable":
             namespace[name] = RemoteFunction(worker, name=name)
         elif type(kind) is str and kind.startswith("module:"):
-            module = kind[len("module:"):]
+            module = kind[len("module:") :]
             if all(part.isidentifier() for part in module.split(".")):
                 with contextlib.suppress(Exception):
-                    namespace[name] = __import__(module, fromlist=["_"]) if "." in module else __import__(module)
+                    namespace[name] = (
+                        __import__(module, fromlist=["_"]) if "." in module else __import__(module)
+                    )
     if entry_point:
         namespace[entry_point] = RemoteFunction(worker, name=entry_point)
 
@@ -512,8 +533,15 @@ def run_stdio_problem(problem):
             if remaining <= 0:
                 _fail(result, index, "the solution timed out")
                 break
-            proc = subprocess.Popen([sys.executable, "-I", path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, close_fds=True, start_new_session=True, cwd=tmp)
+            proc = subprocess.Popen(
+                [sys.executable, "-I", path],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                close_fds=True,
+                start_new_session=True,
+                cwd=tmp,
+            )
             try:
                 out, err = proc.communicate(case["input"].encode("utf-8"), timeout=remaining)
             except subprocess.TimeoutExpired:
@@ -531,8 +559,9 @@ def run_stdio_problem(problem):
                 _fail(result, index, _short(message))
             elif _normalize(got) != _normalize(case["output"]):
                 shown_in = _short(case["input"], 200)
-                message = (f"input {shown_in!r}: expected {_short(case['output'], 200)!r}, "
-                           f"got {_short(got, 200)!r}")
+                message = (
+                    f"input {shown_in!r}: expected {_short(case['output'], 200)!r}, got {_short(got, 200)!r}"
+                )
                 _fail(result, index, message)
             else:
                 result["passed_units"] += 1
@@ -578,8 +607,13 @@ def runner_main():
             else:
                 result = run_function_problem(problem, worker)
         except Exception as exc:  # a broken problem spec or a bug here: the host raises VerifierError
-            result = {"id": problem.get("id"), "harness_error": _short(traceback.format_exc(limit=-4), 2000),
-                      "units": 0, "passed_units": 0, "failures": [{"unit": -1, "message": _short(exc)}]}
+            result = {
+                "id": problem.get("id"),
+                "harness_error": _short(traceback.format_exc(limit=-4), 2000),
+                "units": 0,
+                "passed_units": 0,
+                "failures": [{"unit": -1, "message": _short(exc)}],
+            }
         results.append(result)
     out.write(f"{nonce} result {json.dumps(results)}\n")
     out.flush()

@@ -10,14 +10,14 @@ from typing import Any
 from agentkit.client import GeneratorClient, ModelClient
 from agentkit.config import SandboxConfig, TaskSourceConfig
 from agentkit.env import Env, Episode, Tool, ToolOutput
-from agentkit.errors import ConfigError, VerifierError
-from agentkit.records import Message, Task, ToolSpec, Verdict
-from agentkit.tools import as_tool, spec_of, tool
-from agentkit.toolcalls import render_tool_call
 from agentkit.envs.math.generator import kinds_for, make_task
 from agentkit.envs.math.verify import CONVENTIONS, MathVerifier
 from agentkit.envs.prompts import agent_prompt
 from agentkit.envs.tasks import FILE_SOURCES, generate, load_task_rows
+from agentkit.errors import ConfigError, VerifierError
+from agentkit.records import Message, Task, ToolSpec, Verdict
+from agentkit.toolcalls import render_tool_call
+from agentkit.tools import as_tool, spec_of, tool
 
 _FORMATS = {
     "boxed": "Put the final answer in \\boxed{...} in your last message.",
@@ -73,10 +73,15 @@ class MathEpisode(Episode):
         gold = self.task.meta.get("answer")
         if gold is None or str(gold).strip() == "":
             raise VerifierError(f"task {self.task.id} has no reference answer in meta.answer")
-        check = await self._env.verifier().check(final.content, str(gold),
-                                                 variables=self.task.meta.get("variables"))
-        return Verdict(passed=check.passed, reward=1.0 if check.passed else 0.0, reason=check.reason,
-                       details=check.details)
+        check = await self._env.verifier().check(
+            final.content, str(gold), variables=self.task.meta.get("variables")
+        )
+        return Verdict(
+            passed=check.passed,
+            reward=1.0 if check.passed else 0.0,
+            reason=check.reason,
+            details=check.details,
+        )
 
     def feedback(self, verdict: Verdict) -> str:
         extracted = verdict.details.get("extracted")
@@ -100,28 +105,45 @@ class MathEnv(Env):
     name = "math"
     version = "1"
 
-    def __init__(self, sandbox: SandboxConfig | None = None, *, answer_format: Sequence[str] = ("boxed",),
-                 include_think: bool = False, max_answer_chars: int = 300, verify_timeout: int = 5,
-                 verify_hard_timeout: float = 30.0, verify_workers: int = 1, python_tool: bool = True,
-                 system_prompt: str | None = None):
+    def __init__(
+        self,
+        sandbox: SandboxConfig | None = None,
+        *,
+        answer_format: Sequence[str] = ("boxed",),
+        include_think: bool = False,
+        max_answer_chars: int = 300,
+        verify_timeout: int = 5,
+        verify_hard_timeout: float = 30.0,
+        verify_workers: int = 1,
+        python_tool: bool = True,
+        system_prompt: str | None = None,
+    ):
         super().__init__(sandbox)
         formats = [answer_format] if isinstance(answer_format, str) else list(answer_format)
         for name in formats:
             if name not in CONVENTIONS:
-                raise ConfigError(f"env.options.answer_format: unknown convention '{name}'; "
-                                  f"known: {', '.join(CONVENTIONS)}")
+                raise ConfigError(
+                    f"env.options.answer_format: unknown convention '{name}'; known: {', '.join(CONVENTIONS)}"
+                )
         self.answer_format = tuple(formats)
         self.python_tool = python_tool
-        self._verifier_options = dict(include_think=include_think, max_chars=max_answer_chars,
-                                      timeout=verify_timeout, hard_timeout=verify_hard_timeout,
-                                      workers=verify_workers)
+        self._verifier_options = dict(
+            include_think=include_think,
+            max_chars=max_answer_chars,
+            timeout=verify_timeout,
+            hard_timeout=verify_hard_timeout,
+            workers=verify_workers,
+        )
         self._verifier: MathVerifier | None = None
         self._pool: Any = None
         if system_prompt is not None and not isinstance(system_prompt, str):
             raise ConfigError("env.options.system_prompt must be a string (or null for the default prompt)")
         tool_line = "Use the python tool to compute and to check your work. " if python_tool else ""
-        self.system_prompt = (agent_prompt(tool_line + _FORMATS[self.answer_format[0]]) if system_prompt is None
-                              else system_prompt)
+        self.system_prompt = (
+            agent_prompt(tool_line + _FORMATS[self.answer_format[0]])
+            if system_prompt is None
+            else system_prompt
+        )
 
     def pool(self) -> Any:
         if self._pool is None:
@@ -146,21 +168,28 @@ class MathEnv(Env):
         call = render_tool_call("python", {"code": program})
 
         symbolic = "sympy" in program
-        plan = ("<think>Analysis: the task asks for an exact value, so floating point is not enough.\n"
-                "Plan: compute it symbolically with sympy in the python tool and print it as LaTeX.</think>\n"
-                if symbolic else "<think>Analysis: one exact value is asked.\n"
-                                 "Plan: evaluate it exactly in the python tool.</think>\n")
+        plan = (
+            "<think>Analysis: the task asks for an exact value, so floating point is not enough.\n"
+            "Plan: compute it symbolically with sympy in the python tool and print it as LaTeX.</think>\n"
+            if symbolic
+            else "<think>Analysis: one exact value is asked.\n"
+            "Plan: evaluate it exactly in the python tool.</think>\n"
+        )
 
         def solve():
             observations = yield plan + call
             printed = observations[-1].content.strip() if observations else ""
             if symbolic:
-                yield ("<think>Reflection: the tool printed the exact result without errors, so I can report "
-                       "it as it is.</think>\n"
-                       f"Summary: computed exactly with sympy. The answer is $\\boxed{{{printed}}}$.")
+                yield (
+                    "<think>Reflection: the tool printed the exact result without errors, so I can report "
+                    "it as it is.</think>\n"
+                    f"Summary: computed exactly with sympy. The answer is $\\boxed{{{printed}}}$."
+                )
             else:
-                yield ("<think>Reflection: the tool printed it without errors.</think>\n"
-                       f"Summary: the answer is $\\boxed{{{printed}}}$.")
+                yield (
+                    "<think>Reflection: the tool printed it without errors.</think>\n"
+                    f"Summary: the answer is $\\boxed{{{printed}}}$."
+                )
 
         return GeneratorClient(solve, name="reference")
 
@@ -169,11 +198,15 @@ class MathEnv(Env):
             options = dict(source.options)
             kinds = kinds_for(options)
             check = bool(options.get("check", False))
-            return generate(lambda i: make_task(i, source.seed, kinds, check=check, env_name=self.name), source)
+            return generate(
+                lambda i: make_task(i, source.seed, kinds, check=check, env_name=self.name), source
+            )
         if source.source in FILE_SOURCES:
             return load_task_rows(source, self.name, required=("prompt", "answer"), check=_check_math_row)
-        raise ConfigError(f"tasks.source '{source.source}' is not known to the math env; "
-                          f"use generated, {', '.join(FILE_SOURCES)}")
+        raise ConfigError(
+            f"tasks.source '{source.source}' is not known to the math env; "
+            f"use generated, {', '.join(FILE_SOURCES)}"
+        )
 
     async def aclose(self) -> None:
         pool, self._pool = self._pool, None
@@ -192,7 +225,9 @@ def _check_math_row(task: Task) -> None:
         raise ValueError(f"field 'answer' must be a string or a number, not {type(answer).__name__}")
     task.meta["answer"] = str(answer)
     variables = task.meta.get("variables")
-    if variables is not None and not (isinstance(variables, list) and all(isinstance(v, str) for v in variables)):
+    if variables is not None and not (
+        isinstance(variables, list) and all(isinstance(v, str) for v in variables)
+    ):
         raise ValueError("field 'variables' must be a list of variable names")
     solution = task.meta.get("solution")
     if solution is not None and not isinstance(solution, str):

@@ -64,8 +64,13 @@ def _run_program(program: str) -> str:
 
 def arithmetic(rng: random.Random) -> MathProblem:
     a, b, c, d = (rng.randint(2, 99) for _ in range(4))
-    forms = [f"{a}*{b} - {c}", f"({a} + {b})*{c} - {d}", f"{a}*{b} + {c}*{d}", f"{a} - {b}*{c} + {d}",
-             f"({a} - {b})*({c} + {d})"]
+    forms = [
+        f"{a}*{b} - {c}",
+        f"({a} + {b})*{c} - {d}",
+        f"{a}*{b} + {c}*{d}",
+        f"{a} - {b}*{c} + {d}",
+        f"({a} - {b})*({c} + {d})",
+    ]
     expr = rng.choice(forms)
     value = eval(expr)  # only digits and operators written above
     shown = expr.replace("*", " \\times ")
@@ -81,13 +86,22 @@ def fractions(rng: random.Random) -> MathProblem:
     code_expr = f"{terms[0]} {op1} {terms[1]} {op2} {terms[2]}"
     value = eval(code_expr, {"Rational": sympy.Rational})
     tex_op = {"+": "+", "-": "-", "*": "\\cdot"}
-    shown = " ".join([f"\\frac{{{nums[0][0]}}}{{{nums[0][1]}}}", tex_op[op1],
-                      f"\\frac{{{nums[1][0]}}}{{{nums[1][1]}}}", tex_op[op2],
-                      f"\\frac{{{nums[2][0]}}}{{{nums[2][1]}}}"])
-    program = ("from sympy import Rational, latex\n"
-               f"print(latex({code_expr}))")
-    return MathProblem("fractions", f"Compute ${shown}$ and write the result as a fraction in lowest terms.",
-                       _latex(value), program)
+    shown = " ".join(
+        [
+            f"\\frac{{{nums[0][0]}}}{{{nums[0][1]}}}",
+            tex_op[op1],
+            f"\\frac{{{nums[1][0]}}}{{{nums[1][1]}}}",
+            tex_op[op2],
+            f"\\frac{{{nums[2][0]}}}{{{nums[2][1]}}}",
+        ]
+    )
+    program = f"from sympy import Rational, latex\nprint(latex({code_expr}))"
+    return MathProblem(
+        "fractions",
+        f"Compute ${shown}$ and write the result as a fraction in lowest terms.",
+        _latex(value),
+        program,
+    )
 
 
 def linear(rng: random.Random) -> MathProblem:
@@ -100,10 +114,14 @@ def linear(rng: random.Random) -> MathProblem:
     b, d = rng.randint(-30, 30), rng.randint(-30, 30)
     lhs, rhs = a * x + b, c * x + d
     root = sympy.Rational(d - b, a - c)  # what solve() finds, without its cost
-    program = ("from sympy import Eq, Symbol, latex, solve\n"
-               "x = Symbol('x')\n"
-               f"print(latex(solve(Eq({lhs}, {rhs}), x)[0]))")
-    return MathProblem("linear", f"Solve for $x$: ${sympy.latex(lhs)} = {sympy.latex(rhs)}$.", _latex(root), program)
+    program = (
+        "from sympy import Eq, Symbol, latex, solve\n"
+        "x = Symbol('x')\n"
+        f"print(latex(solve(Eq({lhs}, {rhs}), x)[0]))"
+    )
+    return MathProblem(
+        "linear", f"Solve for $x$: ${sympy.latex(lhs)} = {sympy.latex(rhs)}$.", _latex(root), program
+    )
 
 
 def quadratic(rng: random.Random) -> MathProblem:
@@ -126,13 +144,18 @@ def quadratic(rng: random.Random) -> MathProblem:
     coeffs = sympy.Poly(poly, x).all_coeffs()
     disc = sympy.sqrt(coeffs[1] ** 2 - 4 * coeffs[0] * coeffs[2])
     roots = sorted({(-coeffs[1] + disc) / (2 * coeffs[0]), (-coeffs[1] - disc) / (2 * coeffs[0])}, key=float)
-    program = ("from sympy import Eq, Symbol, latex, solve\n"
-               "x = Symbol('x')\n"
-               f"roots = sorted(solve(Eq({poly}, 0), x), key=float)\n"
-               "print(', '.join(latex(r) for r in roots))")
-    return MathProblem("quadratic", f"Find all real solutions of ${sympy.latex(poly)} = 0$. "
-                       "Give every solution, separated by commas.",
-                       ", ".join(_latex(r) for r in roots), program)
+    program = (
+        "from sympy import Eq, Symbol, latex, solve\n"
+        "x = Symbol('x')\n"
+        f"roots = sorted(solve(Eq({poly}, 0), x), key=float)\n"
+        "print(', '.join(latex(r) for r in roots))"
+    )
+    return MathProblem(
+        "quadratic",
+        f"Find all real solutions of ${sympy.latex(poly)} = 0$. Give every solution, separated by commas.",
+        ", ".join(_latex(r) for r in roots),
+        program,
+    )
 
 
 def system(rng: random.Random) -> MathProblem:
@@ -147,15 +170,24 @@ def system(rng: random.Random) -> MathProblem:
     eq1, eq2 = a * x + b * y, c * x + d * y
     e1, e2 = a * x0 + b * y0, c * x0 + d * y0
     sol = {x: sympy.Integer(x0), y: sympy.Integer(y0)}  # the system was built around this solution
-    program = ("from sympy import Eq, latex, solve, symbols\n"
-               "x, y = symbols('x y')\n"
-               f"s = solve([Eq({eq1}, {e1}), Eq({eq2}, {e2})], [x, y])\n"
-               "print(f'x = {latex(s[x])}, y = {latex(s[y])}')")
-    question = (f"Solve the system of equations ${sympy.latex(eq1)} = {e1}$ and ${sympy.latex(eq2)} = {e2}$. "
-                "Give the answer in the form $x = \\ldots, y = \\ldots$.")
+    program = (
+        "from sympy import Eq, latex, solve, symbols\n"
+        "x, y = symbols('x y')\n"
+        f"s = solve([Eq({eq1}, {e1}), Eq({eq2}, {e2})], [x, y])\n"
+        "print(f'x = {latex(s[x])}, y = {latex(s[y])}')"
+    )
+    question = (
+        f"Solve the system of equations ${sympy.latex(eq1)} = {e1}$ and ${sympy.latex(eq2)} = {e2}$. "
+        "Give the answer in the form $x = \\ldots, y = \\ldots$."
+    )
     answer = f"x = {_latex(sol[x])}, y = {_latex(sol[y])}"
-    return MathProblem("system", question, answer, program,
-                       {"variables": ["x", "y"], "values": {"x": _latex(sol[x]), "y": _latex(sol[y])}})
+    return MathProblem(
+        "system",
+        question,
+        answer,
+        program,
+        {"variables": ["x", "y"], "values": {"x": _latex(sol[x]), "y": _latex(sol[y])}},
+    )
 
 
 def _random_function(rng: random.Random) -> Any:
@@ -181,12 +213,10 @@ def derivative(rng: random.Random) -> MathProblem:
     x = sympy.Symbol("x")
     f = _random_function(rng)
     df = sympy.diff(f, x)
-    program = ("from sympy import *\n"
-               "x = Symbol('x')\n"
-               f"f = {f}\n"
-               "print(latex(diff(f, x), ln_notation=True))")
-    return MathProblem("derivative", f"Find the derivative of $f(x) = {_latex(f)}$ with respect to $x$.",
-                       _latex(df), program)
+    program = f"from sympy import *\nx = Symbol('x')\nf = {f}\nprint(latex(diff(f, x), ln_notation=True))"
+    return MathProblem(
+        "derivative", f"Find the derivative of $f(x) = {_latex(f)}$ with respect to $x$.", _latex(df), program
+    )
 
 
 def integral(rng: random.Random) -> MathProblem:
@@ -205,25 +235,35 @@ def integral(rng: random.Random) -> MathProblem:
     ]
     f, low, high = rng.choice(families)
     value = sympy.simplify(sympy.integrate(f, (x, low, high)))
-    program = ("from sympy import *\n"
-               "x = Symbol('x')\n"
-               f"f = {f}\n"
-               f"value = integrate(f, (x, {low}, {high}))\n"
-               "print(latex(simplify(value), ln_notation=True))")
-    question = (f"Compute the exact value of $\\int_{{{_latex(low)}}}^{{{_latex(high)}}} {_latex(f)} \\, dx$.")
+    program = (
+        "from sympy import *\n"
+        "x = Symbol('x')\n"
+        f"f = {f}\n"
+        f"value = integrate(f, (x, {low}, {high}))\n"
+        "print(latex(simplify(value), ln_notation=True))"
+    )
+    question = f"Compute the exact value of $\\int_{{{_latex(low)}}}^{{{_latex(high)}}} {_latex(f)} \\, dx$."
     return MathProblem("integral", question, _latex(value), program)
 
 
 GENERATORS: dict[str, Callable[[random.Random], MathProblem]] = {
-    "arithmetic": arithmetic, "fractions": fractions, "linear": linear, "quadratic": quadratic,
-    "system": system, "derivative": derivative, "integral": integral,
+    "arithmetic": arithmetic,
+    "fractions": fractions,
+    "linear": linear,
+    "quadratic": quadratic,
+    "system": system,
+    "derivative": derivative,
+    "integral": integral,
 }
 
 
 ABILITIES = {  # the paper's atomic math abilities each kind exercises (metacognition: a reflected mistake)
-    "arithmetic": ["knowledge_computation"], "fractions": ["knowledge_computation"],
-    "linear": ["knowledge_computation", "complex_reasoning"], "quadratic": ["complex_reasoning"],
-    "system": ["complex_reasoning"], "derivative": ["knowledge_computation"],
+    "arithmetic": ["knowledge_computation"],
+    "fractions": ["knowledge_computation"],
+    "linear": ["knowledge_computation", "complex_reasoning"],
+    "quadratic": ["complex_reasoning"],
+    "system": ["complex_reasoning"],
+    "derivative": ["knowledge_computation"],
     "integral": ["knowledge_computation", "complex_reasoning"],
 }
 
@@ -232,8 +272,10 @@ def kinds_for(options: dict[str, Any]) -> list[str]:
     """The task kinds selected by generator options ``kinds`` and/or ``levels`` (default: all)."""
     unknown = set(options) - {"kinds", "levels", "check"}
     if unknown:
-        raise ConfigError(f"tasks.options: unknown math generator option(s) {', '.join(sorted(unknown))}; "
-                          "known: kinds, levels, check")
+        raise ConfigError(
+            f"tasks.options: unknown math generator option(s) {', '.join(sorted(unknown))}; "
+            "known: kinds, levels, check"
+        )
     kinds = list(options.get("kinds") or GENERATORS)
     for kind in kinds:
         if kind not in GENERATORS:
@@ -249,7 +291,9 @@ def kinds_for(options: dict[str, Any]) -> list[str]:
     return kinds
 
 
-def make_task(index: int, seed: int, kinds: list[str], *, check: bool = False, env_name: str = "math") -> Task:
+def make_task(
+    index: int, seed: int, kinds: list[str], *, check: bool = False, env_name: str = "math"
+) -> Task:
     """Task number ``index`` of the stream for ``seed``: independent of how many tasks are drawn."""
     rng = random.Random(f"math/{seed}/{index}")
     kind = kinds[rng.randrange(len(kinds))]
@@ -258,7 +302,18 @@ def make_task(index: int, seed: int, kinds: list[str], *, check: bool = False, e
         printed = _run_program(problem.solution)
         if printed != problem.answer:
             raise AssertionError(f"{kind} solution printed {printed!r}, answer is {problem.answer!r}")
-    meta = {"kind": kind, "level": LEVELS[kind], "answer": problem.answer, "solution": problem.solution,
-            "source": "generated", **problem.extra}
-    return Task(id=f"gen-{kind}-s{seed}-{index:05d}", env=env_name, prompt=problem.question, meta=meta,
-                abilities=ABILITIES[kind])
+    meta = {
+        "kind": kind,
+        "level": LEVELS[kind],
+        "answer": problem.answer,
+        "solution": problem.solution,
+        "source": "generated",
+        **problem.extra,
+    }
+    return Task(
+        id=f"gen-{kind}-s{seed}-{index:05d}",
+        env=env_name,
+        prompt=problem.question,
+        meta=meta,
+        abilities=ABILITIES[kind],
+    )

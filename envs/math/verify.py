@@ -68,7 +68,7 @@ def _braced(text: str, start: int) -> tuple[str, int] | None:
         elif char == "}":
             depth -= 1
             if depth == 0:
-                return text[start + 1:index], index + 1
+                return text[start + 1 : index], index + 1
         index += 1
     return None
 
@@ -81,14 +81,16 @@ def boxed_answers(text: str) -> list[str]:
         group = _braced(text, after)
         if group is not None:
             found.append(group[0])
-        elif match.group(0).endswith((" ", "\t")) or text[after:after + 1].isalnum():
+        elif match.group(0).endswith((" ", "\t")) or text[after : after + 1].isalnum():
             token = re.match(r"[^\s$]+", text[after:])
             if token:
                 found.append(token.group(0))
     return found
 
 
-def extract_answer(text: str, conventions: Sequence[str] = ("boxed",), *, include_think: bool = False) -> str | None:
+def extract_answer(
+    text: str, conventions: Sequence[str] = ("boxed",), *, include_think: bool = False
+) -> str | None:
     """The final answer in ``text`` by the first convention that finds one (its last occurrence)."""
     for name in conventions:
         if name not in CONVENTIONS:
@@ -140,6 +142,7 @@ def split_assignments(answer: str, variables: Sequence[str]) -> dict[str, str] |
 # Run in the worker processes (``agentkit.envs.math.worker``), on their main thread, so math-verify's signal
 # timeouts work.
 
+
 def verify_pairs(pairs: Sequence[tuple[str, str]], timeout: int = 5) -> list[dict[str, Any]]:
     """math-verify each ``(gold, answer)`` LaTeX pair: ``[{equal, gold, answer}, ...]`` (parsed forms)."""
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
@@ -152,8 +155,13 @@ def verify_pairs(pairs: Sequence[tuple[str, str]], timeout: int = 5) -> list[dic
             raise ValueError(f"math-verify cannot parse the reference answer {gold!r}")
         parsed_answer = parse(f"${answer}$", extraction_config=configs, parsing_timeout=timeout)
         equal = bool(parsed_answer) and verify(parsed_gold, parsed_answer, timeout_seconds=timeout)
-        results.append({"equal": equal, "gold": str(parsed_gold[0]),
-                        "answer": str(parsed_answer[0]) if parsed_answer else None})
+        results.append(
+            {
+                "equal": equal,
+                "gold": str(parsed_gold[0]),
+                "answer": str(parsed_answer[0]) if parsed_answer else None,
+            }
+        )
     return results
 
 
@@ -162,9 +170,18 @@ class _Worker:
 
     def __init__(self, preload: Sequence[str] = ()) -> None:
         root = str(Path(__file__).resolve().parents[2])
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-        self.process = subprocess.Popen([sys.executable, "-m", "agentkit.envs.math.worker", *preload], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, env=env, text=True, bufsize=1)
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "agentkit.envs.math.worker", *preload],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            text=True,
+            bufsize=1,
+        )
 
     def request(self, target: str, args: tuple, timeout: float) -> Any:
         assert self.process.stdin is not None and self.process.stdout is not None
@@ -274,8 +291,16 @@ class AnswerCheck:
 class MathVerifier:
     """Checks a final message against a reference answer: extraction rules above, math-verify in workers."""
 
-    def __init__(self, conventions: Sequence[str] = ("boxed",), *, include_think: bool = False,
-                 max_chars: int = 300, timeout: int = 5, hard_timeout: float = 30.0, workers: int = 1):
+    def __init__(
+        self,
+        conventions: Sequence[str] = ("boxed",),
+        *,
+        include_think: bool = False,
+        max_chars: int = 300,
+        timeout: int = 5,
+        hard_timeout: float = 30.0,
+        workers: int = 1,
+    ):
         for name in conventions:
             if name not in CONVENTIONS:
                 raise ValueError(f"unknown answer convention '{name}'; known: {', '.join(CONVENTIONS)}")
@@ -293,27 +318,39 @@ class MathVerifier:
         answer = self.extract(text)
         shown = " or ".join(self.conventions)
         if answer is None:
-            return AnswerCheck(False, f"no final answer found (expected {shown} in the final message)",
-                               {"extracted": None})
+            return AnswerCheck(
+                False, f"no final answer found (expected {shown} in the final message)", {"extracted": None}
+            )
         if len(answer) > self.max_chars:
-            return AnswerCheck(False, f"the final answer is {len(answer)} characters long (limit {self.max_chars})",
-                               {"extracted": answer[:200] + "..."})
+            return AnswerCheck(
+                False,
+                f"the final answer is {len(answer)} characters long (limit {self.max_chars})",
+                {"extracted": answer[:200] + "..."},
+            )
         if variables:
             gold_values = split_assignments(gold, variables)
             if gold_values is None:
                 raise VerifierError(f"reference answer {gold!r} does not assign {', '.join(variables)}")
             values = split_assignments(answer, variables)
             if values is None:
-                return AnswerCheck(False, f"the answer {answer!r} does not give a value for each of "
-                                   f"{', '.join(variables)}", {"extracted": answer})
+                return AnswerCheck(
+                    False,
+                    f"the answer {answer!r} does not give a value for each of {', '.join(variables)}",
+                    {"extracted": answer},
+                )
             pairs = [(gold_values[v], values[v]) for v in variables]
         else:
             pairs = [(gold, answer)]
-        results = await self.pool.call("agentkit.envs.math.verify:verify_pairs", (pairs, self.timeout), self.hard_timeout)
+        results = await self.pool.call(
+            "agentkit.envs.math.verify:verify_pairs", (pairs, self.timeout), self.hard_timeout
+        )
         passed = all(r["equal"] for r in results)
         verb = "matches" if passed else "does not match"
-        return AnswerCheck(passed, f"math-verify: the answer {answer!r} {verb} the reference",
-                           {"extracted": answer, "gold": gold, "parsed": results})
+        return AnswerCheck(
+            passed,
+            f"math-verify: the answer {answer!r} {verb} the reference",
+            {"extracted": answer, "gold": gold, "parsed": results},
+        )
 
     def close(self) -> None:
         self.pool.close()

@@ -30,7 +30,6 @@ def serve(stdin: Any, stdout: Any, preload: list[str]) -> None:
         stdout.flush()
 
 
-
 def main() -> None:
     # The protocol owns the real stdout; anything a library prints goes to stderr instead.
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)

@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from agentkit.client import ModelClient
 from agentkit.env import Env, Episode, Tool
-from agentkit.errors import ConfigError, VerifierError
-from agentkit.records import FunctionSpec, Message, Task, ToolSpec, Verdict
-from agentkit.registry import ENVS
 from agentkit.envs.prompts import agent_prompt
 from agentkit.envs.research.index import SearchIndex
 from agentkit.envs.research.sources import GENERATED, default_cache_dir, ensure_generated, resolve_index
 from agentkit.envs.research.tools import DESCRIPTIONS, ResearchTools, ToolLimits, tool_parameters
 from agentkit.envs.research.verify import VERIFIER, verify_answer
+from agentkit.errors import ConfigError, VerifierError
+from agentkit.records import FunctionSpec, Message, Task, ToolSpec, Verdict
+from agentkit.registry import ENVS
 
 if TYPE_CHECKING:
     from agentkit.config import SandboxConfig, TaskSourceConfig
@@ -62,9 +62,11 @@ class ResearchEpisode(Episode):
     def feedback(self, verdict: Verdict) -> str:
         prediction = verdict.details.get("prediction")
         if prediction is None:
-            return ("Your reply has no final answer. Finish with the answer alone inside <answer>...</answer>.")
-        return (f"Your answer {prediction!r} was checked and it is not correct. Re-check each step: search again, "
-                "open the documents that state each fact and quote them before answering.")
+            return "Your reply has no final answer. Finish with the answer alone inside <answer>...</answer>."
+        return (
+            f"Your answer {prediction!r} was checked and it is not correct. Re-check each step: search again, "
+            "open the documents that state each fact and quote them before answering."
+        )
 
 
 @ENVS.register("research")
@@ -75,20 +77,37 @@ class ResearchEnv(Env):
     version = "1"
     system_prompt = RESEARCH_PROMPT
 
-    def __init__(self, sandbox: SandboxConfig | None = None, *, corpus: str | None = None,
-                 index: str | None = None, cache_dir: str | None = None, page_chars: int = 1500,
-                 snippet_chars: int = 240, max_results: int = 10, require_evidence: bool = False,
-                 progress: bool = True):
+    def __init__(
+        self,
+        sandbox: SandboxConfig | None = None,
+        *,
+        corpus: str | None = None,
+        index: str | None = None,
+        cache_dir: str | None = None,
+        page_chars: int = 1500,
+        snippet_chars: int = 240,
+        max_results: int = 10,
+        require_evidence: bool = False,
+        progress: bool = True,
+    ):
         super().__init__(sandbox)
         if corpus and index:
-            raise ConfigError("env.options: give either corpus (a file, indexed into the cache) or index "
-                              "(a directory built by `agentkit index`), not both")
+            raise ConfigError(
+                "env.options: give either corpus (a file, indexed into the cache) or index "
+                "(a directory built by `agentkit index`), not both"
+            )
         if page_chars < 200 or snippet_chars < 40 or max_results < 1:
-            raise ConfigError("env.options: page_chars >= 200, snippet_chars >= 40 and max_results >= 1 are needed")
+            raise ConfigError(
+                "env.options: page_chars >= 200, snippet_chars >= 40 and max_results >= 1 are needed"
+            )
         self.corpus, self.index = corpus, index
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-        self.limits = ToolLimits(page_chars=page_chars, snippet_chars=snippet_chars, max_results=max_results,
-                                 default_results=min(5, max_results))
+        self.limits = ToolLimits(
+            page_chars=page_chars,
+            snippet_chars=snippet_chars,
+            max_results=max_results,
+            default_results=min(5, max_results),
+        )
         self.require_evidence = require_evidence
         self.progress = progress
         self._indexes: dict[str, SearchIndex] = {}
@@ -117,11 +136,17 @@ class ResearchEnv(Env):
 
     def tools(self, task: Task) -> list[ToolSpec]:
         parameters = tool_parameters(self.limits)
-        return [ToolSpec(function=FunctionSpec(name=name, description=DESCRIPTIONS[name], parameters=parameters[name]))
-                for name in ("search", "open", "find")]
+        return [
+            ToolSpec(
+                function=FunctionSpec(name=name, description=DESCRIPTIONS[name], parameters=parameters[name])
+            )
+            for name in ("search", "open", "find")
+        ]
 
     async def open(self, task: Task) -> Episode:
-        return ResearchEpisode(task, ResearchTools(self.search_index(task), self.limits), self.require_evidence)
+        return ResearchEpisode(
+            task, ResearchTools(self.search_index(task), self.limits), self.require_evidence
+        )
 
     def reference_solver(self, task: Task) -> ModelClient | None:
         from agentkit.envs.research.solver import chain_solver, evidence_solver
@@ -141,8 +166,9 @@ class ResearchEnv(Env):
             return self._generated_tasks(source)
         if source.source in ("jsonl", "parquet", "hf"):
             return self._file_tasks(source)
-        raise ConfigError(f"tasks.source '{source.source}' is not one of generated, jsonl, parquet, hf for env "
-                          "'research'")
+        raise ConfigError(
+            f"tasks.source '{source.source}' is not one of generated, jsonl, parquet, hf for env 'research'"
+        )
 
     async def aclose(self) -> None:
         for index in self._indexes.values():
@@ -158,16 +184,21 @@ class ResearchEnv(Env):
         options = dict(source.options)
         unknown = sorted(set(options) - GENERATED_OPTIONS)
         if unknown:
-            raise ConfigError(f"tasks.options.{unknown[0]}: unknown option for generated research tasks "
-                              f"(known: {', '.join(sorted(GENERATED_OPTIONS))})")
+            raise ConfigError(
+                f"tasks.options.{unknown[0]}: unknown option for generated research tasks "
+                f"(known: {', '.join(sorted(GENERATED_OPTIONS))})"
+            )
         docs = _int_option(options, "docs", 2000)
         if docs < 200:
             raise ConfigError(f"tasks.options.docs must be >= 200, not {docs}")
         corpus_seed = _int_option(options, "corpus_seed", 0)
-        kinds = buckets(list(options.get("hops", [1, 2, 3])), list(options.get("types", ["bridge", "comparison"])))
+        kinds = buckets(
+            list(options.get("hops", [1, 2, 3])), list(options.get("types", ["bridge", "comparison"]))
+        )
         check_split(source)
-        enc, path = ensure_generated(docs, corpus_seed, self.cache_dir,
-                                     progress=bool(options.get("progress", self.progress)))
+        enc, path = ensure_generated(
+            docs, corpus_seed, self.cache_dir, progress=bool(options.get("progress", self.progress))
+        )
         ref = GENERATED + enc.key
         self._paths[ref] = path
         n = 100 if source.n is None else source.n
@@ -176,8 +207,10 @@ class ResearchEnv(Env):
         index = 0
         while len(tasks) < n:
             if index >= max(n, 1) * 50:
-                raise ConfigError(f"tasks: could not generate {n} distinct questions from {enc.key} in split "
-                                  f"'{source.split}' (raise tasks.options.docs)")
+                raise ConfigError(
+                    f"tasks: could not generate {n} distinct questions from {enc.key} in split "
+                    f"'{source.split}' (raise tasks.options.docs)"
+                )
             task = make_question(enc, index, seed=source.seed, kinds=kinds, index_ref=ref)
             index += 1
             if task.prompt in seen or not in_split(task.id, source):
@@ -192,15 +225,19 @@ class ResearchEnv(Env):
         options = dict(source.options)
         unknown = sorted(set(options) - FILE_OPTIONS)
         if unknown:
-            raise ConfigError(f"tasks.options.{unknown[0]}: unknown option for research question files "
-                              f"(known: {', '.join(sorted(FILE_OPTIONS))})")
+            raise ConfigError(
+                f"tasks.options.{unknown[0]}: unknown option for research question files "
+                f"(known: {', '.join(sorted(FILE_OPTIONS))})"
+            )
         ref = options.get("index") or options.get("corpus")
         if ref and not str(ref).startswith(GENERATED):
             ref = str(Path(ref).expanduser().resolve())
         ref = ref or self.default_index_ref()
         if not ref:
-            raise ConfigError("research question files need a corpus: set env.options.index (a directory built by "
-                              "`agentkit index`) or env.options.corpus, or tasks.options.index")
+            raise ConfigError(
+                "research question files need a corpus: set env.options.index (a directory built by "
+                "`agentkit index`) or env.options.corpus, or tasks.options.index"
+            )
         if ref not in self._indexes:
             self._indexes[ref] = SearchIndex(self.index_path(ref))
         index = self._indexes[ref]

@@ -52,8 +52,15 @@ def build_index(cfg: IndexConfig) -> int:
         from agentkit.envs.research.encyclopedia import generate_encyclopedia
 
         enc = generate_encyclopedia(cfg.docs, cfg.seed)
-        build(enc.documents, cfg.out, settings=settings, source=f"generated:{enc.key}",
-              fingerprint=enc.fingerprint(), total=len(enc.documents), progress=cfg.progress)
+        build(
+            enc.documents,
+            cfg.out,
+            settings=settings,
+            source=f"generated:{enc.key}",
+            fingerprint=enc.fingerprint(),
+            total=len(enc.documents),
+            progress=cfg.progress,
+        )
     else:
         from agentkit.envs.research.corpus import read_corpus
 
@@ -61,6 +68,8 @@ def build_index(cfg: IndexConfig) -> int:
             raise DataError("no such corpus file (from corpus=...)", cfg.corpus)
         build(read_corpus(cfg.corpus), cfg.out, settings=settings, source=cfg.corpus, progress=cfg.progress)
     manifest = read_manifest(cfg.out)
-    print(f"indexed {manifest['documents']} documents ({manifest['chunks']} chunks, {manifest['vocabulary']} "
-          f"terms) from {cfg.corpus} into {cfg.out} in {time.perf_counter() - started:.1f}s")
+    print(
+        f"indexed {manifest['documents']} documents ({manifest['chunks']} chunks, {manifest['vocabulary']} "
+        f"terms) from {cfg.corpus} into {cfg.out} in {time.perf_counter() - started:.1f}s"
+    )
     return 0

@@ -102,7 +102,9 @@ def read_corpus(path: str | os.PathLike) -> Iterator[Document]:
         except ValueError as exc:
             raise DataError(str(exc), str(path), number) from None
         if doc.id in seen:
-            raise DataError(f"duplicate document id '{doc.id}' (first on line {seen[doc.id]})", str(path), number)
+            raise DataError(
+                f"duplicate document id '{doc.id}' (first on line {seen[doc.id]})", str(path), number
+            )
         seen[doc.id] = number
         count += 1
         yield doc

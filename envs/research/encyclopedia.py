@@ -49,36 +49,186 @@ _SYLLABLES = (
     "ar bel cor dan el fen gar hal is jor kel lin mar nor or pel quin ros sel tor ul ven wyn yr zan bra cal "
     "dor eth fal gil har ith kar lor mor nal os pra ral sar tal ur val wen xan yel zor ash bren cyr del est "
     "fir gan hel jas kov lum mir nev ost pim ren sol tev vor wil ad bor cas dru ev gor hin ilm kes lad mav "
-    "nim orn pas rud sev tam ung vel").split()
+    "nim orn pas rud sev tam ung vel"
+).split()
 _SURNAME_ENDS = ("", "", "", "son", "ez", "ov", "ard", "ine", "berg", "ley", "ski", "er")
-_CITY_ENDS = ("holm", "berg", "ford", "stad", "mouth", "vale", "port", "wick", "by", "haven", "bridge", "", "", "")
-_COMPANY_ENDS = ("Instruments", "Works", "Shipping", "Textiles", "Mills", "Foundry", "Press", "Chemicals",
-                 "Motors", "Optics", "Brewing", "Ceramics", "Engineering", "Trading Company", "Railways",
-                 "Glassworks", "Telegraph Company", "Paper Company")
-_INDUSTRIES = ("engineering", "shipping", "textile", "chemical", "publishing", "optics", "brewing", "mining",
-               "railway", "glassmaking", "telecommunications", "paper", "steel", "pharmaceutical", "food")
-_DEVICES = ("loom", "engine", "lamp", "press", "compass", "telegraph", "valve", "pump", "camera", "turbine",
-            "calculator", "furnace", "microscope", "chronometer", "barometer", "typewriter", "kiln", "sextant",
-            "dynamo", "phonograph")
-_DEVICE_CATEGORY = {"loom": "weaving", "engine": "mechanical", "lamp": "lighting", "press": "printing",
-                    "compass": "navigation", "telegraph": "communication", "valve": "hydraulic",
-                    "pump": "hydraulic", "camera": "optical", "turbine": "power", "calculator": "computing",
-                    "furnace": "industrial", "microscope": "optical", "chronometer": "timekeeping",
-                    "barometer": "measuring", "typewriter": "office", "kiln": "industrial",
-                    "sextant": "navigation", "dynamo": "electrical", "phonograph": "sound-recording"}
-_OCCUPATIONS = ("engineer", "chemist", "painter", "merchant", "physician", "architect", "poet", "astronomer",
-                "banker", "shipbuilder", "composer", "botanist", "cartographer", "printer", "surveyor",
-                "watchmaker", "geologist", "economist", "novelist", "inventor", "sculptor", "lawyer")
-_SUBJECTS = ("mathematics", "chemistry", "law", "medicine", "architecture", "philosophy", "engineering",
-             "botany", "astronomy", "music", "economics", "geology", "history", "languages")
-_TOPICS = ("river trade", "local history", "clockwork", "glass lenses", "folk music", "early printing",
-           "steam power", "canal building", "weather records", "rare minerals", "coastal maps",
-           "medicinal plants", "bridge design", "textile dyes", "star charts", "harbour engineering")
-_EVENTS = ("Exhibition", "Fair", "Congress", "Regatta", "Symposium", "Festival", "Conference", "Expedition",
-           "Flood", "Strike", "Treaty", "Games")
+_CITY_ENDS = (
+    "holm",
+    "berg",
+    "ford",
+    "stad",
+    "mouth",
+    "vale",
+    "port",
+    "wick",
+    "by",
+    "haven",
+    "bridge",
+    "",
+    "",
+    "",
+)
+_COMPANY_ENDS = (
+    "Instruments",
+    "Works",
+    "Shipping",
+    "Textiles",
+    "Mills",
+    "Foundry",
+    "Press",
+    "Chemicals",
+    "Motors",
+    "Optics",
+    "Brewing",
+    "Ceramics",
+    "Engineering",
+    "Trading Company",
+    "Railways",
+    "Glassworks",
+    "Telegraph Company",
+    "Paper Company",
+)
+_INDUSTRIES = (
+    "engineering",
+    "shipping",
+    "textile",
+    "chemical",
+    "publishing",
+    "optics",
+    "brewing",
+    "mining",
+    "railway",
+    "glassmaking",
+    "telecommunications",
+    "paper",
+    "steel",
+    "pharmaceutical",
+    "food",
+)
+_DEVICES = (
+    "loom",
+    "engine",
+    "lamp",
+    "press",
+    "compass",
+    "telegraph",
+    "valve",
+    "pump",
+    "camera",
+    "turbine",
+    "calculator",
+    "furnace",
+    "microscope",
+    "chronometer",
+    "barometer",
+    "typewriter",
+    "kiln",
+    "sextant",
+    "dynamo",
+    "phonograph",
+)
+_DEVICE_CATEGORY = {
+    "loom": "weaving",
+    "engine": "mechanical",
+    "lamp": "lighting",
+    "press": "printing",
+    "compass": "navigation",
+    "telegraph": "communication",
+    "valve": "hydraulic",
+    "pump": "hydraulic",
+    "camera": "optical",
+    "turbine": "power",
+    "calculator": "computing",
+    "furnace": "industrial",
+    "microscope": "optical",
+    "chronometer": "timekeeping",
+    "barometer": "measuring",
+    "typewriter": "office",
+    "kiln": "industrial",
+    "sextant": "navigation",
+    "dynamo": "electrical",
+    "phonograph": "sound-recording",
+}
+_OCCUPATIONS = (
+    "engineer",
+    "chemist",
+    "painter",
+    "merchant",
+    "physician",
+    "architect",
+    "poet",
+    "astronomer",
+    "banker",
+    "shipbuilder",
+    "composer",
+    "botanist",
+    "cartographer",
+    "printer",
+    "surveyor",
+    "watchmaker",
+    "geologist",
+    "economist",
+    "novelist",
+    "inventor",
+    "sculptor",
+    "lawyer",
+)
+_SUBJECTS = (
+    "mathematics",
+    "chemistry",
+    "law",
+    "medicine",
+    "architecture",
+    "philosophy",
+    "engineering",
+    "botany",
+    "astronomy",
+    "music",
+    "economics",
+    "geology",
+    "history",
+    "languages",
+)
+_TOPICS = (
+    "river trade",
+    "local history",
+    "clockwork",
+    "glass lenses",
+    "folk music",
+    "early printing",
+    "steam power",
+    "canal building",
+    "weather records",
+    "rare minerals",
+    "coastal maps",
+    "medicinal plants",
+    "bridge design",
+    "textile dyes",
+    "star charts",
+    "harbour engineering",
+)
+_EVENTS = (
+    "Exhibition",
+    "Fair",
+    "Congress",
+    "Regatta",
+    "Symposium",
+    "Festival",
+    "Conference",
+    "Expedition",
+    "Flood",
+    "Strike",
+    "Treaty",
+    "Games",
+)
 _UNIVERSITY_KINDS = ("public", "private", "technical", "research", "maritime")
-_ARTICLE_PATTERNS = ("{w} University", "University of {w}", "{w} Institute of Technology", "{w} College",
-                     "{w} Polytechnic")
+_ARTICLE_PATTERNS = (
+    "{w} University",
+    "University of {w}",
+    "{w} Institute of Technology",
+    "{w} College",
+    "{w} Polytechnic",
+)
 
 
 @dataclass
@@ -186,12 +336,11 @@ class _Article:
     def add(self, sentence: str, facts: tuple[tuple[int, str], ...] = (), cue: str = "") -> None:
         self.body.append((sentence, facts, cue))
 
-    def finish(self, rng: random.Random, doc_id: str,
-               facts: dict[tuple[int, str], FactSite]) -> Document:
+    def finish(self, rng: random.Random, doc_id: str, facts: dict[tuple[int, str], FactSite]) -> Document:
         body = list(self.body)
         rng.shuffle(body)
-        paragraphs = [self.intro + body[:rng.randint(0, 2)]]
-        rest = body[len(paragraphs[0]) - len(self.intro):]
+        paragraphs = [self.intro + body[: rng.randint(0, 2)]]
+        rest = body[len(paragraphs[0]) - len(self.intro) :]
         while rest:
             size = rng.randint(2, 5)
             paragraphs.append(rest[:size])
@@ -212,8 +361,9 @@ class _Article:
                     facts[fact] = FactSite(doc_id, self.title, offset, sentence, cue)
                 parts.append(sentence)
                 offset += len(sentence)
-        return Document(id=doc_id, title=self.title, text="".join(parts),
-                        url=URL_PREFIX + self.title.replace(" ", "_"))
+        return Document(
+            id=doc_id, title=self.title, text="".join(parts), url=URL_PREFIX + self.title.replace(" ", "_")
+        )
 
 
 def _filler_count(rng: random.Random) -> int:
@@ -240,8 +390,10 @@ class _World:
         first_count = max(50, min(3000, size // 20))
         self.first_names = [self.names.unique(lambda: self.names.word(2, 2)) for _ in range(first_count)]
         surname_count = max(20, int(size * SHARES["person"] / 2.5))
-        self.surnames = [self.names.unique(lambda: self.names.word(2, 3) + self.rng.choice(_SURNAME_ENDS))
-                         for _ in range(surname_count)]
+        self.surnames = [
+            self.names.unique(lambda: self.names.word(2, 3) + self.rng.choice(_SURNAME_ENDS))
+            for _ in range(surname_count)
+        ]
 
     def add(self, kind: str, name: str, ref: str | None = None) -> Entity:
         entity = Entity(uid=len(self.entities), kind=kind, name=name, ref=ref or name)
@@ -278,8 +430,11 @@ class _World:
             name = names.unique(lambda: names.word() + " River")
             river = self.add("river", name, "the " + name)
             river.attrs["length_km"] = self.log_uniform(40, 4200)
-            river.words.update(region=rng.choice(self.regions), mountains=rng.choice(self.mountains),
-                               sea=rng.choice(self.seas))
+            river.words.update(
+                region=rng.choice(self.regions),
+                mountains=rng.choice(self.mountains),
+                sea=rng.choice(self.seas),
+            )
         for _ in range(counts["city"]):
             city = self.add("city", names.unique(lambda: names.word() + rng.choice(_CITY_ENDS)))
             city.attrs["founded_year"] = rng.randint(800, 1850)
@@ -290,19 +445,26 @@ class _World:
         for _ in range(counts["university"]):
             pattern = rng.choice(_ARTICLE_PATTERNS)
             name = names.unique(lambda pattern=pattern: pattern.format(w=names.word()))
-            university = self.add("university", name, "the " + name if name.startswith("University") else name)
+            university = self.add(
+                "university", name, "the " + name if name.startswith("University") else name
+            )
             university.attrs["founded_year"] = rng.randint(1100, 1960)
             university.rels["city"] = self.deal("city").uid
             university.words["type"] = rng.choice(_UNIVERSITY_KINDS)
         for _ in range(counts["person"]):
-            person = self.add("person", names.unique(
-                lambda: f"{rng.choice(self.first_names)} {rng.choice(self.surnames)}"))
+            person = self.add(
+                "person", names.unique(lambda: f"{rng.choice(self.first_names)} {rng.choice(self.surnames)}")
+            )
             person.attrs["birth_year"] = rng.randint(1760, 1960)
             person.rels["birth_city"] = self.deal("city").uid
             if rng.random() < 0.7:
                 person.rels["alma_mater"] = self.deal("university").uid
-            person.words.update(occupation=rng.choice(_OCCUPATIONS), subject=rng.choice(_SUBJECTS),
-                                topic=rng.choice(_TOPICS), pronoun=rng.choice(("he", "she")))
+            person.words.update(
+                occupation=rng.choice(_OCCUPATIONS),
+                subject=rng.choice(_SUBJECTS),
+                topic=rng.choice(_TOPICS),
+                pronoun=rng.choice(("he", "she")),
+            )
         for _ in range(counts["company"]):
             company = self.add("company", names.unique(lambda: f"{names.word()} {rng.choice(_COMPANY_ENDS)}"))
             founder = self.deal("person")
@@ -369,16 +531,28 @@ class _World:
         return {
             "person": [
                 lambda p: f"{first(p)} spent several years travelling through the {ch(self.regions)} region.",
-                lambda p: f"{first(p)} corresponded for many years with {other('person', p.uid).name} "
-                          f"about {ch(_TOPICS)}.",
-                lambda p: f"In {near(p.attrs['birth_year'], 30, 70)}, {first(p)} published a short treatise "
-                          f"on {ch(_TOPICS)}.",
-                lambda p: f"!{p.words['pronoun'].capitalize()} later lived for a time in {pick('city').name}.",
+                lambda p: (
+                    f"{first(p)} corresponded for many years with {other('person', p.uid).name} "
+                    f"about {ch(_TOPICS)}."
+                ),
+                lambda p: (
+                    f"In {near(p.attrs['birth_year'], 30, 70)}, {first(p)} published a short treatise "
+                    f"on {ch(_TOPICS)}."
+                ),
+                lambda p: (
+                    f"!{p.words['pronoun'].capitalize()} later lived for a time in {pick('city').name}."
+                ),
                 lambda p: f"!{poss(p)} papers are kept in the archive of {pick('university').ref}.",
-                lambda p: f"!Colleagues described {first(p)} as patient, exacting and fond of {p.words['topic']}.",
-                lambda p: f"A portrait of {first(p)} painted in {near(p.attrs['birth_year'], 25, 60)} hangs in "
-                          f"{pick('city').name}.",
-                lambda p: f"{first(p)} was elected to a learned society in {near(p.attrs['birth_year'], 35, 65)}.",
+                lambda p: (
+                    f"!Colleagues described {first(p)} as patient, exacting and fond of {p.words['topic']}."
+                ),
+                lambda p: (
+                    f"A portrait of {first(p)} painted in {near(p.attrs['birth_year'], 25, 60)} hangs in "
+                    f"{pick('city').name}."
+                ),
+                lambda p: (
+                    f"{first(p)} was elected to a learned society in {near(p.attrs['birth_year'], 35, 65)}."
+                ),
                 lambda p: f"{poss(p)} work on {p.words['topic']} influenced {other('person', p.uid).name}.",
                 lambda p: f"{first(p)} gave public lectures on {ch(_TOPICS)} in {pick('city').name}.",
                 lambda p: f"A street in {pick('city').name} was later named after {first(p)}.",
@@ -387,7 +561,9 @@ class _World:
                 lambda c: f"!The economy of {c.name} was long based on {ch(_INDUSTRIES)}.",
                 lambda c: f"!A stone bridge built in {ri(1200, 1900)} is one of its best-known landmarks.",
                 lambda c: f"{c.name} is twinned with {other('city', c.uid).name}.",
-                lambda c: f"!The climate is mild, with most rain falling in {ch(('spring', 'autumn', 'winter'))}.",
+                lambda c: (
+                    f"!The climate is mild, with most rain falling in {ch(('spring', 'autumn', 'winter'))}."
+                ),
                 lambda c: f"!Its market square hosts a yearly fair devoted to {ch(_TOPICS)}.",
                 lambda c: f"!A railway line reached {c.name} in {ri(1830, 1930)}.",
                 lambda c: f"The old town lost many buildings in a fire in {ri(1500, 1950)}.",
@@ -396,15 +572,23 @@ class _World:
                 lambda c: f"!Its museum holds a collection devoted to {ch(_TOPICS)}.",
             ],
             "company": [
-                lambda c: f"In {near(c.attrs['founded_year'], 3, 60)}, the company opened a factory in "
-                          f"{pick('city').name}.",
-                lambda c: f"In {near(c.attrs['founded_year'], 5, 80)}, it acquired {other('company', c.uid).name}.",
+                lambda c: (
+                    f"In {near(c.attrs['founded_year'], 3, 60)}, the company opened a factory in "
+                    f"{pick('city').name}."
+                ),
+                lambda c: (
+                    f"In {near(c.attrs['founded_year'], 5, 80)}, it acquired {other('company', c.uid).name}."
+                ),
                 lambda c: f"!Its early catalogues listed products for the {ch(_INDUSTRIES)} trade.",
-                lambda c: f"The firm was reorganised after a strike in {near(c.attrs['founded_year'], 10, 90)}.",
+                lambda c: (
+                    f"The firm was reorganised after a strike in {near(c.attrs['founded_year'], 10, 90)}."
+                ),
                 lambda c: f"!Its archive records a long rivalry with {other('company', c.uid).name}.",
                 lambda c: f"!The company's emblem shows a {ch(('crane', 'lion', 'ship', 'star', 'wheel'))}.",
                 lambda c: f"!Its apprentices were often trained at {pick('university').ref}.",
-                lambda c: f"A branch office in {pick('city').name} opened in {near(c.attrs['founded_year'], 8, 70)}.",
+                lambda c: (
+                    f"A branch office in {pick('city').name} opened in {near(c.attrs['founded_year'], 8, 70)}."
+                ),
             ],
             "river": [
                 lambda r: f"Its waters were once used to power mills and {ch(_INDUSTRIES)} works.",
@@ -484,26 +668,35 @@ class _World:
             if kind == "person":
                 first, pron = name.split(" ")[0], entity.words["pronoun"]
                 city, year = self.e(r["birth_city"]).name, a["birth_year"]
-                main.lead(f"{name} was {_a(entity.words['occupation'])} known for work on {entity.words['topic']}.")
-                birth = rng.choice((
-                    f"{name} was born in {city} in {year}.",
-                    f"Born in {year} in {city}, {first} showed an early interest in {rng.choice(_TOPICS)}.",
-                    f"{first} was born in {year} in the city of {city}.",
-                ))
+                main.lead(
+                    f"{name} was {_a(entity.words['occupation'])} known for work on {entity.words['topic']}."
+                )
+                birth = rng.choice(
+                    (
+                        f"{name} was born in {city} in {year}.",
+                        f"Born in {year} in {city}, {first} showed an early interest in {rng.choice(_TOPICS)}.",
+                        f"{first} was born in {year} in the city of {city}.",
+                    )
+                )
                 birth_facts = ((u, "birth_city"), (u, "birth_year"))
                 if side is not None:
                     side.lead(f"{name} was born in {city} in {year}.", birth_facts, "born")
                     poss = "His" if pron == "he" else "Her"
-                    side.add(f"{poss} father was {_a(rng.choice(_OCCUPATIONS))} and {poss.lower()} mother "
-                             f"{_a(rng.choice(_OCCUPATIONS))}.")
+                    side.add(
+                        f"{poss} father was {_a(rng.choice(_OCCUPATIONS))} and {poss.lower()} mother "
+                        f"{_a(rng.choice(_OCCUPATIONS))}."
+                    )
                     side.add(f"{first} attended school in {self.other('city', r['birth_city']).name}.")
                     side.add(f"As a child {first} was fascinated by {entity.words['topic']}.")
                     main.add(f"{pron.capitalize()} grew up in a family of modest means.")
                 else:
                     main.add(birth, birth_facts, "born")
                 if "alma_mater" in r:
-                    main.add(f"{pron.capitalize()} studied {entity.words['subject']} at {self.e(r['alma_mater']).ref}.",
-                             ((u, "alma_mater"),), "studied")
+                    main.add(
+                        f"{pron.capitalize()} studied {entity.words['subject']} at {self.e(r['alma_mater']).ref}.",
+                        ((u, "alma_mater"),),
+                        "studied",
+                    )
                 for company in founded_by.get(u, [])[:2]:
                     main.add(f"{first} founded {self.e(company).name}.")
                 for invention in invented_by.get(u, [])[:2]:
@@ -512,14 +705,19 @@ class _World:
                 main.lead(f"{name} is a city in the {entity.words['region']} region.")
                 if "river" in r:
                     main.add(f"It lies on {self.e(r['river']).ref}.", ((u, "river"),), "lies on")
-                main.add(f"As of the last census it had a population of {_number(a['population'])}.",
-                         ((u, "population"),), "population")
+                main.add(
+                    f"As of the last census it had a population of {_number(a['population'])}.",
+                    ((u, "population"),),
+                    "population",
+                )
                 founding = (f"{name} was founded in {a['founded_year']}.", ((u, "founded_year"),), "founded")
                 if side is not None:
                     side.lead(*founding)
                     side.add(f"It was granted a town charter in {a['founded_year'] + rng.randint(20, 300)}.")
-                    side.add(f"During the {rng.choice(('wars', 'famine years', 'great plague'))} of "
-                             f"{a['founded_year'] + rng.randint(50, 400)} the population fell sharply.")
+                    side.add(
+                        f"During the {rng.choice(('wars', 'famine years', 'great plague'))} of "
+                        f"{a['founded_year'] + rng.randint(50, 400)} the population fell sharply."
+                    )
                 else:
                     main.add(*founding)
                 if u in born_in:
@@ -528,35 +726,54 @@ class _World:
                     main.add(f"{name} is home to {self.e(university).ref}.")
             elif kind == "company":
                 founder = self.e(r["founder"]).name
-                main.lead(f"{name} is {_a(entity.words['industry'])} company headquartered in "
-                          f"{self.e(r['headquarters']).name}.", ((u, "headquarters"),), "headquartered")
-                founding = (f"{name} was founded in {a['founded_year']} by {founder}.",
-                            ((u, "founded_year"), (u, "founder")), "founded")
+                main.lead(
+                    f"{name} is {_a(entity.words['industry'])} company headquartered in "
+                    f"{self.e(r['headquarters']).name}.",
+                    ((u, "headquarters"),),
+                    "headquartered",
+                )
+                founding = (
+                    f"{name} was founded in {a['founded_year']} by {founder}.",
+                    ((u, "founded_year"), (u, "founder")),
+                    "founded",
+                )
                 if side is not None:
                     side.lead(*founding)
                     side.add(f"Its first workshop stood in {self.pick('city').name}.")
                 else:
                     main.add(*founding)
-                main.add(f"The company employs about {_number(a['employees'])} people.",
-                         ((u, "employees"),), "employs")
+                main.add(
+                    f"The company employs about {_number(a['employees'])} people.",
+                    ((u, "employees"),),
+                    "employs",
+                )
                 for invention in made_by.get(u, [])[:2]:
                     main.add(f"Its products have included {self.e(invention).ref}.")
             elif kind == "river":
-                main.lead(f"{_capital(entity.ref)} is a river in the "
-                          f"{entity.words['region']} region.")
-                main.add(f"It is {_number(a['length_km'])} kilometres long.", ((u, "length_km"),), "kilometres")
+                main.lead(f"{_capital(entity.ref)} is a river in the {entity.words['region']} region.")
+                main.add(
+                    f"It is {_number(a['length_km'])} kilometres long.", ((u, "length_km"),), "kilometres"
+                )
                 main.add(f"It rises in the {entity.words['mountains']} and flows into {entity.words['sea']}.")
                 if u in cities_on:
                     main.add(f"Cities on its banks include {listing(cities_on[u], 4)}.")
             elif kind == "invention":
                 main.lead(f"{_capital(entity.ref)} is {_a(entity.words['category'])} device.")
-                main.add(f"It was invented in {a['year']} by {self.e(r['inventor']).name}.",
-                         ((u, "year"), (u, "inventor")), "invented")
+                main.add(
+                    f"It was invented in {a['year']} by {self.e(r['inventor']).name}.",
+                    ((u, "year"), (u, "inventor")),
+                    "invented",
+                )
                 if "maker" in r:
-                    main.add(f"It was manufactured by {self.e(r['maker']).name}.", ((u, "maker"),), "manufactured")
+                    main.add(
+                        f"It was manufactured by {self.e(r['maker']).name}.", ((u, "maker"),), "manufactured"
+                    )
             elif kind == "university":
-                main.lead(f"{_capital(entity.ref)} is {_a(entity.words['type'])} university in {self.e(r['city']).name}.",
-                          ((u, "city"),), "university in")
+                main.lead(
+                    f"{_capital(entity.ref)} is {_a(entity.words['type'])} university in {self.e(r['city']).name}.",
+                    ((u, "city"),),
+                    "university in",
+                )
                 main.add(f"It was founded in {a['founded_year']}.", ((u, "founded_year"),), "founded")
             for sentence in self.fillers(entity, _filler_count(rng)):
                 main.add(sentence)
@@ -581,10 +798,12 @@ class _World:
             event.add(f"Representatives of {self.pick('company').name} also attended.")
             if rng.random() < 0.5:
                 event.add(f"A demonstration of {self.pick('invention').ref} drew large crowds.")
-            event.add(f"Contemporary reports mention {rng.choice(_TOPICS)} and the weather in "
-                      f"{rng.choice(('spring', 'summer', 'autumn'))}.")
+            event.add(
+                f"Contemporary reports mention {rng.choice(_TOPICS)} and the weather in "
+                f"{rng.choice(('spring', 'summer', 'autumn'))}."
+            )
             emit(event)
-        return docs[:self.size], facts
+        return docs[: self.size], facts
 
 
 def generate_encyclopedia(size: int, seed: int = 0) -> Encyclopedia:
@@ -596,5 +815,6 @@ def generate_encyclopedia(size: int, seed: int = 0) -> Encyclopedia:
     documents, facts = world.render()
     kept = {doc.id for doc in documents}
     facts = {key: site for key, site in facts.items() if site.doc_id in kept}
-    return Encyclopedia(size=size, seed=seed, entities=world.entities, by_kind=world.by_kind,
-                        documents=documents, facts=facts)
+    return Encyclopedia(
+        size=size, seed=seed, entities=world.entities, by_kind=world.by_kind, documents=documents, facts=facts
+    )

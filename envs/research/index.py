@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agentkit.errors import ConfigError, DataError
 from agentkit.envs.research.corpus import Document
+from agentkit.errors import ConfigError, DataError
 
 INDEX_FORMAT = 1
 TOKENIZER = "lower-word-nostop/1"
@@ -108,8 +108,14 @@ def _progress(enabled: bool) -> Iterator[Any]:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=Console(stderr=True), transient=True) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as progress:
         yield progress
 
 
@@ -117,9 +123,16 @@ def is_index(path: str | os.PathLike) -> bool:
     return (Path(path) / MANIFEST).is_file()
 
 
-def build_index(documents: Iterable[Document], out: str | os.PathLike, *,
-                settings: IndexSettings | None = None, source: str | None = None,
-                fingerprint: str | None = None, total: int | None = None, progress: bool = False) -> Path:
+def build_index(
+    documents: Iterable[Document],
+    out: str | os.PathLike,
+    *,
+    settings: IndexSettings | None = None,
+    source: str | None = None,
+    fingerprint: str | None = None,
+    total: int | None = None,
+    progress: bool = False,
+) -> Path:
     """Index ``documents`` into the directory ``out`` (replacing an index already there); returns ``out``."""
     import bm25s
     import numpy as np
@@ -173,16 +186,30 @@ def build_index(documents: Iterable[Document], out: str | os.PathLike, *,
             retriever = bm25s.BM25(k1=settings.k1, b=settings.b)
             retriever.index((corpus_ids, vocab), show_progress=False)
             retriever.save(str(tmp / "bm25"), show_progress=False)
-        np.savez(tmp / "chunks.npz", doc=np.asarray(chunk_doc, dtype=np.int32),
-                 start=np.asarray(chunk_start, dtype=np.int64), end=np.asarray(chunk_end, dtype=np.int64))
+        np.savez(
+            tmp / "chunks.npz",
+            doc=np.asarray(chunk_doc, dtype=np.int32),
+            start=np.asarray(chunk_start, dtype=np.int64),
+            end=np.asarray(chunk_end, dtype=np.int64),
+        )
         np.save(tmp / "docs.offsets.npy", np.asarray(offsets, dtype=np.int64))
-        (tmp / "catalog.json").write_text(json.dumps({"ids": ids, "titles": titles}, ensure_ascii=False),
-                                          encoding="utf-8")
+        (tmp / "catalog.json").write_text(
+            json.dumps({"ids": ids, "titles": titles}, ensure_ascii=False), encoding="utf-8"
+        )
         manifest = {
-            "format": INDEX_FORMAT, "engine": "bm25s", "engine_version": bm25s.__version__,
-            "tokenizer": TOKENIZER, "chunk_words": settings.chunk_words, "chunk_overlap": settings.chunk_overlap,
-            "k1": settings.k1, "b": settings.b, "documents": len(ids), "chunks": len(chunk_doc),
-            "vocabulary": len(vocab), "source": source, "fingerprint": fingerprint,
+            "format": INDEX_FORMAT,
+            "engine": "bm25s",
+            "engine_version": bm25s.__version__,
+            "tokenizer": TOKENIZER,
+            "chunk_words": settings.chunk_words,
+            "chunk_overlap": settings.chunk_overlap,
+            "k1": settings.k1,
+            "b": settings.b,
+            "documents": len(ids),
+            "chunks": len(chunk_doc),
+            "vocabulary": len(vocab),
+            "source": source,
+            "fingerprint": fingerprint,
             "build_seconds": round(time.perf_counter() - started, 3),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
@@ -217,8 +244,11 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise DataError(f"unreadable manifest ({exc.msg})", str(file)) from None
     if manifest.get("format") != INDEX_FORMAT or manifest.get("tokenizer") != TOKENIZER:
-        raise DataError(f"index format {manifest.get('format')}/{manifest.get('tokenizer')} is not "
-                        f"{INDEX_FORMAT}/{TOKENIZER}; rebuild it with `agentkit index`", str(file))
+        raise DataError(
+            f"index format {manifest.get('format')}/{manifest.get('tokenizer')} is not "
+            f"{INDEX_FORMAT}/{TOKENIZER}; rebuild it with `agentkit index`",
+            str(file),
+        )
     return manifest
 
 
@@ -234,11 +264,17 @@ class SearchIndex:
         try:
             self._bm25 = bm25s.BM25.load(str(self.path / "bm25"), mmap=mmap, show_progress=False)
             chunks = np.load(self.path / "chunks.npz")
-            self._chunk_doc, self._chunk_start, self._chunk_end = chunks["doc"], chunks["start"], chunks["end"]
+            self._chunk_doc, self._chunk_start, self._chunk_end = (
+                chunks["doc"],
+                chunks["start"],
+                chunks["end"],
+            )
             self._offsets = np.load(self.path / "docs.offsets.npy")
             catalog = json.loads((self.path / "catalog.json").read_text(encoding="utf-8"))
         except (OSError, ValueError, KeyError) as exc:
-            raise DataError(f"damaged index ({exc}); rebuild it with `agentkit index`", str(self.path)) from None
+            raise DataError(
+                f"damaged index ({exc}); rebuild it with `agentkit index`", str(self.path)
+            ) from None
         self.ids: list[str] = catalog["ids"]
         self.titles: list[str] = catalog["titles"]
         self._rows = {doc_id: row for row, doc_id in enumerate(self.ids)}
@@ -320,15 +356,29 @@ class SearchIndex:
         hits = []
         for row, chunk in best.items():
             doc = self.document_at(row)
-            offset, snippet = make_snippet(doc.text, int(self._chunk_start[chunk]), int(self._chunk_end[chunk]),
-                                           terms, snippet_chars, minor=set(tokenize(doc.title)))
-            hits.append(Hit(doc_id=doc.id, title=doc.title, score=round(float(scores[chunk]), 4),
-                            offset=offset, snippet=snippet))
+            offset, snippet = make_snippet(
+                doc.text,
+                int(self._chunk_start[chunk]),
+                int(self._chunk_end[chunk]),
+                terms,
+                snippet_chars,
+                minor=set(tokenize(doc.title)),
+            )
+            hits.append(
+                Hit(
+                    doc_id=doc.id,
+                    title=doc.title,
+                    score=round(float(scores[chunk]), 4),
+                    offset=offset,
+                    snippet=snippet,
+                )
+            )
         return hits
 
 
-def make_snippet(text: str, start: int, end: int, terms: set[str], limit: int,
-                 minor: set[str] = frozenset()) -> tuple[int, str]:
+def make_snippet(
+    text: str, start: int, end: int, terms: set[str], limit: int, minor: set[str] = frozenset()
+) -> tuple[int, str]:
     """The sentence of ``text[start:end]`` with the most query terms (earliest on ties), cut to ``limit``.
 
     ``minor`` terms (the title's words, present everywhere in a document) only break ties.
@@ -345,10 +395,10 @@ def make_snippet(text: str, start: int, end: int, terms: set[str], limit: int,
         if hits > best_hits:
             best_offset, best_len, best_hits = at, len(piece), hits
     offset = start + best_offset
-    snippet = " ".join(text[offset:offset + max(best_len, 1)].split())
+    snippet = " ".join(text[offset : offset + max(best_len, 1)].split())
     if len(snippet) < limit // 2:  # a short sentence: show what follows too
-        snippet = " ".join(text[offset:offset + limit].split())
+        snippet = " ".join(text[offset : offset + limit].split())
     if len(snippet) > limit:
         cut = snippet.rfind(" ", 0, limit - 1)
-        snippet = snippet[:cut if cut > limit // 2 else limit - 1].rstrip() + "…"
+        snippet = snippet[: cut if cut > limit // 2 else limit - 1].rstrip() + "…"
     return offset, snippet

@@ -18,10 +18,10 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from agentkit.errors import ConfigError
-from agentkit.records import Task
 from agentkit.envs.research.encyclopedia import ATTRIBUTES, RELATIONS, Encyclopedia, Entity
 from agentkit.envs.research.verify import normalize
+from agentkit.errors import ConfigError
+from agentkit.records import Task
 
 TYPES = ("bridge", "comparison")
 HOPS = {"bridge": (1, 2, 3), "comparison": (2, 3)}
@@ -73,22 +73,51 @@ PICK = {
     ("invention", "year"): ("min", "invention that was invented earlier"),
     ("university", "founded_year"): ("min", "university that was founded earlier"),
 }
-NOUN = {"person": "person", "city": "city", "company": "company", "invention": "invention",
-        "university": "university", "river": "river"}
+NOUN = {
+    "person": "person",
+    "city": "city",
+    "company": "company",
+    "invention": "invention",
+    "university": "university",
+    "river": "river",
+}
 LABEL = {
-    "birth_city": "birthplace", "birth_year": "year of birth", "alma_mater": "university", "river": "river",
-    "founded_year": "founding year", "population": "population", "founder": "founder",
-    "headquarters": "headquarters", "employees": "number of employees", "length_km": "length",
-    "year": "year of invention", "inventor": "inventor", "maker": "manufacturer", "city": "city",
+    "birth_city": "birthplace",
+    "birth_year": "year of birth",
+    "alma_mater": "university",
+    "river": "river",
+    "founded_year": "founding year",
+    "population": "population",
+    "founder": "founder",
+    "headquarters": "headquarters",
+    "employees": "number of employees",
+    "length_km": "length",
+    "year": "year of invention",
+    "inventor": "inventor",
+    "maker": "manufacturer",
+    "city": "city",
 }
 QUERY_WORD = {
-    "birth_city": "born", "birth_year": "born", "alma_mater": "studied", "river": "river",
-    "founded_year": "founded", "population": "population", "founder": "founded",
-    "headquarters": "headquartered", "employees": "employs", "length_km": "kilometres long",
-    "year": "invented", "inventor": "invented", "maker": "manufactured", "city": "university",
+    "birth_city": "born",
+    "birth_year": "born",
+    "alma_mater": "studied",
+    "river": "river",
+    "founded_year": "founded",
+    "population": "population",
+    "founder": "founded",
+    "headquarters": "headquartered",
+    "employees": "employs",
+    "length_km": "kilometres long",
+    "year": "invented",
+    "inventor": "invented",
+    "maker": "manufactured",
+    "city": "university",
 }
-UNITS = {"length_km": ("km", "kilometres", "kilometers"), "population": ("people", "inhabitants"),
-         "employees": ("people", "employees")}
+UNITS = {
+    "length_km": ("km", "kilometres", "kilometers"),
+    "population": ("people", "inhabitants"),
+    "employees": ("people", "employees"),
+}
 YEAR_FACTS = ("birth_year", "founded_year", "year")
 START_WEIGHTS = {"person": 3, "city": 2, "company": 3, "river": 1, "invention": 3, "university": 1}
 
@@ -122,9 +151,18 @@ def answer_of(enc: Encyclopedia, entity: Entity, fact: str) -> tuple[str, list[s
 
 def evidence_step(enc: Encyclopedia, entity: Entity, fact: str) -> dict[str, Any]:
     site = enc.facts[(entity.uid, fact)]
-    return {"doc": site.doc_id, "title": site.title, "entity": entity.name, "kind": entity.kind, "fact": fact,
-            "value": fact_value(enc, entity, fact), "offset": site.offset, "sentence": site.sentence, "cue": site.cue,
-            "query": f"{entity.name} {QUERY_WORD[fact]}"}
+    return {
+        "doc": site.doc_id,
+        "title": site.title,
+        "entity": entity.name,
+        "kind": entity.kind,
+        "fact": fact,
+        "value": fact_value(enc, entity, fact),
+        "offset": site.offset,
+        "sentence": site.sentence,
+        "cue": site.cue,
+        "query": f"{entity.name} {QUERY_WORD[fact]}",
+    }
 
 
 class _Failed(Exception):
@@ -160,8 +198,14 @@ def _bridge(enc: Encyclopedia, rng: random.Random, hops: int) -> dict[str, Any]:
     steps.append(evidence_step(enc, entity, fact))
     answer, aliases, answer_kind = answer_of(enc, entity, fact)
     prompt = FINAL[(entity.kind, fact)].format(x=phrase)
-    return {"prompt": _capitalize(prompt), "answer": answer, "aliases": aliases, "answer_kind": answer_kind,
-            "evidence": steps, "operation": {"op": "chain"}}
+    return {
+        "prompt": _capitalize(prompt),
+        "answer": answer,
+        "aliases": aliases,
+        "answer_kind": answer_kind,
+        "evidence": steps,
+        "operation": {"op": "chain"},
+    }
 
 
 def _pair(enc: Encyclopedia, rng: random.Random, table: dict) -> tuple[Entity, Entity, str]:
@@ -182,13 +226,21 @@ def _comparison(enc: Encyclopedia, rng: random.Random, hops: int) -> dict[str, A
         units = ("years",) if attr in YEAR_FACTS else UNITS.get(attr, ())
         answer, aliases = number_aliases(difference, units)
         prompt = DIFFERENCE[(a.kind, attr)].format(a=a.ref, b=b.ref)
-        return {"prompt": _capitalize(prompt), "answer": answer, "aliases": aliases, "answer_kind": "number",
-                "evidence": [evidence_step(enc, a, attr), evidence_step(enc, b, attr)],
-                "operation": {"op": "difference", "fact": attr}}
+        return {
+            "prompt": _capitalize(prompt),
+            "answer": answer,
+            "aliases": aliases,
+            "answer_kind": "number",
+            "evidence": [evidence_step(enc, a, attr), evidence_step(enc, b, attr)],
+            "operation": {"op": "difference", "fact": attr},
+        }
     a, b, attr = _pair(enc, rng, PICK)
     direction, description = PICK[(a.kind, attr)]
-    winner = min((a, b), key=lambda e: e.attrs[attr]) if direction == "min" else \
-        max((a, b), key=lambda e: e.attrs[attr])
+    winner = (
+        min((a, b), key=lambda e: e.attrs[attr])
+        if direction == "min"
+        else max((a, b), key=lambda e: e.attrs[attr])
+    )
     rels = [r for r in RELATIONS[winner.kind] if r in winner.rels]
     if not rels:
         raise _Failed
@@ -200,11 +252,22 @@ def _comparison(enc: Encyclopedia, rng: random.Random, hops: int) -> dict[str, A
     answer, aliases, answer_kind = answer_of(enc, target, fact)
     noun = NOUN[a.kind]
     phrase = REL_PHRASE[(winner.kind, rel)].format(x=f"that {noun}")
-    prompt = f"Of {a.ref} and {b.ref}, consider the {description}. " + FINAL[(target.kind, fact)].format(x=phrase)
-    return {"prompt": _capitalize(prompt), "answer": answer, "aliases": aliases, "answer_kind": answer_kind,
-            "evidence": [evidence_step(enc, a, attr), evidence_step(enc, b, attr),
-                         evidence_step(enc, winner, rel), evidence_step(enc, target, fact)],
-            "operation": {"op": "pick", "fact": attr, "direction": direction, "winner": winner.name}}
+    prompt = f"Of {a.ref} and {b.ref}, consider the {description}. " + FINAL[(target.kind, fact)].format(
+        x=phrase
+    )
+    return {
+        "prompt": _capitalize(prompt),
+        "answer": answer,
+        "aliases": aliases,
+        "answer_kind": answer_kind,
+        "evidence": [
+            evidence_step(enc, a, attr),
+            evidence_step(enc, b, attr),
+            evidence_step(enc, winner, rel),
+            evidence_step(enc, target, fact),
+        ],
+        "operation": {"op": "pick", "fact": attr, "direction": direction, "winner": winner.name},
+    }
 
 
 def _capitalize(text: str) -> str:
@@ -215,19 +278,30 @@ def buckets(hops: Sequence[int], types: Sequence[str]) -> list[tuple[str, int]]:
     """The (type, hops) kinds of question asked, in the round-robin order questions cycle through."""
     for kind in types:
         if kind not in TYPES:
-            raise ConfigError(f"tasks.options.types: unknown question type '{kind}' (known: {', '.join(TYPES)})")
+            raise ConfigError(
+                f"tasks.options.types: unknown question type '{kind}' (known: {', '.join(TYPES)})"
+            )
     for hop in hops:
         if not isinstance(hop, int) or hop not in (1, 2, 3):
             raise ConfigError(f"tasks.options.hops: hops must be 1, 2 or 3, not {hop!r}")
     out = [(kind, hop) for hop in sorted(set(hops)) for kind in types if hop in HOPS[kind]]
     if not out:
-        raise ConfigError(f"tasks.options: no question kind has hops {list(hops)} and types {list(types)} "
-                          "(comparison questions have 2 or 3 hops)")
+        raise ConfigError(
+            f"tasks.options: no question kind has hops {list(hops)} and types {list(types)} "
+            "(comparison questions have 2 or 3 hops)"
+        )
     return out
 
 
-def make_question(enc: Encyclopedia, index: int, *, seed: int, kinds: Sequence[tuple[str, int]],
-                  index_ref: str, max_draws: int = 200) -> Task:
+def make_question(
+    enc: Encyclopedia,
+    index: int,
+    *,
+    seed: int,
+    kinds: Sequence[tuple[str, int]],
+    index_ref: str,
+    max_draws: int = 200,
+) -> Task:
     """Question ``index`` of the stream for ``seed``: depends only on these, never on how many are drawn."""
     kind, hops = kinds[index % len(kinds)]
     rng = random.Random(f"questions/{enc.key}/{seed}/{index}")
@@ -238,10 +312,22 @@ def make_question(enc: Encyclopedia, index: int, *, seed: int, kinds: Sequence[t
             continue
         if normalize(made["answer"]) in normalize(made["prompt"]):
             continue
-        meta = {"answer": made.pop("answer"), "aliases": made.pop("aliases"), "type": kind, "hops": hops,
-                "index": index_ref, **{k: v for k, v in made.items() if k != "prompt"}}
-        return Task(id=f"{enc.key.removeprefix('encyclopedia-')}-q{seed}-{index:05d}", env="research",
-                    prompt=made["prompt"], meta=meta,
-                    abilities=["planning", "function_calling"] + (["complex_reasoning"] if hops > 1 else []))
-    raise ConfigError(f"tasks: could not draw a {hops}-hop {kind} question from {enc.key}; "
-                      "the corpus is too small (raise tasks.options.docs)")
+        meta = {
+            "answer": made.pop("answer"),
+            "aliases": made.pop("aliases"),
+            "type": kind,
+            "hops": hops,
+            "index": index_ref,
+            **{k: v for k, v in made.items() if k != "prompt"},
+        }
+        return Task(
+            id=f"{enc.key.removeprefix('encyclopedia-')}-q{seed}-{index:05d}",
+            env="research",
+            prompt=made["prompt"],
+            meta=meta,
+            abilities=["planning", "function_calling"] + (["complex_reasoning"] if hops > 1 else []),
+        )
+    raise ConfigError(
+        f"tasks: could not draw a {hops}-hop {kind} question from {enc.key}; "
+        "the corpus is too small (raise tasks.options.docs)"
+    )

@@ -13,10 +13,10 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from agentkit.errors import ConfigError, DataError
-from agentkit.paths import cache_dir
 from agentkit.envs.research.encyclopedia import GENERATOR_VERSION, Encyclopedia, generate_encyclopedia
 from agentkit.envs.research.index import IndexSettings, build_index, is_index, read_manifest
+from agentkit.errors import ConfigError, DataError
+from agentkit.paths import cache_dir
 
 GENERATED = "generated:"
 _KEY = re.compile(r"^encyclopedia-v(?P<version>[^-]+)-d(?P<docs>\d+)-s(?P<seed>-?\d+)$")
@@ -31,7 +31,9 @@ def encyclopedia(docs: int, seed: int) -> Encyclopedia:
     return generate_encyclopedia(docs, seed)
 
 
-def ensure_generated(docs: int, seed: int, cache_dir: Path, *, progress: bool = True) -> tuple[Encyclopedia, Path]:
+def ensure_generated(
+    docs: int, seed: int, cache_dir: Path, *, progress: bool = True
+) -> tuple[Encyclopedia, Path]:
     """The encyclopedia of ``docs`` documents for ``seed`` and the path of its index, built if needed."""
     enc = encyclopedia(docs, seed)
     path = cache_dir / enc.key
@@ -42,13 +44,24 @@ def ensure_generated(docs: int, seed: int, cache_dir: Path, *, progress: bool = 
                 return enc, path
         except DataError:
             pass
-    build_index(enc.documents, path, source=GENERATED + enc.key, fingerprint=fingerprint,
-                total=len(enc.documents), progress=progress)
+    build_index(
+        enc.documents,
+        path,
+        source=GENERATED + enc.key,
+        fingerprint=fingerprint,
+        total=len(enc.documents),
+        progress=progress,
+    )
     return enc, path
 
 
-def corpus_index(corpus: str | os.PathLike, cache_dir: Path, *, settings: IndexSettings | None = None,
-                 progress: bool = True) -> Path:
+def corpus_index(
+    corpus: str | os.PathLike,
+    cache_dir: Path,
+    *,
+    settings: IndexSettings | None = None,
+    progress: bool = True,
+) -> Path:
     """An index of a corpus file, built once into the cache (keyed by the file's path, size and mtime)."""
     from agentkit.envs.research.corpus import read_corpus
 
@@ -59,8 +72,14 @@ def corpus_index(corpus: str | os.PathLike, cache_dir: Path, *, settings: IndexS
     key = hashlib.sha256(f"{corpus}\x00{stat.st_size}\x00{stat.st_mtime_ns}".encode()).hexdigest()[:16]
     path = cache_dir / f"corpus-{re.sub(r'[^A-Za-z0-9_.-]+', '_', corpus.name)}-{key}"
     if not is_index(path):
-        build_index(read_corpus(corpus), path, settings=settings, source=str(corpus), fingerprint=key,
-                    progress=progress)
+        build_index(
+            read_corpus(corpus),
+            path,
+            settings=settings,
+            source=str(corpus),
+            fingerprint=key,
+            progress=progress,
+        )
     return path
 
 
@@ -68,11 +87,15 @@ def parse_generated(ref: str) -> tuple[int, int]:
     """(documents, seed) of a ``generated:encyclopedia-v1-d2000-s0`` reference."""
     match = _KEY.match(ref.removeprefix(GENERATED))
     if not match:
-        raise ConfigError(f"'{ref}' is not a generated corpus reference like "
-                          f"generated:encyclopedia-v{GENERATOR_VERSION}-d2000-s0")
+        raise ConfigError(
+            f"'{ref}' is not a generated corpus reference like "
+            f"generated:encyclopedia-v{GENERATOR_VERSION}-d2000-s0"
+        )
     if match["version"] != GENERATOR_VERSION:
-        raise ConfigError(f"'{ref}' was made by encyclopedia generator v{match['version']}; this is "
-                          f"v{GENERATOR_VERSION}: regenerate the tasks")
+        raise ConfigError(
+            f"'{ref}' was made by encyclopedia generator v{match['version']}; this is "
+            f"v{GENERATOR_VERSION}: regenerate the tasks"
+        )
     return int(match["docs"]), int(match["seed"])
 
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from agentkit.env import Tool
-from agentkit.errors import ToolError
 from agentkit.envs.research.corpus import Document
 from agentkit.envs.research.index import SearchIndex, tokenize
 from agentkit.envs.research.verify import DOC_HEADER
+from agentkit.errors import ToolError
 
 
 @dataclass(frozen=True)
@@ -33,10 +33,18 @@ def tool_parameters(limits: ToolLimits) -> dict[str, dict[str, Any]]:
         "search": {
             "type": "object",
             "properties": {
-                "query": {"type": "string", "minLength": 1, "maxLength": 500,
-                          "description": "Keywords: names, places, dates, facts to look for."},
-                "k": {"type": "integer", "minimum": 1, "maximum": limits.max_results,
-                      "description": f"How many documents to return (default {limits.default_results})."},
+                "query": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 500,
+                    "description": "Keywords: names, places, dates, facts to look for.",
+                },
+                "k": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": limits.max_results,
+                    "description": f"How many documents to return (default {limits.default_results}).",
+                },
             },
             "required": ["query"],
             "additionalProperties": False,
@@ -44,10 +52,17 @@ def tool_parameters(limits: ToolLimits) -> dict[str, dict[str, Any]]:
         "open": {
             "type": "object",
             "properties": {
-                "id": {"type": "string", "minLength": 1, "description": "A document id from the search results."},
-                "offset": {"type": "integer", "minimum": 0,
-                           "description": "Character offset to start reading at (default 0; search and find "
-                                          "results give offsets)."},
+                "id": {
+                    "type": "string",
+                    "minLength": 1,
+                    "description": "A document id from the search results.",
+                },
+                "offset": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Character offset to start reading at (default 0; search and find "
+                    "results give offsets).",
+                },
             },
             "required": ["id"],
             "additionalProperties": False,
@@ -56,8 +71,12 @@ def tool_parameters(limits: ToolLimits) -> dict[str, dict[str, Any]]:
             "type": "object",
             "properties": {
                 "id": {"type": "string", "minLength": 1, "description": "A document id."},
-                "pattern": {"type": "string", "minLength": 1, "maxLength": 200,
-                            "description": "Text to look for in the document (case-insensitive, literal)."},
+                "pattern": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 200,
+                    "description": "Text to look for in the document (case-insensitive, literal).",
+                },
             },
             "required": ["id", "pattern"],
             "additionalProperties": False,
@@ -67,7 +86,7 @@ def tool_parameters(limits: ToolLimits) -> dict[str, dict[str, Any]]:
 
 DESCRIPTIONS = {
     "search": "Search the document collection. Returns ranked documents with their ids, titles, the offset of "
-              "the best matching passage and a snippet of it.",
+    "the best matching passage and a snippet of it.",
     "open": "Read one page of a document, starting at a character offset. Says where the next page starts.",
     "find": "Find every occurrence of a text in a document; returns the offsets with a little context.",
 }
@@ -86,8 +105,10 @@ class ResearchTools:
 
     def as_tools(self) -> list[Tool]:
         parameters = tool_parameters(self.limits)
-        return [Tool(name, DESCRIPTIONS[name], parameters[name], fn)
-                for name, fn in (("search", self.search), ("open", self.open), ("find", self.find))]
+        return [
+            Tool(name, DESCRIPTIONS[name], parameters[name], fn)
+            for name, fn in (("search", self.search), ("open", self.open), ("find", self.find))
+        ]
 
     def _document(self, key: str) -> Document:
         doc = self.index.get(key)
@@ -119,7 +140,9 @@ class ResearchTools:
             raise ToolError(f"offset {offset} is past the end of '{doc.id}' ({size} characters)")
         start = offset
         if 0 < start and not text[start - 1].isspace():
-            back = max(text.rfind(" ", max(0, start - 40), start), text.rfind("\n", max(0, start - 40), start))
+            back = max(
+                text.rfind(" ", max(0, start - 40), start), text.rfind("\n", max(0, start - 40), start)
+            )
             if back >= 0:
                 start = back + 1
         end = min(size, start + self.limits.page_chars)
@@ -130,8 +153,11 @@ class ResearchTools:
         following = end
         while following < size and text[following].isspace():
             following += 1
-        where = (f"characters {start}-{end} of {size}; next page: offset={following}" if following < size
-                 else f"characters {start}-{end} of {size}; end of document")
+        where = (
+            f"characters {start}-{end} of {size}; next page: offset={following}"
+            if following < size
+            else f"characters {start}-{end} of {size}; end of document"
+        )
         header = [f"{DOC_HEADER}{doc.id}", f"title: {doc.title}"]
         if doc.url:
             header.append(f"url: {doc.url}")
@@ -154,10 +180,15 @@ class ResearchTools:
         if not positions:
             return header + f'No matches for "{shown}" in this document ({len(doc.text)} characters).'
         limit, context = self.limits.max_matches, self.limits.context_chars
-        lines = [f'{len(positions)} match{"es" if len(positions) > 1 else ""} for "{shown}"'
-                 + (f" (showing the first {limit})" if len(positions) > limit else "") + ":"]
+        lines = [
+            f'{len(positions)} match{"es" if len(positions) > 1 else ""} for "{shown}"'
+            + (f" (showing the first {limit})" if len(positions) > limit else "")
+            + ":"
+        ]
         for position in positions[:limit]:
             left, right = max(0, position - context), min(len(doc.text), position + len(needle) + context)
             snippet = _one_line(doc.text[left:right])
-            lines.append(f"- offset {position}: {'…' if left else ''}{snippet}{'…' if right < len(doc.text) else ''}")
+            lines.append(
+                f"- offset {position}: {'…' if left else ''}{snippet}{'…' if right < len(doc.text) else ''}"
+            )
         return header + "\n".join(lines)

@@ -26,8 +26,10 @@ _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = str.maketrans({c: " " for c in string.punctuation + "\u2013\u2014\u2018\u2019\u201c\u201d"})
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
-_ANSWER_LINE = re.compile(r"^\s*(?:\*\*)?(?:final answer|answer)\s*(?:\*\*)?\s*[:：]\s*(?:\*\*)?\s*(.+?)\s*(?:\*\*)?\s*$",
-                          re.IGNORECASE | re.MULTILINE)
+_ANSWER_LINE = re.compile(
+    r"^\s*(?:\*\*)?(?:final answer|answer)\s*(?:\*\*)?\s*[:：]\s*(?:\*\*)?\s*(.+?)\s*(?:\*\*)?\s*$",
+    re.IGNORECASE | re.MULTILINE,
+)
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
 DOC_HEADER = "document: "
 
@@ -97,7 +99,7 @@ def opened_documents(messages: Sequence[Message], tool: str = "open") -> list[st
             first = content.split("\n", 1)[0]
             if not first.startswith(DOC_HEADER):
                 continue
-            doc_id = first[len(DOC_HEADER):].strip()
+            doc_id = first[len(DOC_HEADER) :].strip()
             if doc_id not in opened:
                 opened.append(doc_id)
     return opened
@@ -110,7 +112,9 @@ def final_text(messages: Sequence[Message]) -> str | None:
     return None
 
 
-def verify_answer(messages: Sequence[Message], meta: dict[str, Any], *, require_evidence: bool = False) -> Verdict:
+def verify_answer(
+    messages: Sequence[Message], meta: dict[str, Any], *, require_evidence: bool = False
+) -> Verdict:
     """The verdict of a finished research conversation against ``meta`` (answer, aliases, evidence)."""
     answers = [str(meta["answer"]), *(str(a) for a in meta.get("aliases") or [])]
     evidence = []
@@ -125,8 +129,9 @@ def verify_answer(messages: Sequence[Message], meta: dict[str, Any], *, require_
         "evidence_opened": [d for d in evidence if d in opened],
         "evidence_unread": [d for d in evidence if d not in found],
         "opened": opened,
-        "searches": sum(1 for m in messages if m.role == "assistant"
-                        for c in m.tool_calls or [] if c.name == "search"),
+        "searches": sum(
+            1 for m in messages if m.role == "assistant" for c in m.tool_calls or [] if c.name == "search"
+        ),
     }
     text = final_text(messages)
     prediction = extract_answer(text) if text else None
@@ -136,12 +141,20 @@ def verify_answer(messages: Sequence[Message], meta: dict[str, Any], *, require_
     details.update(prediction=prediction, exact_match=exact, f1=round(f1, 4))
     unread = details["evidence_unread"]
     if exact and require_evidence and unread:
-        return Verdict(passed=False, reward=0.0, details=details,
-                       reason=f"answer {json.dumps(prediction)} matches but evidence was not read: {', '.join(unread)}")
+        return Verdict(
+            passed=False,
+            reward=0.0,
+            details=details,
+            reason=f"answer {json.dumps(prediction)} matches but evidence was not read: {', '.join(unread)}",
+        )
     if exact:
         reason = f"exact match: {json.dumps(prediction)} == {json.dumps(matched)}"
         if evidence:
             reason += f"; opened {len(details['evidence_opened'])}/{len(evidence)} evidence documents"
         return Verdict(passed=True, reward=1.0, reason=reason, details=details)
-    return Verdict(passed=False, reward=0.0, details=details,
-                   reason=f"{json.dumps(prediction)} does not match the answer (token F1 {f1:.2f})")
+    return Verdict(
+        passed=False,
+        reward=0.0,
+        details=details,
+        reason=f"{json.dumps(prediction)} does not match the answer (token F1 {f1:.2f})",
+    )

@@ -47,11 +47,14 @@ def runtime_dir() -> Path:
         path.mkdir(mode=0o700, exist_ok=True)
         st = os.lstat(path)
     except OSError as exc:
-        raise SandboxUnavailable(f"cannot create the runtime directory {path} ({exc.strerror}); "
-                                 "set TMPDIR to a directory you own") from exc
+        raise SandboxUnavailable(
+            f"cannot create the runtime directory {path} ({exc.strerror}); set TMPDIR to a directory you own"
+        ) from exc
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid:
-        raise SandboxUnavailable(f"the runtime directory {path} is not a directory owned by uid {uid}; "
-                                 "remove it, or set TMPDIR to a directory you own")
+        raise SandboxUnavailable(
+            f"the runtime directory {path} is not a directory owned by uid {uid}; "
+            "remove it, or set TMPDIR to a directory you own"
+        )
     if st.st_mode & 0o077:
         os.chmod(path, 0o700)
     return path
@@ -61,8 +64,10 @@ def check_options(backend: str, options: dict[str, Any], known: dict[str, Any]) 
     """``known`` defaults updated by ``options``; an unknown key is a ConfigError naming it."""
     unknown = sorted(set(options) - set(known))
     if unknown:
-        raise ConfigError(f"sandbox backend '{backend}': unknown option(s) "
-                          f"{', '.join('options.' + k for k in unknown)}; known: {', '.join(sorted(known))}")
+        raise ConfigError(
+            f"sandbox backend '{backend}': unknown option(s) "
+            f"{', '.join('options.' + k for k in unknown)}; known: {', '.join(sorted(known))}"
+        )
     return {**known, **options}
 
 
@@ -78,7 +83,9 @@ def exec_request(cmd: list[str] | str, cwd: str | None) -> tuple[list[str], str]
         return ExecResult(status=ExecStatus.error, stderr=str(exc))
 
 
-def scrubbed_env(extra: dict[str, str] | None = None, path: str = "/usr/local/bin:/usr/bin:/bin") -> dict[str, str]:
+def scrubbed_env(
+    extra: dict[str, str] | None = None, path: str = "/usr/local/bin:/usr/bin:/bin"
+) -> dict[str, str]:
     """The whole environment a sandboxed process gets: built from constants, never from ``os.environ``."""
     env = {
         "PATH": path,
@@ -188,8 +195,12 @@ class WorkerSession:
     """The host side of a warm Python session: cells over JSON lines, a deadline per cell, and a
     restart after a timeout or a crash (the result then says ``state_lost``)."""
 
-    def __init__(self, launch: Callable[[list[str]], Awaitable[WorkerProcess]], limits: SandboxLimits,
-                 preload: tuple[str, ...] = DEFAULT_PRELOAD):
+    def __init__(
+        self,
+        launch: Callable[[list[str]], Awaitable[WorkerProcess]],
+        limits: SandboxLimits,
+        preload: tuple[str, ...] = DEFAULT_PRELOAD,
+    ):
         self._launch = launch
         self.limits = limits
         self.preload = tuple(preload)
@@ -232,7 +243,9 @@ class WorkerSession:
         if not info.get("ready"):
             _, code, tail = await proc.crash_status()
             await proc.kill()
-            raise SandboxUnavailable(f"the Python worker did not start (exit code {code}): {tail.strip()[-2000:]}")
+            raise SandboxUnavailable(
+                f"the Python worker did not start (exit code {code}): {tail.strip()[-2000:]}"
+            )
         self.info = info
         self._proc = proc
 
@@ -262,9 +275,12 @@ class WorkerSession:
             except TimeoutError:
                 await self._discard()
                 self._restart_later()
-                return ExecResult(status=ExecStatus.timeout, duration=time.monotonic() - started,
-                                  stderr=f"cell timed out after {timeout:g} s; the session was restarted",
-                                  state_lost=True)
+                return ExecResult(
+                    status=ExecStatus.timeout,
+                    duration=time.monotonic() - started,
+                    stderr=f"cell timed out after {timeout:g} s; the session was restarted",
+                    state_lost=True,
+                )
             except asyncio.CancelledError:
                 await asyncio.shield(self._discard())
                 self._restart_later()
@@ -280,10 +296,15 @@ class WorkerSession:
                     reply = None
             if not reply or reply.get("id") != cell_id:
                 return await self._crashed(proc, duration)
-            return ExecResult(status=ExecStatus(reply["status"]), exit_code=reply.get("exit_code"),
-                              stdout=reply.get("stdout", ""), stderr=reply.get("stderr", ""),
-                              stdout_truncated=bool(reply.get("stdout_truncated")),
-                              stderr_truncated=bool(reply.get("stderr_truncated")), duration=duration)
+            return ExecResult(
+                status=ExecStatus(reply["status"]),
+                exit_code=reply.get("exit_code"),
+                stdout=reply.get("stdout", ""),
+                stderr=reply.get("stderr", ""),
+                stdout_truncated=bool(reply.get("stdout_truncated")),
+                stderr_truncated=bool(reply.get("stderr_truncated")),
+                duration=duration,
+            )
 
     async def _crashed(self, proc: WorkerProcess, duration: float) -> ExecResult:
         status, code, tail = await proc.crash_status()
@@ -291,9 +312,10 @@ class WorkerSession:
         self._restart_later()
         if status == ExecStatus.ok:
             status = ExecStatus.error
-        note = {ExecStatus.oom: "the Python session ran out of memory and was restarted",
-                ExecStatus.timeout: "the Python session hit its CPU limit and was restarted"}.get(
-            status, f"the Python session died (exit code {code}) and was restarted")
+        note = {
+            ExecStatus.oom: "the Python session ran out of memory and was restarted",
+            ExecStatus.timeout: "the Python session hit its CPU limit and was restarted",
+        }.get(status, f"the Python session died (exit code {code}) and was restarted")
         stderr = (tail.strip() + "\n" + note).strip() if tail.strip() else note
         return ExecResult(status=status, exit_code=code, stderr=stderr, duration=duration, state_lost=True)
 

@@ -125,6 +125,7 @@ CGROUP_MODES = ("auto", "required", "off")
 
 # ------------------------------------------------------------------------------------------- the host
 
+
 def _sysctl(path: str) -> str | None:
     try:
         return Path(path).read_text().strip()
@@ -153,9 +154,26 @@ def _bwrap_features(bwrap: str) -> frozenset[str]:
 def _userns_probe(bwrap: str) -> str | None:
     """None when bubblewrap can make a user namespace here, else its last line of complaint."""
     try:
-        done = subprocess.run([bwrap, "--unshare-user", "--unshare-pid", "--unshare-net", "--ro-bind", "/", "/",
-                               "--proc", "/proc", "--dev", "/dev", "true"], capture_output=True, text=True,
-                              timeout=60, env={"PATH": HOST_PATH})
+        done = subprocess.run(
+            [
+                bwrap,
+                "--unshare-user",
+                "--unshare-pid",
+                "--unshare-net",
+                "--ro-bind",
+                "/",
+                "/",
+                "--proc",
+                "/proc",
+                "--dev",
+                "/dev",
+                "true",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"PATH": HOST_PATH},
+        )
     except (OSError, subprocess.SubprocessError) as exc:
         return str(exc)
     if done.returncode == 0:
@@ -167,20 +185,28 @@ def _userns_probe(bwrap: str) -> str | None:
 def _userns_problem(bwrap: str) -> str | None:
     """Why an ordinary user cannot have a user namespace here, and how to enable it; None if it can."""
     if _sysctl("/proc/sys/kernel/unprivileged_userns_clone") == "0":
-        return ("unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0): enable them with "
-                "`sudo sysctl -w kernel.unprivileged_userns_clone=1`, or run agentkit as root")
+        return (
+            "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0): enable them with "
+            "`sudo sysctl -w kernel.unprivileged_userns_clone=1`, or run agentkit as root"
+        )
     if _sysctl("/proc/sys/user/max_user_namespaces") == "0":
-        return ("user namespaces are disabled (user.max_user_namespaces=0): enable them with "
-                "`sudo sysctl -w user.max_user_namespaces=28633`, or run agentkit as root")
+        return (
+            "user namespaces are disabled (user.max_user_namespaces=0): enable them with "
+            "`sudo sysctl -w user.max_user_namespaces=28633`, or run agentkit as root"
+        )
     if _sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == "1" and _userns_probe(bwrap):
-        return ("AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns=1): "
-                "install an AppArmor profile that allows `userns` for bwrap (Ubuntu: apt-get install apparmor-profiles "
-                "and enable bwrap-userns-restrict, or a profile `/usr/bin/bwrap flags=(unconfined) { userns, }`), "
-                "or `sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`")
+        return (
+            "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns=1): "
+            "install an AppArmor profile that allows `userns` for bwrap (Ubuntu: apt-get install apparmor-profiles "
+            "and enable bwrap-userns-restrict, or a profile `/usr/bin/bwrap flags=(unconfined) { userns, }`), "
+            "or `sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`"
+        )
     failure = _userns_probe(bwrap)
     if failure:
-        return (f"bubblewrap cannot create a user namespace as uid {os.geteuid()}: {failure} (check that unprivileged "
-                "user namespaces are enabled, or run agentkit as root)")
+        return (
+            f"bubblewrap cannot create a user namespace as uid {os.geteuid()}: {failure} (check that unprivileged "
+            "user namespaces are enabled, or run agentkit as root)"
+        )
     return None
 
 
@@ -202,35 +228,55 @@ def diagnose(bwrap: str = "bwrap", use_seccomp: bool = True, cgroup_mode: str = 
     facts = {"mode": f"{mode} (uid {os.geteuid()}, kernel {platform.release()})"}
     path = shutil.which(bwrap) or bwrap
     if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        return Diagnosis(mode, f"bubblewrap is not installed ({bwrap!r} not found): apt-get install bubblewrap "
-                               "(dnf install bubblewrap)", facts)
+        return Diagnosis(
+            mode,
+            f"bubblewrap is not installed ({bwrap!r} not found): apt-get install bubblewrap "
+            "(dnf install bubblewrap)",
+            facts,
+        )
     features = _bwrap_features(path)
     facts["bwrap"] = path
     if mode == "root":
         if shutil.which("setpriv", path=HOST_PATH) is None:
-            return Diagnosis(mode, "setpriv is not installed (it drops root to the sandbox uid): "
-                                   "apt-get install util-linux", facts)
+            return Diagnosis(
+                mode,
+                "setpriv is not installed (it drops root to the sandbox uid): apt-get install util-linux",
+                facts,
+            )
     else:
         problem = _userns_problem(path)
         if problem:
             return Diagnosis(mode, problem, facts)
-        facts["user namespace"] = "available" + ("" if "--disable-userns" in features else
-                                                 " (bwrap < 0.8: no --disable-userns; seccomp still denies unshare)")
+        facts["user namespace"] = "available" + (
+            ""
+            if "--disable-userns" in features
+            else " (bwrap < 0.8: no --disable-userns; seccomp still denies unshare)"
+        )
     if use_seccomp:
         if "--seccomp" not in features:
-            return Diagnosis(mode, f"{path} has no --seccomp option: install bubblewrap >= 0.3, or set "
-                                   "options.seccomp=false to run without a seccomp filter", facts)
+            return Diagnosis(
+                mode,
+                f"{path} has no --seccomp option: install bubblewrap >= 0.3, or set "
+                "options.seccomp=false to run without a seccomp filter",
+                facts,
+            )
         ok, how = seccomp.status()
         if not ok:
-            return Diagnosis(mode, f"no seccomp filter: {how}; or set options.seccomp=false to run without one", facts)
+            return Diagnosis(
+                mode, f"no seccomp filter: {how}; or set options.seccomp=false to run without one", facts
+            )
         facts["seccomp"] = how
     else:
         facts["seccomp"] = "off (options.seccomp=false)"
     if cgroup_mode != "off":
         host, why = cgroups.host()
         if host is None and cgroup_mode == "required":
-            return Diagnosis(mode, f"no writable cgroup for the memory and process limits: {why} "
-                                   "(or set options.cgroups=auto to fall back to rlimits)", facts)
+            return Diagnosis(
+                mode,
+                f"no writable cgroup for the memory and process limits: {why} "
+                "(or set options.cgroups=auto to fall back to rlimits)",
+                facts,
+            )
         facts["cgroups"] = why if host is not None else f"none writable ({why}); rlimit fallback"
     else:
         facts["cgroups"] = "off (options.cgroups=off); rlimit fallback"
@@ -252,8 +298,10 @@ def _kill_leftovers() -> None:
 def _python_roots(python: str) -> list[str]:
     """Directories a host interpreter needs, outside ``/usr`` (venv and base installation)."""
     roots: list[str] = []
-    candidates = [os.path.dirname(os.path.dirname(os.path.abspath(python))),
-                  os.path.dirname(os.path.dirname(os.path.realpath(python)))]
+    candidates = [
+        os.path.dirname(os.path.dirname(os.path.abspath(python))),
+        os.path.dirname(os.path.dirname(os.path.realpath(python))),
+    ]
     if os.path.realpath(python) == os.path.realpath(sys.executable):
         candidates += [sys.prefix, sys.base_prefix, sys.exec_prefix]
     for path in candidates:
@@ -294,6 +342,7 @@ def _ro_bind_with_parents(path: str, made: set[str]) -> list[str]:
 
 def _rmtree(path: Path) -> None:
     """Remove a workspace even where sandboxed code left directories without write permission."""
+
     def fix(func, name, _exc):
         try:
             os.chmod(os.path.dirname(name), 0o700)
@@ -327,16 +376,16 @@ class BwrapSandbox(SandboxBase):
 
     BACKEND = "bwrap"
     OPTIONS: dict[str, Any] = {
-        "python": None,           # interpreter inside the sandbox (default: this one, with its packages)
+        "python": None,  # interpreter inside the sandbox (default: this one, with its packages)
         "preload": list(DEFAULT_PRELOAD),
-        "ro_binds": [],           # extra host paths, bound read-only at the same place
-        "env": {},                # extra environment variables (the rest is scrubbed)
-        "tmp_mb": 256,            # size of the private /tmp
-        "workspace_root": None,   # host directory for workspaces (default: <runtime dir>/sandboxes)
+        "ro_binds": [],  # extra host paths, bound read-only at the same place
+        "env": {},  # extra environment variables (the rest is scrubbed)
+        "tmp_mb": 256,  # size of the private /tmp
+        "workspace_root": None,  # host directory for workspaces (default: <runtime dir>/sandboxes)
         "bwrap": "bwrap",
-        "cgroups": "auto",        # auto: a per-instance cgroup where writable, else rlimits; required; off
-        "seccomp": True,          # the seccomp filter (envs/sandbox/seccomp_filter.py)
-        "zygote": False,          # warm sessions forked from a zygote with the preloads imported (zygote.py)
+        "cgroups": "auto",  # auto: a per-instance cgroup where writable, else rlimits; required; off
+        "seccomp": True,  # the seccomp filter (envs/sandbox/seccomp_filter.py)
+        "zygote": False,  # warm sessions forked from a zygote with the preloads imported (zygote.py)
     }
 
     @classmethod
@@ -346,14 +395,20 @@ class BwrapSandbox(SandboxBase):
         if isinstance(cg, bool):
             opts["cgroups"] = "auto" if cg else "off"
         elif cg not in CGROUP_MODES:
-            raise ConfigError(f"sandbox backend 'bwrap': options.cgroups={cg!r} must be one of "
-                              f"{', '.join(CGROUP_MODES)} (or true/false)")
+            raise ConfigError(
+                f"sandbox backend 'bwrap': options.cgroups={cg!r} must be one of "
+                f"{', '.join(CGROUP_MODES)} (or true/false)"
+            )
         for key in ("seccomp", "zygote"):
             if not isinstance(opts[key], bool):
-                raise ConfigError(f"sandbox backend 'bwrap': options.{key}={opts[key]!r} must be true or false")
+                raise ConfigError(
+                    f"sandbox backend 'bwrap': options.{key}={opts[key]!r} must be true or false"
+                )
         if opts["zygote"] and not opts["seccomp"]:
-            raise ConfigError("sandbox backend 'bwrap': options.zygote=true needs options.seccomp=true "
-                              "(zygote sessions load the filter themselves)")
+            raise ConfigError(
+                "sandbox backend 'bwrap': options.zygote=true needs options.seccomp=true "
+                "(zygote sessions load the filter themselves)"
+            )
         for key in ("ro_binds", "preload"):
             if isinstance(opts[key], str) or not all(isinstance(p, str) for p in opts[key]):
                 raise ConfigError(f"sandbox backend 'bwrap': options.{key} must be a list of strings")
@@ -380,7 +435,9 @@ class BwrapSandbox(SandboxBase):
             os.chown(self.workspace, self.uid, self.uid)
             os.chmod(self.workspace, 0o770)
         self._owner = (self.uid, self.uid) if self.mode == "root" else None
-        env_path = ":".join([os.path.dirname(os.path.abspath(self.python_path)), "/usr/local/bin", "/usr/bin", "/bin"])
+        env_path = ":".join(
+            [os.path.dirname(os.path.abspath(self.python_path)), "/usr/local/bin", "/usr/bin", "/bin"]
+        )
         self._env = scrubbed_env(opts["env"], path=env_path)
         self._extra_binds = [str(Path(p).resolve()) for p in opts["ro_binds"]]
         self._base_args: list[str] | None = None
@@ -413,25 +470,34 @@ class BwrapSandbox(SandboxBase):
             nproc = f"RLIMIT_NPROC {self.limits.max_processes} (the per-sandbox uid)"
             privilege = "setpriv to a per-sandbox host uid: no capabilities, empty bounding set, no_new_privs"
         else:
-            scope = ("counted per user namespace" if _kernel_at_least(5, 14) else
-                     "kernel < 5.14: counts ALL of this user's processes")
+            scope = (
+                "counted per user namespace"
+                if _kernel_at_least(5, 14)
+                else "kernel < 5.14: counts ALL of this user's processes"
+            )
             nproc = f"RLIMIT_NPROC {self.limits.max_processes} ({scope})"
-            privilege = ("user namespace: nobody (65534) inside, no capabilities, no_new_privs, "
-                         "no nested user namespaces")
+            privilege = (
+                "user namespace: nobody (65534) inside, no capabilities, no_new_privs, "
+                "no nested user namespaces"
+            )
         processes = f"{by_cgroup['processes']} + {nproc}" if host else nproc
-        memory = by_cgroup.get("memory") or (f"RLIMIT_AS {self.limits.memory_mb} MiB (address space, not "
-                                             f"resident memory; no writable cgroup: {why})")
+        memory = by_cgroup.get("memory") or (
+            f"RLIMIT_AS {self.limits.memory_mb} MiB (address space, not "
+            f"resident memory; no writable cgroup: {why})"
+        )
         return {
             "mode": f"{self.mode}: {privilege}",
             "processes": processes,
             "memory": memory,
-            "cpu": f"RLIMIT_CPU {self.limits.cpu_seconds} s" + (f" ({by_cgroup['cpu accounting']})" if host else ""),
+            "cpu": f"RLIMIT_CPU {self.limits.cpu_seconds} s"
+            + (f" ({by_cgroup['cpu accounting']})" if host else ""),
             "wall clock": f"SIGKILL of bwrap after {self.limits.timeout:g} s (its pid namespace dies with it)",
             "file size": f"RLIMIT_FSIZE {self.limits.file_size_mb} MiB per file",
             "open files": f"RLIMIT_NOFILE {self.limits.open_files}",
             "output": f"{self.limits.output_bytes} bytes per stream, the rest counted and flagged",
-            "network": "host network (limits.network=true)" if self.limits.network else
-                       "network namespace with loopback only",
+            "network": "host network (limits.network=true)"
+            if self.limits.network
+            else "network namespace with loopback only",
             "system calls": diagnosis.facts.get("seccomp", "?"),
             "disk total": "NOT ENFORCED (workspace on the host disk; per-file RLIMIT_FSIZE only)",
             "cpu share": "NOT ENFORCED (CPU seconds per exec/cell only)",
@@ -451,23 +517,55 @@ class BwrapSandbox(SandboxBase):
                 args.append("--disable-userns")
             if "--cap-drop" in features:
                 args += ["--cap-drop", "ALL"]
-        args += ["--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try",
-                 "--die-with-parent", "--hostname", "sandbox"]
+        args += [
+            "--unshare-ipc",
+            "--unshare-pid",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--die-with-parent",
+            "--hostname",
+            "sandbox",
+        ]
         if not self.limits.network:
             args.append("--unshare-net")
         args += _system_binds()
         # The private /tmp comes before the interpreter binds: a venv that lives under the host's /tmp
         # (a CI checkout, say) is then bound on top of it instead of being hidden by it.
-        args += ["--proc", "/proc", "--dev", "/dev",
-                 "--perms", "1777", "--size", str(self.tmp_mb * 1024 * 1024), "--tmpfs", "/tmp"]
+        args += [
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--perms",
+            "1777",
+            "--size",
+            str(self.tmp_mb * 1024 * 1024),
+            "--tmpfs",
+            "/tmp",
+        ]
         made: set[str] = {"/tmp"}
         for path in _python_roots(self.python_path) + self._extra_binds:
             args += _ro_bind_with_parents(path, made)
-        args += ["--perms", "0755", "--dir", "/opt", "--perms", "0755", "--dir", os.path.dirname(WORKER_PATH),
-                 "--ro-bind", str(WORKER_SOURCE), WORKER_PATH,
-                 "--bind", str(self.workspace), "/workspace",
-                 # The new root is a tmpfs the sandbox user owns in user mode: read-only, like root mode's.
-                 "--remount-ro", "/", "--clearenv"]
+        args += [
+            "--perms",
+            "0755",
+            "--dir",
+            "/opt",
+            "--perms",
+            "0755",
+            "--dir",
+            os.path.dirname(WORKER_PATH),
+            "--ro-bind",
+            str(WORKER_SOURCE),
+            WORKER_PATH,
+            "--bind",
+            str(self.workspace),
+            "/workspace",
+            # The new root is a tmpfs the sandbox user owns in user mode: read-only, like root mode's.
+            "--remount-ro",
+            "/",
+            "--clearenv",
+        ]
         for key, value in self._env.items():
             args += ["--setenv", key, value]
         self._base_args = args
@@ -481,30 +579,44 @@ class BwrapSandbox(SandboxBase):
         cheaper; its exit still kills every orphan). Workers keep the reaper, so daemonized children
         of cells do not pile up as zombies."""
         bwrap = self._args()
-        flags = ["--info-fd", str(fds["info"]), "--block-fd", str(fds["block"])] + (["--as-pid-1"] if pid1 else [])
+        flags = ["--info-fd", str(fds["info"]), "--block-fd", str(fds["block"])] + (
+            ["--as-pid-1"] if pid1 else []
+        )
         if "seccomp" in fds:
             flags += ["--seccomp", str(fds["seccomp"])]
         chdir = "/workspace" if cwd == "." else f"/workspace/{cwd}"
         command = [bwrap[0], *flags, *bwrap[1:], "--chdir", chdir, "--"]
         if self.mode == "root":
             uid = str(self.uid)
-            command += ["setpriv", "--reuid", uid, "--regid", uid, "--clear-groups", "--inh-caps=-all",
-                        "--bounding-set=-all", "--"]
+            command += [
+                "setpriv",
+                "--reuid",
+                uid,
+                "--regid",
+                uid,
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+                "--",
+            ]
         return command + argv
 
     def _rlimits(self, cold: bool, cgroup: cgroups.Cgroup | None) -> list[tuple[int, tuple[int, int]]]:
         limits = self.limits
-        out = [(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files)),
-               (resource.RLIMIT_FSIZE, (limits.file_size_mb << 20, limits.file_size_mb << 20)),
-               (resource.RLIMIT_NPROC, (limits.max_processes, limits.max_processes))]
+        out = [
+            (resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files)),
+            (resource.RLIMIT_FSIZE, (limits.file_size_mb << 20, limits.file_size_mb << 20)),
+            (resource.RLIMIT_NPROC, (limits.max_processes, limits.max_processes)),
+        ]
         if cold:  # SIGXCPU at the soft limit (a timeout), SIGKILL a second later at the hard one
             out.append((resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1)))
         if cgroup is None or "memory" not in getattr(self._cgroup_host(), "controllers", ("memory",)):
             out.append((resource.RLIMIT_AS, (limits.memory_mb << 20, limits.memory_mb << 20)))
         return out
 
-    async def _spawn(self, argv: list[str], *, stdin: int | None, cwd: str = ".",
-                     cold: bool = True) -> tuple[asyncio.subprocess.Process, cgroups.Cgroup | None]:
+    async def _spawn(
+        self, argv: list[str], *, stdin: int | None, cwd: str = ".", cold: bool = True
+    ) -> tuple[asyncio.subprocess.Process, cgroups.Cgroup | None]:
         """Start one bwrap instance in its own cgroup (exact OOM attribution and cleanup)."""
         self._check_open()
         try:
@@ -512,8 +624,9 @@ class BwrapSandbox(SandboxBase):
         except OSError as exc:  # the host cannot start a sandbox (fds, processes, cgroups exhausted)
             raise SandboxUnavailable(f"could not start a bwrap sandbox: {exc}") from exc
 
-    async def _spawn_instance(self, argv: list[str], stdin: int | None, cwd: str,
-                              cold: bool) -> tuple[asyncio.subprocess.Process, cgroups.Cgroup | None]:
+    async def _spawn_instance(
+        self, argv: list[str], stdin: int | None, cwd: str, cold: bool
+    ) -> tuple[asyncio.subprocess.Process, cgroups.Cgroup | None]:
         self._args()  # refuses with the diagnosis before anything is made
         host = self._cgroup_host()
         info_r, info_w = os.pipe()
@@ -524,9 +637,15 @@ class BwrapSandbox(SandboxBase):
             cgroup = host.create(self.limits) if host else None
             fds = {"info": info_w, "block": block_r} | ({"seccomp": filter_r} if filter_r >= 0 else {})
             proc = await asyncio.create_subprocess_exec(
-                *self._command(argv, cwd, cold and cgroup is not None, fds), stdin=stdin,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, pass_fds=tuple(fds.values()),
-                env={"PATH": HOST_PATH}, limit=1 << 24, start_new_session=True)
+                *self._command(argv, cwd, cold and cgroup is not None, fds),
+                stdin=stdin,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                pass_fds=tuple(fds.values()),
+                env={"PATH": HOST_PATH},
+                limit=1 << 24,
+                start_new_session=True,
+            )
             for fd in fds.values():
                 os.close(fd)
             info_w = block_r = filter_r = -1
@@ -574,22 +693,34 @@ class BwrapSandbox(SandboxBase):
 
     # -- the protocol ----------------------------------------------------------------------------------
 
-    async def exec(self, cmd: list[str] | str, stdin: str | bytes | None = None,
-                   timeout: float | None = None, cwd: str | None = None) -> ExecResult:
+    async def exec(
+        self,
+        cmd: list[str] | str,
+        stdin: str | bytes | None = None,
+        timeout: float | None = None,
+        cwd: str | None = None,
+    ) -> ExecResult:
         timeout = self.limits.timeout if timeout is None else timeout
         request = exec_request(cmd, cwd)
         if isinstance(request, ExecResult):
             return request
         argv, workdir = request
         if workdir != "." and not (self.workspace / workdir).is_dir():
-            return ExecResult(status=ExecStatus.error, stderr=f"cwd {cwd!r} is not a directory in the workspace")
+            return ExecResult(
+                status=ExecStatus.error, stderr=f"cwd {cwd!r} is not a directory in the workspace"
+            )
         data = stdin.encode() if isinstance(stdin, str) else stdin
         started = time.monotonic()
-        proc, cgroup = await self._spawn(argv, stdin=asyncio.subprocess.PIPE if data is not None else
-                                         asyncio.subprocess.DEVNULL, cwd=workdir)
+        proc, cgroup = await self._spawn(
+            argv,
+            stdin=asyncio.subprocess.PIPE if data is not None else asyncio.subprocess.DEVNULL,
+            cwd=workdir,
+        )
         out, err = CappedBuffer(self.limits.output_bytes), CappedBuffer(self.limits.output_bytes)
-        readers = [asyncio.create_task(read_capped(proc.stdout, out)),
-                   asyncio.create_task(read_capped(proc.stderr, err))]
+        readers = [
+            asyncio.create_task(read_capped(proc.stdout, out)),
+            asyncio.create_task(read_capped(proc.stderr, err)),
+        ]
         feeder = asyncio.create_task(_feed(proc, data)) if data is not None else None
         timed_out = False
         try:
@@ -616,8 +747,15 @@ class BwrapSandbox(SandboxBase):
             stderr += f"[killed at the CPU-time limit of {self.limits.cpu_seconds} s]"
         if timed_out:
             stderr += f"{chr(10) if stderr and not stderr.endswith(chr(10)) else ''}[killed after {timeout:g} s wall-clock timeout]"
-        return ExecResult(status=status, exit_code=code, stdout=out.text(), stderr=stderr,
-                          stdout_truncated=out.truncated, stderr_truncated=err.truncated, duration=duration)
+        return ExecResult(
+            status=status,
+            exit_code=code,
+            stdout=out.text(),
+            stderr=stderr,
+            stdout_truncated=out.truncated,
+            stderr_truncated=err.truncated,
+            duration=duration,
+        )
 
     async def write_file(self, path: str, content: str | bytes) -> None:
         data = content.encode() if isinstance(content, str) else bytes(content)
@@ -649,20 +787,29 @@ class BwrapSandbox(SandboxBase):
         try:
             target = await _holder_pid(holder)
             limits = self.limits
-            rlimits = [(resource.RLIMIT_NOFILE, limits.open_files, limits.open_files),
-                       (resource.RLIMIT_FSIZE, limits.file_size_mb << 20, limits.file_size_mb << 20),
-                       (resource.RLIMIT_NPROC, limits.max_processes, limits.max_processes)]
+            rlimits = [
+                (resource.RLIMIT_NOFILE, limits.open_files, limits.open_files),
+                (resource.RLIMIT_FSIZE, limits.file_size_mb << 20, limits.file_size_mb << 20),
+                (resource.RLIMIT_NPROC, limits.max_processes, limits.max_processes),
+            ]
             if cgroup is None or "memory" not in getattr(self._cgroup_host(), "controllers", ("memory",)):
                 rlimits.append((resource.RLIMIT_AS, limits.memory_mb << 20, limits.memory_mb << 20))
-            request = {"target": target, "userns": self.mode == "user", "rlimits": rlimits,
-                       "uid": self.uid if self.mode == "root" else None, "worker_args": worker_args}
+            request = {
+                "target": target,
+                "userns": self.mode == "user",
+                "rlimits": rlimits,
+                "uid": self.uid if self.mode == "root" else None,
+                "worker_args": worker_args,
+            }
             zygote.send(request, [in_r, out_w, err_w, block_r, status_w])
         finally:
             for fd in (in_r, out_w, err_w, block_r, status_w):
                 os.close(fd)
         worker = await ZygoteWorker.connect(self, holder, cgroup, in_w, out_r, err_r, status_r)
         try:
-            await worker.send(json.dumps(self._env).encode() + b"\n")  # straight to the session, past the zygote
+            await worker.send(
+                json.dumps(self._env).encode() + b"\n"
+            )  # straight to the session, past the zygote
             pid = await worker.session_pid()
             if cgroup is not None:
                 for procs in cgroup.procs_files:
@@ -735,7 +882,9 @@ async def _feed(proc: asyncio.subprocess.Process, data: bytes) -> None:
 class BwrapWorker:
     """A running worker process: the session's view of one bwrap instance."""
 
-    def __init__(self, sandbox: BwrapSandbox, proc: asyncio.subprocess.Process, cgroup: cgroups.Cgroup | None):
+    def __init__(
+        self, sandbox: BwrapSandbox, proc: asyncio.subprocess.Process, cgroup: cgroups.Cgroup | None
+    ):
         self.sandbox, self.proc, self.cgroup = sandbox, proc, cgroup
         self.stderr = CappedBuffer(16384)
         self._stderr_task = asyncio.create_task(read_capped(proc.stderr, self.stderr))
@@ -773,6 +922,7 @@ class BwrapWorker:
 
 # ------------------------------------------------------------------------------------------- zygote
 
+
 class Zygote:
     """The host's handle on one zygote process (``envs/sandbox/zygote.py``): a process-wide, synchronous
     control socket, so it outlives any one event loop."""
@@ -785,10 +935,21 @@ class Zygote:
         env["HOME"] = "/"
         try:
             self.proc = subprocess.Popen(
-                [python, "-I", str(Path(__file__).with_name("zygote.py")), str(WORKER_SOURCE), str(program),
-                 str(theirs.fileno()), ",".join(preload)],
-                pass_fds=(program, theirs.fileno()), env=env, cwd="/", stdin=subprocess.DEVNULL,
-                start_new_session=True)
+                [
+                    python,
+                    "-I",
+                    str(Path(__file__).with_name("zygote.py")),
+                    str(WORKER_SOURCE),
+                    str(program),
+                    str(theirs.fileno()),
+                    ",".join(preload),
+                ],
+                pass_fds=(program, theirs.fileno()),
+                env=env,
+                cwd="/",
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         finally:
             os.close(program)
             theirs.close()
@@ -806,8 +967,10 @@ class Zygote:
     def send(self, request: dict[str, Any], fds: list[int]) -> None:
         with self.lock:
             try:
-                self.control.sendmsg([json.dumps(request).encode()],
-                                     [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+                self.control.sendmsg(
+                    [json.dumps(request).encode()],
+                    [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))],
+                )
             except OSError as exc:
                 raise SandboxUnavailable(f"the session zygote is gone: {exc}") from exc
 
@@ -865,9 +1028,16 @@ class ZygoteWorker:
     """A zygote-forked session: its pipes, its sandbox's bwrap (killing that kills the session with the
     pid namespace) and the helper's status pipe (``pid N``, then ``exit CODE``)."""
 
-    def __init__(self, sandbox: BwrapSandbox, holder: asyncio.subprocess.Process, cgroup: cgroups.Cgroup | None,
-                 writer: asyncio.StreamWriter, reader: asyncio.StreamReader, status: asyncio.StreamReader,
-                 stderr: asyncio.StreamReader):
+    def __init__(
+        self,
+        sandbox: BwrapSandbox,
+        holder: asyncio.subprocess.Process,
+        cgroup: cgroups.Cgroup | None,
+        writer: asyncio.StreamWriter,
+        reader: asyncio.StreamReader,
+        status: asyncio.StreamReader,
+        stderr: asyncio.StreamReader,
+    ):
         self.sandbox, self.proc, self.cgroup = sandbox, holder, cgroup
         self.writer, self.reader, self.status = writer, reader, status
         self.stderr = CappedBuffer(16384)
@@ -876,8 +1046,16 @@ class ZygoteWorker:
         self.exit_code: int | None = None
 
     @classmethod
-    async def connect(cls, sandbox: BwrapSandbox, holder: asyncio.subprocess.Process, cgroup: cgroups.Cgroup | None,
-                      in_w: int, out_r: int, err_r: int, status_r: int) -> ZygoteWorker:
+    async def connect(
+        cls,
+        sandbox: BwrapSandbox,
+        holder: asyncio.subprocess.Process,
+        cgroup: cgroups.Cgroup | None,
+        in_w: int,
+        out_r: int,
+        err_r: int,
+        status_r: int,
+    ) -> ZygoteWorker:
         loop = asyncio.get_running_loop()
 
         async def read_stream(fd: int) -> asyncio.StreamReader:
@@ -885,11 +1063,19 @@ class ZygoteWorker:
             await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", 0))
             return reader
 
-        transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin,
-                                                            os.fdopen(in_w, "wb", 0))
+        transport, protocol = await loop.connect_write_pipe(
+            asyncio.streams.FlowControlMixin, os.fdopen(in_w, "wb", 0)
+        )
         writer = asyncio.StreamWriter(transport, protocol, None, loop)
-        return cls(sandbox, holder, cgroup, writer, await read_stream(out_r), await read_stream(status_r),
-                   await read_stream(err_r))
+        return cls(
+            sandbox,
+            holder,
+            cgroup,
+            writer,
+            await read_stream(out_r),
+            await read_stream(status_r),
+            await read_stream(err_r),
+        )
 
     async def session_pid(self) -> int:
         line = (await asyncio.wait_for(self.status.readline(), 60)).decode().split()

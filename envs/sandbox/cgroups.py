@@ -106,6 +106,7 @@ def _reap_stale(base: Path, remove) -> None:
 
 # ---------------------------------------------------------------------------------------------- v1
 
+
 class CgroupV1:
     """One instance's cgroup v1 directories (``pids``, ``memory``, ``cpuacct``)."""
 
@@ -203,9 +204,11 @@ class CgroupV1Host:
             _remove_v1_parent(parent)
 
     def describe(self) -> dict[str, str]:
-        return {"processes": "cgroup v1 pids.max",
-                "memory": "cgroup v1 memory.limit_in_bytes = memsw (OOM kill -> oom)",
-                "cpu accounting": "cgroup v1 cpuacct.usage"}
+        return {
+            "processes": "cgroup v1 pids.max",
+            "memory": "cgroup v1 memory.limit_in_bytes = memsw (OOM kill -> oom)",
+            "cpu accounting": "cgroup v1 cpuacct.usage",
+        }
 
 
 def _remove_v1_parent(parent: Path) -> None:
@@ -221,6 +224,7 @@ def _remove_v1_parent(parent: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- v2
+
 
 class CgroupV2:
     """One instance's cgroup v2 directory."""
@@ -270,8 +274,9 @@ class CgroupV2Host:
         self.base, self.parent, self.controllers = base, parent, controllers
 
     @classmethod
-    def detect(cls, mount: Path | None = None, own: str | None = None,
-               controllers: tuple[str, ...] = CONTROLLERS) -> tuple[CgroupV2Host | None, str]:
+    def detect(
+        cls, mount: Path | None = None, own: str | None = None, controllers: tuple[str, ...] = CONTROLLERS
+    ) -> tuple[CgroupV2Host | None, str]:
         """Set up this process's subtree, or (None, why not). ``mount``/``own`` default to this
         process's cgroup2 mount and cgroup; ``controllers`` are the ones that must be delegated."""
         if mount is None:
@@ -289,18 +294,24 @@ class CgroupV2Host:
             return None, f"cannot read {base}/cgroup.controllers ({exc.strerror})"
         missing = [c for c in controllers if c not in available]
         if missing:
-            return None, (f"cgroup v2 {base} has no {'+'.join(missing)} controller delegated (run agentkit in a "
-                          "delegated scope: systemd-run --user --scope -p Delegate=yes agentkit ...)")
+            return None, (
+                f"cgroup v2 {base} has no {'+'.join(missing)} controller delegated (run agentkit in a "
+                "delegated scope: systemd-run --user --scope -p Delegate=yes agentkit ...)"
+            )
         if not all(os.access(base / f, os.W_OK) for f in ("", "cgroup.procs", "cgroup.subtree_control")):
-            return None, (f"cgroup v2 {base} is not writable by uid {os.geteuid()} (run agentkit in a delegated "
-                          "scope: systemd-run --user --scope -p Delegate=yes agentkit ...)")
+            return None, (
+                f"cgroup v2 {base} is not writable by uid {os.geteuid()} (run agentkit in a delegated "
+                "scope: systemd-run --user --scope -p Delegate=yes agentkit ...)"
+            )
         _reap_stale(base, _remove_v2_parent)
         mine = {os.getpid()}
         others = _read_pids(base) - mine
         if others:
-            return None, (f"cgroup v2 {base} also holds {len(others)} other process(es), so it cannot delegate "
-                          "controllers to children (start agentkit in a scope of its own: systemd-run --user "
-                          "--scope -p Delegate=yes agentkit ...)")
+            return None, (
+                f"cgroup v2 {base} also holds {len(others)} other process(es), so it cannot delegate "
+                "controllers to children (start agentkit in a scope of its own: systemd-run --user "
+                "--scope -p Delegate=yes agentkit ...)"
+            )
         enable = " ".join(f"+{c}" for c in controllers)
         parent = base / f"agentkit-{os.getpid()}"
         try:
@@ -338,9 +349,11 @@ class CgroupV2Host:
         _remove_v2_parent(self.parent)
 
     def describe(self) -> dict[str, str]:
-        return {"processes": "cgroup v2 pids.max",
-                "memory": "cgroup v2 memory.max, memory.swap.max=0 (OOM kill -> oom)",
-                "cpu accounting": "cgroup v2 cpu.stat usage_usec"}
+        return {
+            "processes": "cgroup v2 pids.max",
+            "memory": "cgroup v2 memory.max, memory.swap.max=0 (OOM kill -> oom)",
+            "cpu accounting": "cgroup v2 cpu.stat usage_usec",
+        }
 
 
 def _remove_v2_parent(parent: Path) -> None:
@@ -353,6 +366,7 @@ def _remove_v2_parent(parent: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------ detection
+
 
 def _own_cgroups() -> dict[str, str] | None:
     """controller -> this process's cgroup path ("" is the cgroup v2 entry)."""

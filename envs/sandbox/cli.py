@@ -94,8 +94,14 @@ def check(cfg: SandboxCheckConfig) -> int:
 
     async def run_all():
         rows = []
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                      TimeElapsedColumn(), console=console, transient=True) as progress:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as progress:
             task = progress.add_task(f"{cfg.backend} conformance", total=len(names))
             for name in names:
                 progress.update(task, description=f"{cfg.backend}: {name}")
@@ -118,7 +124,10 @@ def check(cfg: SandboxCheckConfig) -> int:
     summary = f"{len(rows) - len(failed)}/{len(rows)} passed"
     if gaps:
         summary += f"; known gaps: {', '.join(gaps)}"
-    console.print(f"[bold {'red' if failed else 'green'}]{summary}[/]" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    console.print(
+        f"[bold {'red' if failed else 'green'}]{summary}[/]"
+        + (f"; failed: {', '.join(failed)}" if failed else "")
+    )
     return 1 if failed else 0
 
 
@@ -134,7 +143,9 @@ def _describe_backend(console, cfg: SandboxConfig) -> None:
             console.print(f"[dim]{what}: {how}[/]")
         if refusal is None:
             for what, how in sandbox.limits_report().items():
-                console.print(f"[dim]{what}: {how}[/]" if "NOT ENFORCED" not in how else f"[yellow]{what}: {how}[/]")
+                console.print(
+                    f"[dim]{what}: {how}[/]" if "NOT ENFORCED" not in how else f"[yellow]{what}: {how}[/]"
+                )
     finally:
         asyncio.run(sandbox.close())
     if refusal is not None:

@@ -34,8 +34,10 @@ class CheckFailed(AssertionError):
 def expect(condition: bool, message: str, result: ExecResult | None = None) -> None:
     if not condition:
         if result is not None:
-            message += (f" [status={result.status.value} exit={result.exit_code} "
-                        f"stdout={result.stdout[-300:]!r} stderr={result.stderr[-500:]!r}]")
+            message += (
+                f" [status={result.status.value} exit={result.exit_code} "
+                f"stdout={result.stdout[-300:]!r} stderr={result.stderr[-500:]!r}]"
+            )
         raise CheckFailed(message)
 
 
@@ -50,8 +52,9 @@ class Harness:
     """Results shared by several checks (the seccomp probes run once per harness)."""
 
     def sandbox(self, options: dict[str, Any] | None = None, **limits: Any) -> Sandbox:
-        return create_sandbox(self.backend, limits=replace(self.limits, **limits),
-                              **{**self.options, **(options or {})})
+        return create_sandbox(
+            self.backend, limits=replace(self.limits, **limits), **{**self.options, **(options or {})}
+        )
 
     def light(self) -> dict[str, Any]:
         """Options for a session that need not preload sympy/numpy (cheap to start many at once)."""
@@ -86,7 +89,8 @@ KNOWN_GAPS: dict[str, dict[str, str]] = {
         "seccomp_mount": _ENGINE + "mount/umount2 to reach the kernel's own checks (no CAP_SYS_ADMIN)",
         "seccomp_namespaces": _ENGINE + "unshare/setns to reach the kernel's own checks",
         "seccomp_keyring": _ENGINE + "keyctl (Podman's profile)",
-        "seccomp_open_by_handle_at": _ENGINE + "name_to_handle_at (open_by_handle_at needs CAP_DAC_READ_SEARCH)",
+        "seccomp_open_by_handle_at": _ENGINE
+        + "name_to_handle_at (open_by_handle_at needs CAP_DAC_READ_SEARCH)",
     },
 }
 """backend -> check name -> why the backend lacks that property (reported as a gap)."""
@@ -98,6 +102,7 @@ def py(code: str) -> list[str]:
 
 # ------------------------------------------------------------------------------------------ basics
 
+
 @check("exec basics: argv and shell strings, stdin, exit codes, cwd, stderr")
 async def check_exec_basics(h: Harness) -> str:
     async with h.sandbox() as sb:
@@ -107,7 +112,9 @@ async def check_exec_basics(h: Harness) -> str:
         where = await sb.exec(["cat", "f.txt"], cwd="sub")
         missing = await sb.exec(["no-such-command-xyz"])
     expect(upper.ok and upper.stdout == "HELLO SANDBOX\n", "stdin did not reach the command", upper)
-    expect(shell.status == ExecStatus.error and shell.exit_code == 7, "a non-zero exit was not an error", shell)
+    expect(
+        shell.status == ExecStatus.error and shell.exit_code == 7, "a non-zero exit was not an error", shell
+    )
     expect(shell.stdout == "out\n" and shell.stderr == "err\n", "stdout/stderr were mixed up", shell)
     expect(where.ok and where.stdout == "in sub", "cwd is not relative to the workspace", where)
     expect(missing.status == ExecStatus.error, "a missing command did not return an error result", missing)
@@ -115,6 +122,7 @@ async def check_exec_basics(h: Harness) -> str:
 
 
 # ------------------------------------------------------------------------------------------ network
+
 
 @check("no network: a loopback port the host opened is unreachable")
 async def check_network_loopback(h: Harness) -> str:
@@ -129,14 +137,18 @@ async def check_network_loopback(h: Harness) -> str:
     port = server.sockets[0].getsockname()[1]
     try:
         async with h.sandbox(timeout=20) as sb:
-            code = ("import socket\ns = socket.socket(); s.settimeout(3)\n"
-                    f"try:\n    s.connect(('127.0.0.1', {port})); print('CONNECTED')\n"
-                    "except OSError as e:\n    print('BLOCKED', type(e).__name__)\n")
+            code = (
+                "import socket\ns = socket.socket(); s.settimeout(3)\n"
+                f"try:\n    s.connect(('127.0.0.1', {port})); print('CONNECTED')\n"
+                "except OSError as e:\n    print('BLOCKED', type(e).__name__)\n"
+            )
             result = await sb.exec(py(code))
     finally:
         server.close()
         await server.wait_closed()
-    expect(result.ok and "BLOCKED" in result.stdout, "the sandbox could reach the host's loopback port", result)
+    expect(
+        result.ok and "BLOCKED" in result.stdout, "the sandbox could reach the host's loopback port", result
+    )
     expect(accepted == 0, f"the host listener accepted {accepted} connection(s) from the sandbox")
     return result.stdout.strip()
 
@@ -151,17 +163,23 @@ async def check_network_outside(h: Harness) -> str:
         "    except OSError:\n        out.append('blocked')\n"
         "try:\n    socket.getaddrinfo('pypi.org', 443); out.append('dns-ok')\n"
         "except OSError:\n    out.append('dns-blocked')\n"
-        "print(' '.join(out)); print('IFACES', ','.join(sorted(n for _, n in socket.if_nameindex())))\n")
+        "print(' '.join(out)); print('IFACES', ','.join(sorted(n for _, n in socket.if_nameindex())))\n"
+    )
     async with h.sandbox(timeout=30) as sb:
         result = await sb.exec(py(code))
     expect(result.ok, "the network probe failed to run", result)
-    expect("open:" not in result.stdout and "dns-ok" not in result.stdout, "an outside address was reachable", result)
+    expect(
+        "open:" not in result.stdout and "dns-ok" not in result.stdout,
+        "an outside address was reachable",
+        result,
+    )
     ifaces = result.stdout.split("IFACES", 1)[1].strip().split(",")
     expect(set(ifaces) <= {"lo"}, f"network interfaces other than loopback: {ifaces}", result)
     return f"interfaces: {','.join(ifaces)}"
 
 
 # ------------------------------------------------------------------------------------- host secrets
+
 
 @check("host files unreadable: a secret file in the host's home")
 async def check_host_files(h: Harness) -> str:
@@ -170,18 +188,23 @@ async def check_host_files(h: Harness) -> str:
     path.write_text(token)
     try:
         async with h.sandbox() as sb:
-            code = (f"p = {str(path)!r}\ntry:\n    print(open(p).read())\nexcept OSError as e:\n"
-                    "    print('DENIED', type(e).__name__)\n"
-                    "import os\nfor d in ['/root', '/home', os.path.dirname(p)]:\n"
-                    "    try:\n        print(d, os.listdir(d))\n    except OSError as e:\n        print(d, 'DENIED')\n")
+            code = (
+                f"p = {str(path)!r}\ntry:\n    print(open(p).read())\nexcept OSError as e:\n"
+                "    print('DENIED', type(e).__name__)\n"
+                "import os\nfor d in ['/root', '/home', os.path.dirname(p)]:\n"
+                "    try:\n        print(d, os.listdir(d))\n    except OSError as e:\n        print(d, 'DENIED')\n"
+            )
             result = await sb.exec(py(code))
             session = await (await sb.python()).run(f"open({str(path)!r}).read()")
     finally:
         path.unlink(missing_ok=True)
     expect(result.ok and "DENIED" in result.stdout, "reading the host secret file did not fail", result)
     expect(token not in result.stdout + result.stderr, "the host secret leaked into exec output", result)
-    expect(token not in session.stdout + session.stderr and not session.ok,
-           "the host secret leaked into a session cell", session)
+    expect(
+        token not in session.stdout + session.stderr and not session.ok,
+        "the host secret leaked into a session cell",
+        session,
+    )
     expect(path.name not in result.stdout, "the host home directory listing is visible", result)
     return "secret file not found inside"
 
@@ -209,33 +232,49 @@ async def check_host_env(h: Harness) -> str:
 
 @check("not root inside: the sandboxed process has an unprivileged uid and no capabilities")
 async def check_unprivileged(h: Harness) -> str:
-    code = ("import os\nprint(os.getuid(), os.geteuid(), os.getgid())\n"
-            "st = dict(l.split(':', 1) for l in open('/proc/self/status'))\n"
-            "print(st['CapEff'].strip(), st['CapPrm'].strip(), st['NoNewPrivs'].strip(), st['Seccomp'].strip())\n")
+    code = (
+        "import os\nprint(os.getuid(), os.geteuid(), os.getgid())\n"
+        "st = dict(l.split(':', 1) for l in open('/proc/self/status'))\n"
+        "print(st['CapEff'].strip(), st['CapPrm'].strip(), st['NoNewPrivs'].strip(), st['Seccomp'].strip())\n"
+    )
     async with h.sandbox() as sb:
         result = await sb.exec(py(code))
     expect(result.ok, "the uid probe failed", result)
     ids, status = result.stdout.split("\n")[:2]
     cap_eff, cap_prm, nnp, mode = status.split()
     expect("0" not in ids.split()[:2], f"the sandboxed process runs as root ({ids})", result)
-    expect(int(cap_eff, 16) == 0 and int(cap_prm, 16) == 0, f"the sandboxed process has capabilities {cap_eff}", result)
+    expect(
+        int(cap_eff, 16) == 0 and int(cap_prm, 16) == 0,
+        f"the sandboxed process has capabilities {cap_eff}",
+        result,
+    )
     expect(nnp == "1", "no_new_privs is not set (a setuid binary could regain privileges)", result)
     return f"uid/euid/gid {ids}; no capabilities; no_new_privs; seccomp mode {mode}"
 
 
 # ------------------------------------------------------------------------------------------ files
 
+
 @check("no writes outside the workspace (system dirs fail, private /tmp does not reach the host)")
 async def check_writes_outside(h: Harness) -> str:
     marker = f"agentkit-conformance-{secrets.token_hex(6)}"
-    targets = [f"/{marker}", f"/usr/{marker}", f"/etc/{marker}", f"/usr/lib/{marker}", f"/opt/{marker}",
-               f"/var/{marker}", f"/root/{marker}"]
-    code = ("import os\nres = {}\n"
-            f"for p in {targets!r}:\n"
-            "    try:\n        open(p, 'w').write('x'); res[p] = 'WROTE'\n"
-            "    except OSError as e:\n        res[p] = type(e).__name__\n"
-            f"open('/tmp/{marker}', 'w').write('private')\n"
-            "open('/workspace/inside.txt', 'w').write('ok')\nprint(res)\n")
+    targets = [
+        f"/{marker}",
+        f"/usr/{marker}",
+        f"/etc/{marker}",
+        f"/usr/lib/{marker}",
+        f"/opt/{marker}",
+        f"/var/{marker}",
+        f"/root/{marker}",
+    ]
+    code = (
+        "import os\nres = {}\n"
+        f"for p in {targets!r}:\n"
+        "    try:\n        open(p, 'w').write('x'); res[p] = 'WROTE'\n"
+        "    except OSError as e:\n        res[p] = type(e).__name__\n"
+        f"open('/tmp/{marker}', 'w').write('private')\n"
+        "open('/workspace/inside.txt', 'w').write('ok')\nprint(res)\n"
+    )
     async with h.sandbox() as sb:
         result = await sb.exec(py(code))
         inside = await sb.read_file("inside.txt")
@@ -259,8 +298,13 @@ async def check_file_confinement(h: Harness) -> str:
                 rejected.append(f"write {bad}")
             else:
                 raise CheckFailed(f"write_file({bad!r}) was accepted")
-        result = await sb.exec(["/bin/sh", "-c", "ln -s /etc/hostname leak && ln -s / rootlink && mkdir d && "
-                                "ln -s /etc d/etc && echo done"])
+        result = await sb.exec(
+            [
+                "/bin/sh",
+                "-c",
+                "ln -s /etc/hostname leak && ln -s / rootlink && mkdir d && ln -s /etc d/etc && echo done",
+            ]
+        )
         expect(result.ok, "could not make the symlinks", result)
         for bad in ["leak", "rootlink/etc/hostname", "d/etc/hostname"]:
             try:
@@ -268,7 +312,9 @@ async def check_file_confinement(h: Harness) -> str:
             except (ToolError, FileNotFoundError):
                 rejected.append(f"read {bad}")
             else:
-                raise CheckFailed(f"read_file({bad!r}) followed a symlink out of the workspace: {data[:80]!r}")
+                raise CheckFailed(
+                    f"read_file({bad!r}) followed a symlink out of the workspace: {data[:80]!r}"
+                )
         for bad in ["leak", "rootlink/tmp/x"]:
             try:
                 await sb.write_file(bad, "x")
@@ -295,13 +341,15 @@ async def check_upload(h: Harness) -> str:
         (root / "run.sh").chmod(0o755)
         async with h.sandbox() as sb:
             await sb.upload(tmp, "repo")
-            result = await sb.exec(["/bin/sh", "-c", "./run.sh && python3 -c 'import pkg; print(pkg.VALUE)'"],
-                                   cwd="repo")
+            result = await sb.exec(
+                ["/bin/sh", "-c", "./run.sh && python3 -c 'import pkg; print(pkg.VALUE)'"], cwd="repo"
+            )
     expect(result.ok and result.stdout.split() == ["ran", "7"], "the uploaded tree is not usable", result)
     return "2 files uploaded and run"
 
 
 # ----------------------------------------------------------------------------------------- limits
+
 
 @check("fork bomb contained (process cap), host unharmed, sandbox usable after")
 async def check_fork_bomb(h: Harness) -> str:
@@ -311,8 +359,11 @@ async def check_fork_bomb(h: Harness) -> str:
         result = await sb.exec(py(code))
         elapsed = time.monotonic() - started
         after = await sb.exec(["echo", "alive"])
-    expect(result.status in (ExecStatus.timeout, ExecStatus.killed, ExecStatus.error),
-           "the fork bomb did not end in timeout/killed/error", result)
+    expect(
+        result.status in (ExecStatus.timeout, ExecStatus.killed, ExecStatus.error),
+        "the fork bomb did not end in timeout/killed/error",
+        result,
+    )
     expect(elapsed < 3 + SLACK, f"the fork bomb took {elapsed:.1f} s to contain (deadline 3 s)")
     expect(after.ok and after.stdout.strip() == "alive", "the sandbox is unusable after a fork bomb", after)
     host = await asyncio.create_subprocess_exec("true")
@@ -338,10 +389,14 @@ async def check_session_memory_bomb(h: Harness) -> str:
     async with h.sandbox(memory_mb=256, timeout=30, options=h.light()) as sb:
         session = await sb.python()
         await session.run("keep = 1")
-        result = await session.run("chunks = []\nwhile True:\n    chunks.append(bytearray(16 * 1024 * 1024))\n")
+        result = await session.run(
+            "chunks = []\nwhile True:\n    chunks.append(bytearray(16 * 1024 * 1024))\n"
+        )
         after = await session.run("print('alive')")
     expect(result.status == ExecStatus.oom, "a session memory bomb was not reported as oom", result)
-    expect(after.ok and after.stdout.strip() == "alive", "the session did not recover from a memory bomb", after)
+    expect(
+        after.ok and after.stdout.strip() == "alive", "the session did not recover from a memory bomb", after
+    )
     return f"oom, state_lost={result.state_lost}"
 
 
@@ -373,25 +428,31 @@ async def check_file_size(h: Harness) -> str:
     async with h.sandbox(file_size_mb=1) as sb:
         result = await sb.exec(py(code))
         size = (await sb.exec(["stat", "-c", "%s", "big.bin"])).stdout.strip()
-    expect(not result.ok and "WROTE" not in result.stdout, "a 3 MiB file was written under a 1 MiB limit", result)
+    expect(
+        not result.ok and "WROTE" not in result.stdout, "a 3 MiB file was written under a 1 MiB limit", result
+    )
     expect(not size or int(size) <= 1024 * 1024, f"big.bin grew to {size} bytes")
     return f"{result.status.value}, file {size or 0} bytes"
 
 
 @check("background children killed at timeout (no orphans left)")
 async def check_orphans(h: Harness) -> str:
-    code = ("import os, subprocess, sys, time\n"
-            "child = 'import time\\nwhile True:\\n    open(\"/workspace/heartbeat\", \"a\").write(\"x\")\\n"
-            "    time.sleep(0.05)\\n'\n"
-            "if os.fork() == 0:\n    os.setsid()\n"
-            "    subprocess.Popen([sys.executable, '-c', child], start_new_session=True)\n    os._exit(0)\n"
-            "while True:\n    time.sleep(0.1)\n")
+    code = (
+        "import os, subprocess, sys, time\n"
+        'child = \'import time\\nwhile True:\\n    open("/workspace/heartbeat", "a").write("x")\\n'
+        "    time.sleep(0.05)\\n'\n"
+        "if os.fork() == 0:\n    os.setsid()\n"
+        "    subprocess.Popen([sys.executable, '-c', child], start_new_session=True)\n    os._exit(0)\n"
+        "while True:\n    time.sleep(0.1)\n"
+    )
     async with h.sandbox(timeout=1.5) as sb:
         result = await sb.exec(py(code))
         first = len(await sb.read_file("heartbeat"))
         await asyncio.sleep(0.5)
         second = len(await sb.read_file("heartbeat"))
-        normal = await sb.exec(["/bin/sh", "-c", "(while true; do echo x >> beat2; sleep 0.05; done) & sleep 0.3; exit 0"])
+        normal = await sb.exec(
+            ["/bin/sh", "-c", "(while true; do echo x >> beat2; sleep 0.05; done) & sleep 0.3; exit 0"]
+        )
         b1 = len(await sb.read_file("beat2"))
         await asyncio.sleep(0.5)
         b2 = len(await sb.read_file("beat2"))
@@ -407,16 +468,27 @@ async def check_orphans(h: Harness) -> str:
 async def check_huge_output(h: Harness) -> str:
     cap = 64 * 1024
     async with h.sandbox(output_bytes=cap, timeout=30, options=h.light()) as sb:
-        result = await sb.exec(py("import sys\nsys.stdout.write('x' * 20_000_000)\nsys.stderr.write('e' * 5_000_000)"))
+        result = await sb.exec(
+            py("import sys\nsys.stdout.write('x' * 20_000_000)\nsys.stderr.write('e' * 5_000_000)")
+        )
         session = await sb.python()
         cell = await session.run("print('y' * 20_000_000)")
         after = await session.run("print('small')")
     expect(result.ok, "a big write failed", result)
-    expect(result.stdout_truncated and result.stderr_truncated, "huge output was not flagged as truncated", result)
-    expect(len(result.stdout.encode()) <= cap and len(result.stderr.encode()) <= cap, "output exceeded the cap")
+    expect(
+        result.stdout_truncated and result.stderr_truncated,
+        "huge output was not flagged as truncated",
+        result,
+    )
+    expect(
+        len(result.stdout.encode()) <= cap and len(result.stderr.encode()) <= cap, "output exceeded the cap"
+    )
     expect(result.stdout.startswith("xxxx"), "the kept output is not the beginning of the stream", result)
-    expect(cell.ok and cell.stdout_truncated and len(cell.stdout.encode()) <= cap,
-           "session output was not capped and flagged", cell)
+    expect(
+        cell.ok and cell.stdout_truncated and len(cell.stdout.encode()) <= cap,
+        "session output was not capped and flagged",
+        cell,
+    )
     expect(after.stdout == "small\n" and not after.truncated, "the cap leaked into the next cell", after)
     return f"kept {len(result.stdout)} of 20000000 bytes"
 
@@ -435,6 +507,7 @@ async def check_binary_output(h: Harness) -> str:
 
 
 # --------------------------------------------------------------------------------------- sessions
+
 
 @check("session state persists across cells; preloaded modules are imported")
 async def check_session_state(h: Harness) -> str:
@@ -477,7 +550,9 @@ async def check_session_timeout(h: Harness) -> str:
         result = await session.run("while True: pass")
         elapsed = time.monotonic() - started
         after = await session.run("print('alive')", timeout=30)
-    expect(result.status == ExecStatus.timeout and result.state_lost, "a stuck cell was not a timeout", result)
+    expect(
+        result.status == ExecStatus.timeout and result.state_lost, "a stuck cell was not a timeout", result
+    )
     expect(elapsed < 1.0 + SLACK, f"the cell timeout fired after {elapsed:.1f} s")
     expect(after.ok and after.stdout == "alive\n", "the session did not come back after a timeout", after)
     return f"timeout after {elapsed:.2f} s"
@@ -504,48 +579,65 @@ async def check_concurrency(h: Harness, n: int = 32) -> str:
 
 # --------------------------------------------------------------------------------------- isolation
 
+
 @check("sessions are separate: one sandbox cannot see or signal another's processes")
 async def check_cross_session(h: Harness) -> str:
     marker = f"agentkit-peer-{secrets.token_hex(6)}"
     async with h.sandbox(options=h.light(), timeout=30) as a, h.sandbox(options=h.light(), timeout=30) as b:
         peer = await b.python()
-        started = await peer.run("import subprocess\nMARK = 1\n"
-                                 f"bg = subprocess.Popen(['/bin/sh', '-c', 'sleep 600; : {marker}'])\n"
-                                 "bg.poll() is None")
+        started = await peer.run(
+            "import subprocess\nMARK = 1\n"
+            f"bg = subprocess.Popen(['/bin/sh', '-c', 'sleep 600; : {marker}'])\n"
+            "bg.poll() is None"
+        )
         expect(started.ok and "True" in started.stdout, "the peer session could not start a process", started)
         await (await a.python()).run("x = 1")
         # The marker is spelled backwards in the probe, so the probe's own command line cannot match.
-        look = (f"import os\nneedle = {marker[::-1]!r}[::-1].encode()\nseen, hits = 0, 0\n"
-                "for p in os.listdir('/proc'):\n    if p.isdigit():\n        seen += 1\n"
-                "        try:\n            hits += needle in open(f'/proc/{p}/cmdline', 'rb').read()\n"
-                "        except OSError:\n            pass\n"
-                "print(seen, hits)\n")
+        look = (
+            f"import os\nneedle = {marker[::-1]!r}[::-1].encode()\nseen, hits = 0, 0\n"
+            "for p in os.listdir('/proc'):\n    if p.isdigit():\n        seen += 1\n"
+            "        try:\n            hits += needle in open(f'/proc/{p}/cmdline', 'rb').read()\n"
+            "        except OSError:\n            pass\n"
+            "print(seen, hits)\n"
+        )
         visible = await a.exec(py(look))
         in_session = await (await a.python()).run(look)
         kill = await a.exec(["/bin/sh", "-c", "kill -9 -1; echo sent"])
         after = await peer.run("print(MARK, bg.poll() is None)")
     expect(visible.ok and in_session.ok, "the process listing failed", visible)
     seen, hits = map(int, visible.stdout.split())
-    expect(hits == 0 and in_session.stdout.split()[1] == "0",
-           "a sandbox sees the other sandbox's process", visible)
-    expect(after.ok and after.stdout.strip() == "1 True",
-           "a kill -9 -1 in one sandbox reached the other sandbox's session or its child", after)
+    expect(
+        hits == 0 and in_session.stdout.split()[1] == "0",
+        "a sandbox sees the other sandbox's process",
+        visible,
+    )
+    expect(
+        after.ok and after.stdout.strip() == "1 True",
+        "a kill -9 -1 in one sandbox reached the other sandbox's session or its child",
+        after,
+    )
     return f"exec sees {seen} process(es), none of the peer; kill -9 -1 -> {kill.status.value}, peer alive"
 
 
 @check("a session holds no descriptor of the host's (no socket, no file outside the sandbox)")
 async def check_session_descriptors(h: Harness) -> str:
-    code = ("import json, os\nout = []\nfor fd in os.listdir('/proc/self/fd'):\n    try:\n"
-            "        out.append(os.readlink(f'/proc/self/fd/{fd}'))\n    except OSError:\n        pass\n"
-            "print(json.dumps(out))")
+    code = (
+        "import json, os\nout = []\nfor fd in os.listdir('/proc/self/fd'):\n    try:\n"
+        "        out.append(os.readlink(f'/proc/self/fd/{fd}'))\n    except OSError:\n        pass\n"
+        "print(json.dumps(out))"
+    )
     async with h.sandbox(options=h.light()) as sb:
         cell = await (await sb.python()).run(code)
         result = await sb.exec(py(code))
     for res in (cell, result):
         expect(res.ok, "the descriptor probe failed", res)
         links = json.loads(res.stdout.strip())
-        bad = [link for link in links if link.startswith("socket:") or
-               (link.startswith("/") and not link.startswith(("/dev/null", "/proc/", "/workspace", "/tmp")))]
+        bad = [
+            link
+            for link in links
+            if link.startswith("socket:")
+            or (link.startswith("/") and not link.startswith(("/dev/null", "/proc/", "/workspace", "/tmp")))
+        ]
         expect(not bad, f"descriptors reach outside the sandbox: {bad}", res)
     return f"session: {len(json.loads(cell.stdout.strip()))} descriptors, all pipes or its own files"
 
@@ -555,22 +647,28 @@ async def check_session_memory(h: Harness) -> str:
     token = secrets.token_hex(16)
     half1, half2 = token[:16], token[16:]
     # The scan never builds the token: it finds the first half, then compares the next 16 bytes.
-    scan = (f"h1 = {half1[::-1]!r}[::-1].encode()\nh2 = {half2[::-1]!r}[::-1].encode()\n"
-            "found = scanned = 0\n"
-            "with open('/proc/self/maps') as maps, open('/proc/self/mem', 'rb', 0) as mem:\n"
-            "    for line in maps:\n"
-            "        addr, perms = line.split()[:2]\n"
-            "        if 'r' not in perms:\n            continue\n"
-            "        start, end = (int(x, 16) for x in addr.split('-'))\n"
-            "        try:\n            mem.seek(start)\n            data = mem.read(end - start)\n"
-            "        except (OSError, ValueError, OverflowError):\n            continue\n"
-            "        scanned += len(data)\n        at = data.find(h1)\n"
-            "        while at >= 0:\n"
-            "            found += data[at + 16:at + 32] == h2\n            at = data.find(h1, at + 1)\n"
-            "print(found, scanned)\n")
+    scan = (
+        f"h1 = {half1[::-1]!r}[::-1].encode()\nh2 = {half2[::-1]!r}[::-1].encode()\n"
+        "found = scanned = 0\n"
+        "with open('/proc/self/maps') as maps, open('/proc/self/mem', 'rb', 0) as mem:\n"
+        "    for line in maps:\n"
+        "        addr, perms = line.split()[:2]\n"
+        "        if 'r' not in perms:\n            continue\n"
+        "        start, end = (int(x, 16) for x in addr.split('-'))\n"
+        "        try:\n            mem.seek(start)\n            data = mem.read(end - start)\n"
+        "        except (OSError, ValueError, OverflowError):\n            continue\n"
+        "        scanned += len(data)\n        at = data.find(h1)\n"
+        "        while at >= 0:\n"
+        "            found += data[at + 16:at + 32] == h2\n            at = data.find(h1, at + 1)\n"
+        "print(found, scanned)\n"
+    )
     async with h.sandbox(options={"env": {"AGENTKIT_PEER_SECRET": token}}, timeout=60) as a:
         holder = await (await a.python()).run("import os\nlen(os.environ['AGENTKIT_PEER_SECRET'])")
-        expect(holder.ok and holder.stdout.strip() == "32", "the first session did not get its environment", holder)
+        expect(
+            holder.ok and holder.stdout.strip() == "32",
+            "the first session did not get its environment",
+            holder,
+        )
         async with h.sandbox(timeout=60) as b:
             result = await (await b.python()).run(scan)
     expect(result.ok and len(result.stdout.split()) == 2, "the memory scan failed", result)
@@ -581,6 +679,7 @@ async def check_session_memory(h: Harness) -> str:
 
 
 # ------------------------------------------------------------------------------------------ seccomp
+
 
 def _controlled(backend: str) -> bool:
     """Whether the backend can run a sandbox without its seccomp filter (the control run)."""
@@ -629,8 +728,11 @@ def _seccomp_check(group: seccomp.Group) -> None:
                 expect(got in (errno.ENOSYS, errno.EPERM), f"{name} was not denied (errno {got})")
                 notes.append(f"{name}:{errno.errorcode.get(got, got)}")
                 continue
-            expect(got == seccomp.DENY_ERRNO, f"{name} was not denied by the filter: errno {got} "
-                                             f"({errno.errorcode.get(got, 'success') if got else 'success'})")
+            expect(
+                got == seccomp.DENY_ERRNO,
+                f"{name} was not denied by the filter: errno {got} "
+                f"({errno.errorcode.get(got, 'success') if got else 'success'})",
+            )
             if control[name] == errno.ENOSYS:
                 notes.append(f"{name}: absent from this kernel")
             else:
@@ -662,4 +764,3 @@ async def run_check(name: str, harness: Harness, ignore_gaps: bool = False) -> t
         return "fail", str(exc)
     except Exception as exc:  # an unexpected error is a failed check, shown to the user
         return "fail", f"{type(exc).__name__}: {exc}"
-

@@ -96,7 +96,7 @@ def base_url() -> str | None:
 def client(url: str | None = None):
     url = url or base_url()
     if url is None:
-        raise SandboxUnavailable("no Docker-API socket: set DOCKER_HOST (e.g. `eval \"$(.ci/podman.sh)\"`)")
+        raise SandboxUnavailable('no Docker-API socket: set DOCKER_HOST (e.g. `eval "$(.ci/podman.sh)"`)')
     if url not in _CLIENTS:
         try:
             import docker
@@ -201,14 +201,14 @@ class DockerSandbox(SandboxBase):
     BACKEND = "docker"
     OPTIONS: dict[str, Any] = {
         "image": DEFAULT_IMAGE,
-        "base_url": None,         # Docker-API URL (default: DOCKER_HOST, then local sockets)
+        "base_url": None,  # Docker-API URL (default: DOCKER_HOST, then local sockets)
         "python": "python3",
         "preload": list(DEFAULT_PRELOAD),
         "env": {},
         "tmp_mb": 256,
         "workspace_mb": 1024,
-        "cpus": None,             # CPU share (e.g. 1.0); None: no cap
-        "runtime": None,          # OCI runtime name, if the engine should not use its default
+        "cpus": None,  # CPU share (e.g. 1.0); None: no cap
+        "runtime": None,  # OCI runtime name, if the engine should not use its default
     }
 
     def __init__(self, limits: SandboxLimits | None = None, **options: Any):
@@ -241,17 +241,35 @@ class DockerSandbox(SandboxBase):
         limits = self.limits
         memory = f"{limits.memory_mb}m"
         kwargs: dict[str, Any] = dict(
-            name=self.name, detach=True, user=KEEPER_USER, working_dir="/",
-            network_mode="bridge" if limits.network else "none", read_only=True,
-            mem_limit=memory, memswap_limit=memory, pids_limit=limits.max_processes + PIDS_HEADROOM,
-            tmpfs={"/tmp": f"rw,nosuid,nodev,size={self.tmp_mb}m,mode=1777",
-                   "/workspace": f"rw,nosuid,nodev,size={self.workspace_mb}m,mode=0777"},
-            ulimits=[docker.types.Ulimit(name="nofile", soft=limits.open_files, hard=limits.open_files),
-                     docker.types.Ulimit(name="nproc", soft=1024, hard=1024)],
-            cap_drop=["ALL"], cap_add=["KILL"], security_opt=["no-new-privileges"], environment=self._env,
-            labels={LABEL: "1", "agentkit.pid": str(os.getpid()), "agentkit.host": socketlib.gethostname(),
-                    "agentkit.created": f"{time.time():.0f}"},
-            hostname="sandbox")
+            name=self.name,
+            detach=True,
+            user=KEEPER_USER,
+            working_dir="/",
+            network_mode="bridge" if limits.network else "none",
+            read_only=True,
+            mem_limit=memory,
+            memswap_limit=memory,
+            pids_limit=limits.max_processes + PIDS_HEADROOM,
+            tmpfs={
+                "/tmp": f"rw,nosuid,nodev,size={self.tmp_mb}m,mode=1777",
+                "/workspace": f"rw,nosuid,nodev,size={self.workspace_mb}m,mode=0777",
+            },
+            ulimits=[
+                docker.types.Ulimit(name="nofile", soft=limits.open_files, hard=limits.open_files),
+                docker.types.Ulimit(name="nproc", soft=1024, hard=1024),
+            ],
+            cap_drop=["ALL"],
+            cap_add=["KILL"],
+            security_opt=["no-new-privileges"],
+            environment=self._env,
+            labels={
+                LABEL: "1",
+                "agentkit.pid": str(os.getpid()),
+                "agentkit.host": socketlib.gethostname(),
+                "agentkit.created": f"{time.time():.0f}",
+            },
+            hostname="sandbox",
+        )
         if self.cpus:
             kwargs["nano_cpus"] = int(float(self.cpus) * 1e9)
         if self.runtime:
@@ -261,11 +279,16 @@ class DockerSandbox(SandboxBase):
         except docker.errors.ImageNotFound as exc:
             raise SandboxUnavailable(
                 f"sandbox image {self.image!r} not found: build it with `docker build -t {self.image} "
-                "envs/sandbox/image` or, offline, envs/sandbox/image/build_offline.sh") from exc
+                "envs/sandbox/image` or, offline, envs/sandbox/image/build_offline.sh"
+            ) from exc
 
     def refusal(self) -> str | None:
         ok, where = socket_status(self.url)
-        return None if ok else f"no Docker-API socket ({where}): start one with `eval \"$(bash .ci/podman.sh)\"` or set DOCKER_HOST"
+        return (
+            None
+            if ok
+            else f'no Docker-API socket ({where}): start one with `eval "$(bash .ci/podman.sh)"` or set DOCKER_HOST'
+        )
 
     def diagnosis_facts(self) -> dict[str, str]:
         return {"Docker API": socket_status(self.url)[1], "image": self.image}
@@ -274,16 +297,19 @@ class DockerSandbox(SandboxBase):
         limits = self.limits
         return {
             "mode": "container: keeper as nobody, each exec its own uid, the session a uid of its own; "
-                    "all capabilities dropped but KILL (held only by agentkit's own kill execs), no-new-privileges",
+            "all capabilities dropped but KILL (held only by agentkit's own kill execs), no-new-privileges",
             "processes": f"container pids_limit {limits.max_processes + PIDS_HEADROOM} + RLIMIT_NPROC "
-                         f"{limits.max_processes} per exec uid",
+            f"{limits.max_processes} per exec uid",
             "memory": f"container cgroup mem_limit = memswap_limit {limits.memory_mb} MiB (session and execs together)",
-            "cpu": f"RLIMIT_CPU {limits.cpu_seconds} s per exec" + (f"; {self.cpus} CPUs" if self.cpus else ""),
+            "cpu": f"RLIMIT_CPU {limits.cpu_seconds} s per exec"
+            + (f"; {self.cpus} CPUs" if self.cpus else ""),
             "wall clock": f"SIGKILL of the exec's uid after {limits.timeout:g} s",
             "file size": f"RLIMIT_FSIZE {limits.file_size_mb} MiB per file",
             "open files": f"RLIMIT_NOFILE {limits.open_files}",
             "output": f"{limits.output_bytes} bytes per stream, the rest counted and flagged",
-            "network": "host bridge (limits.network=true)" if limits.network else "network_mode=none (loopback only)",
+            "network": "host bridge (limits.network=true)"
+            if limits.network
+            else "network_mode=none (loopback only)",
             "system calls": "the engine's default seccomp profile (not agentkit's filter)",
             "disk total": f"workspace tmpfs {self.workspace_mb} MiB, /tmp tmpfs {self.tmp_mb} MiB",
             "cpu share": f"{self.cpus} CPUs" if self.cpus else "NOT ENFORCED (options.cpus unset)",
@@ -333,8 +359,16 @@ class DockerSandbox(SandboxBase):
     # -- processes -------------------------------------------------------------------------------------
 
     def _open_exec(self, argv: list[str], user: str, workdir: str, stdin: bool) -> tuple[str, _ExecStream]:
-        exec_id = self.api.exec_create(self.container.id, argv, stdin=stdin, stdout=True, stderr=True,
-                                       user=user, workdir=workdir, environment=self._env)["Id"]
+        exec_id = self.api.exec_create(
+            self.container.id,
+            argv,
+            stdin=stdin,
+            stdout=True,
+            stderr=True,
+            user=user,
+            workdir=workdir,
+            environment=self._env,
+        )["Id"]
         stream = _ExecStream(self.api.exec_start(exec_id, socket=True))
         self._streams.add(stream)
         return exec_id, stream
@@ -352,8 +386,13 @@ class DockerSandbox(SandboxBase):
         """Whether the container's cgroup OOM-killed something since the last look."""
         try:
             out = self.container.exec_run(
-                ["/bin/sh", "-c", "cat /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events"
-                 " 2>/dev/null"], user=KEEPER_USER).output.decode()
+                [
+                    "/bin/sh",
+                    "-c",
+                    "cat /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events 2>/dev/null",
+                ],
+                user=KEEPER_USER,
+            ).output.decode()
         except Exception:
             return False
         counts = [int(line.split()[1]) for line in out.splitlines() if line.startswith("oom_kill ")]
@@ -361,14 +400,25 @@ class DockerSandbox(SandboxBase):
         seen, self._oom_seen = self._oom_seen, total
         return total > seen
 
-    def _exec_sync(self, argv: list[str], uid: int, workdir: str, data: bytes | None,
-                   out: CappedBuffer, err: CappedBuffer, holder: dict) -> int | None:
+    def _exec_sync(
+        self,
+        argv: list[str],
+        uid: int,
+        workdir: str,
+        data: bytes | None,
+        out: CappedBuffer,
+        err: CappedBuffer,
+        holder: dict,
+    ) -> int | None:
         limits = self.limits
-        script = (f"umask 002; ulimit -S -t {limits.cpu_seconds}; ulimit -H -t {limits.cpu_seconds + 1}; "
-                  f"ulimit -f {limits.file_size_mb * 2048}; ulimit -p {limits.max_processes}; "
-                  "\"$@\"; rc=$?; kill -9 -1 2>/dev/null; exit $rc")
-        exec_id, stream = self._open_exec(["/bin/sh", "-c", script, "sh", *argv], f"{uid}:{GROUP}", workdir,
-                                          stdin=data is not None)
+        script = (
+            f"umask 002; ulimit -S -t {limits.cpu_seconds}; ulimit -H -t {limits.cpu_seconds + 1}; "
+            f"ulimit -f {limits.file_size_mb * 2048}; ulimit -p {limits.max_processes}; "
+            '"$@"; rc=$?; kill -9 -1 2>/dev/null; exit $rc'
+        )
+        exec_id, stream = self._open_exec(
+            ["/bin/sh", "-c", script, "sh", *argv], f"{uid}:{GROUP}", workdir, stdin=data is not None
+        )
         holder["stream"] = stream
         try:
             if data is not None:
@@ -381,8 +431,13 @@ class DockerSandbox(SandboxBase):
             self._streams.discard(stream)
         return self.api.exec_inspect(exec_id).get("ExitCode")
 
-    async def exec(self, cmd: list[str] | str, stdin: str | bytes | None = None,
-                   timeout: float | None = None, cwd: str | None = None) -> ExecResult:
+    async def exec(
+        self,
+        cmd: list[str] | str,
+        stdin: str | bytes | None = None,
+        timeout: float | None = None,
+        cwd: str | None = None,
+    ) -> ExecResult:
         timeout = self.limits.timeout if timeout is None else timeout
         request = exec_request(cmd, cwd)
         if isinstance(request, ExecResult):
@@ -394,9 +449,18 @@ class DockerSandbox(SandboxBase):
         out, err = CappedBuffer(self.limits.output_bytes), CappedBuffer(self.limits.output_bytes)
         holder: dict = {}
         started = time.monotonic()
-        future = asyncio.ensure_future(_call(self._exec_sync, argv, uid,
-                                             "/workspace" if workdir == "." else f"/workspace/{workdir}",
-                                             data, out, err, holder))
+        future = asyncio.ensure_future(
+            _call(
+                self._exec_sync,
+                argv,
+                uid,
+                "/workspace" if workdir == "." else f"/workspace/{workdir}",
+                data,
+                out,
+                err,
+                holder,
+            )
+        )
         timed_out = False
         code = None
         try:
@@ -424,8 +488,15 @@ class DockerSandbox(SandboxBase):
         if timed_out:
             code = None
             stderr += f"{chr(10) if stderr and not stderr.endswith(chr(10)) else ''}[killed after {timeout:g} s wall-clock timeout]"
-        return ExecResult(status=status, exit_code=code, stdout=out.text(), stderr=stderr,
-                          stdout_truncated=out.truncated, stderr_truncated=err.truncated, duration=duration)
+        return ExecResult(
+            status=status,
+            exit_code=code,
+            stdout=out.text(),
+            stderr=stderr,
+            stdout_truncated=out.truncated,
+            stderr_truncated=err.truncated,
+            duration=duration,
+        )
 
     # -- files -----------------------------------------------------------------------------------------
 
@@ -451,7 +522,9 @@ class DockerSandbox(SandboxBase):
             link = info.get("linkTarget") or ""
             mode = int(info.get("mode", 0))
             if mode & GO_MODE_SYMLINK or (link and link.rstrip("/") != path):
-                raise files.PathEscape(f"'{'/'.join(parts[: i + 1])}' is a symlink; symlinks are not followed")
+                raise files.PathEscape(
+                    f"'{'/'.join(parts[: i + 1])}' is a symlink; symlinks are not followed"
+                )
             is_dir = bool(info.get("isDir")) or bool(mode & GO_MODE_DIR)
             if i < len(parts) - 1 and not is_dir:
                 raise files.PathEscape(f"'{'/'.join(parts[: i + 1])}' is not a directory")
@@ -468,11 +541,17 @@ class DockerSandbox(SandboxBase):
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
             for i in range(depth, len(parts) - 1):
-                info = tarfile.TarInfo("/".join(parts[depth: i + 1]))
+                info = tarfile.TarInfo("/".join(parts[depth : i + 1]))
                 info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o2775, self.session_uid, GROUP
                 tar.addfile(info)
             info = tarfile.TarInfo("/".join(parts[depth:]))
-            info.size, info.mode, info.uid, info.gid, info.mtime = len(data), mode, self.session_uid, GROUP, time.time()
+            info.size, info.mode, info.uid, info.gid, info.mtime = (
+                len(data),
+                mode,
+                self.session_uid,
+                GROUP,
+                time.time(),
+            )
             tar.addfile(info, io.BytesIO(data))
         if not self.api.put_archive(self.container.id, base, buf.getvalue()):
             raise OSError(f"the engine refused to write {'/'.join(parts)}")
@@ -491,7 +570,9 @@ class DockerSandbox(SandboxBase):
         if not parts:
             raise files.PathEscape("write_file needs a file path, not the workspace root")
         await self.start()
-        await self._files_call(self._write_sync, parts, content.encode() if isinstance(content, str) else bytes(content))
+        await self._files_call(
+            self._write_sync, parts, content.encode() if isinstance(content, str) else bytes(content)
+        )
 
     async def read_file(self, path: str) -> bytes:
         parts = files.workspace_parts(path)
@@ -534,7 +615,9 @@ class DockerSandbox(SandboxBase):
         script = f'umask 002; ulimit -p {self.limits.max_processes}; exec "$@"'
         argv = ["/bin/sh", "-c", script, "sh", self.python_path, "-I", "-c", source, *worker_args]
         try:
-            exec_id, stream = await _call(self._open_exec, argv, f"{self.session_uid}:{GROUP}", "/workspace", True)
+            exec_id, stream = await _call(
+                self._open_exec, argv, f"{self.session_uid}:{GROUP}", "/workspace", True
+            )
         except Exception as exc:
             if _api_error(exc):
                 raise SandboxUnavailable(f"could not start the Python worker: {exc}") from exc

@@ -26,7 +26,7 @@ def workspace_parts(path: str) -> list[str]:
     """The components of a workspace-relative path; raises ``PathEscape`` for escapes."""
     if not isinstance(path, str) or not path or "\x00" in path:
         raise PathEscape(f"invalid workspace path {path!r}")
-    stripped = path[len("/workspace/"):] if path.startswith("/workspace/") else path
+    stripped = path[len("/workspace/") :] if path.startswith("/workspace/") else path
     if stripped.startswith("/"):
         raise PathEscape(f"absolute path {path!r} is outside the workspace")
     parts = [p for p in stripped.split("/") if p not in ("", ".")]
@@ -54,7 +54,9 @@ def _open_dir(root: Path, parts: list[str], create: bool, owner: tuple[int, int]
                     os.chown(part, *owner, dir_fd=fd, follow_symlinks=False)
                 child = os.open(part, _DIR_FLAGS, dir_fd=fd)
             except OSError as exc:
-                raise PathEscape(f"'{part}' is not a directory inside the workspace (symlinks are not followed)") from exc
+                raise PathEscape(
+                    f"'{part}' is not a directory inside the workspace (symlinks are not followed)"
+                ) from exc
             os.close(fd)
             fd = child
         return fd
@@ -86,16 +88,21 @@ def read_confined(root: Path, path: str, max_bytes: int | None = None) -> bytes:
         os.close(dir_fd)
 
 
-def write_confined(root: Path, path: str, content: bytes, owner: tuple[int, int] | None = None,
-                   mode: int = 0o664) -> None:
+def write_confined(
+    root: Path, path: str, content: bytes, owner: tuple[int, int] | None = None, mode: int = 0o664
+) -> None:
     parts = workspace_parts(path)
     if not parts:
         raise PathEscape("write_file needs a file path, not the workspace root")
     dir_fd = _open_dir(root, parts[:-1], create=True, owner=owner)
     try:
         try:
-            fd = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
-                         mode, dir_fd=dir_fd)
+            fd = os.open(
+                parts[-1],
+                os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
+                mode,
+                dir_fd=dir_fd,
+            )
         except OSError as exc:
             if exc.errno == 40:
                 raise PathEscape(f"{path!r} is a symlink; symlinks are not followed") from exc
@@ -109,15 +116,16 @@ def write_confined(root: Path, path: str, content: bytes, owner: tuple[int, int]
                 os.fchown(fd, *owner)
             view = memoryview(content)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
         finally:
             os.close(fd)
     finally:
         os.close(dir_fd)
 
 
-def upload_tree(root: Path, source_dir: str | os.PathLike, dest: str = ".",
-                owner: tuple[int, int] | None = None) -> int:
+def upload_tree(
+    root: Path, source_dir: str | os.PathLike, dest: str = ".", owner: tuple[int, int] | None = None
+) -> int:
     """Copy a host directory into the workspace (symlinks copied as links); returns the file count."""
     source = Path(source_dir)
     if not source.is_dir():

@@ -40,15 +40,19 @@ SHELL = "/bin/sh"
 # is not the namespace's pid 1 (which ignores such signals) and its death reads as 128 + signal.
 _CD_EXEC = 'cd -- "$1" || exit 125; shift; "$@"'
 _EXEC = '"$@"'
-_READ = ('f="$1"; if [ -d "$f" ]; then echo "$f: is a directory" >&2; exit 21; fi; '
-         'if [ ! -e "$f" ]; then echo "$f: no such file" >&2; exit 2; fi; '
-         'if [ ! -r "$f" ]; then echo "$f: permission denied" >&2; exit 13; fi; '
-         'size=$(wc -c < "$f") || exit 13; if [ "$size" -gt "$2" ]; then echo "$size" >&2; exit 27; fi; '
-         'base64 < "$f"')
-_WRITE = ('f="$1"; if [ -d "$f" ]; then echo "$f: is a directory" >&2; exit 21; fi; '
-          'd=$(dirname -- "$f"); mkdir -p -- "$d" 2>/dev/null || { echo "$d: permission denied" >&2; exit 13; }; '
-          'if [ -e "$f" ] && [ ! -w "$f" ]; then echo "$f: permission denied" >&2; exit 13; fi; '
-          'cat > "$f" || { echo "$f: permission denied" >&2; exit 13; }')
+_READ = (
+    'f="$1"; if [ -d "$f" ]; then echo "$f: is a directory" >&2; exit 21; fi; '
+    'if [ ! -e "$f" ]; then echo "$f: no such file" >&2; exit 2; fi; '
+    'if [ ! -r "$f" ]; then echo "$f: permission denied" >&2; exit 13; fi; '
+    'size=$(wc -c < "$f") || exit 13; if [ "$size" -gt "$2" ]; then echo "$size" >&2; exit 27; fi; '
+    'base64 < "$f"'
+)
+_WRITE = (
+    'f="$1"; if [ -d "$f" ]; then echo "$f: is a directory" >&2; exit 21; fi; '
+    'd=$(dirname -- "$f"); mkdir -p -- "$d" 2>/dev/null || { echo "$d: permission denied" >&2; exit 13; }; '
+    'if [ -e "$f" ] && [ ! -w "$f" ]; then echo "$f: permission denied" >&2; exit 13; fi; '
+    'cat > "$f" || { echo "$f: permission denied" >&2; exit 13; }'
+)
 
 
 class AgentkitSandboxConfig(BaseModel):
@@ -58,8 +62,15 @@ class AgentkitSandboxConfig(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
-INSPECT_LIMITS = {"timeout": 600.0, "cpu_seconds": 600, "memory_mb": 2048, "max_processes": 256,
-                  "file_size_mb": 256, "open_files": 1024, "output_bytes": 96 * 1024 * 1024}
+INSPECT_LIMITS = {
+    "timeout": 600.0,
+    "cpu_seconds": 600,
+    "memory_mb": 2048,
+    "max_processes": 256,
+    "file_size_mb": 256,
+    "open_files": 1024,
+    "output_bytes": 96 * 1024 * 1024,
+}
 """What inspect's providers are expected to handle (its self-check writes and reads 50 MiB files)."""
 
 
@@ -72,7 +83,9 @@ def _config(config: SandboxEnvironmentConfigType | None) -> AgentkitSandboxConfi
         return AgentkitSandboxConfig.model_validate(config.model_dump())
     path = Path(str(config))
     if not path.is_file():
-        raise ValueError(f"agentkit sandbox config: {path} is not a file (YAML or JSON with 'limits'/'options')")
+        raise ValueError(
+            f"agentkit sandbox config: {path} is not a file (YAML or JSON with 'limits'/'options')"
+        )
     import yaml
 
     return AgentkitSandboxConfig.model_validate(yaml.safe_load(path.read_text()) or {})
@@ -93,8 +106,9 @@ class AgentkitSandboxEnvironment(SandboxEnvironment):
         return AgentkitSandboxConfig.model_validate(config)
 
     @classmethod
-    async def sample_init(cls, task_name: str, config: SandboxEnvironmentConfigType | None,
-                          metadata: dict[str, str]) -> dict[str, SandboxEnvironment]:
+    async def sample_init(
+        cls, task_name: str, config: SandboxEnvironmentConfigType | None, metadata: dict[str, str]
+    ) -> dict[str, SandboxEnvironment]:
         from agentkit.sandbox import SandboxLimits, create_sandbox
 
         settings = _config(config)
@@ -108,15 +122,27 @@ class AgentkitSandboxEnvironment(SandboxEnvironment):
         return {"default": cls(sandbox)}
 
     @classmethod
-    async def sample_cleanup(cls, task_name: str, config: SandboxEnvironmentConfigType | None,
-                             environments: dict[str, SandboxEnvironment], interrupted: bool) -> None:
+    async def sample_cleanup(
+        cls,
+        task_name: str,
+        config: SandboxEnvironmentConfigType | None,
+        environments: dict[str, SandboxEnvironment],
+        interrupted: bool,
+    ) -> None:
         for environment in environments.values():
             if isinstance(environment, AgentkitSandboxEnvironment):
                 await environment.sandbox.close()
 
     # -- exec and files -----------------------------------------------------------------------------
-    async def _run(self, cmd: list[str], *, input: str | bytes | None = None, cwd: str | None = None,
-                   env: dict[str, str] | None = None, timeout: float | None = None):
+    async def _run(
+        self,
+        cmd: list[str],
+        *,
+        input: str | bytes | None = None,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ):
         if env:
             cmd = ["/usr/bin/env", *(f"{key}={value}" for key, value in env.items()), *cmd]
         if cwd and cwd.startswith("/"):
@@ -126,16 +152,27 @@ class AgentkitSandboxEnvironment(SandboxEnvironment):
             argv, where = [SHELL, "-c", _EXEC, "agentkit-exec", *cmd], cwd
         return await self.sandbox.exec(argv, stdin=input, timeout=timeout, cwd=where)
 
-    async def exec(self, cmd: list[str], input: str | bytes | None = None, cwd: str | None = None,
-                   env: dict[str, str] | None = None, user: str | None = None, timeout: int | None = None,
-                   timeout_retry: bool = True, concurrency: bool = True) -> ExecResult[str]:
+    async def exec(
+        self,
+        cmd: list[str],
+        input: str | bytes | None = None,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+        user: str | None = None,
+        timeout: int | None = None,
+        timeout_retry: bool = True,
+        concurrency: bool = True,
+    ) -> ExecResult[str]:
         if user is not None:
             raise SandboxUserUnsupportedError(
                 f"agentkit-{self.BACKEND} runs every command as the sandbox's one unprivileged user; "
-                f"user={user!r} is not supported")
+                f"user={user!r} is not supported"
+            )
         result = await self._run(list(cmd), input=input, cwd=cwd, env=env, timeout=timeout)
         if result.status == "timeout":
-            raise TimeoutError(f"command timed out after {timeout or self.sandbox.limits.timeout} s: {shlex.join(cmd)}")
+            raise TimeoutError(
+                f"command timed out after {timeout or self.sandbox.limits.timeout} s: {shlex.join(cmd)}"
+            )
         code = result.exit_code if result.exit_code is not None else 1
         if code == 126 and "ermission denied" in result.stderr:
             raise PermissionError(f"{cmd[0]}: permission denied (not executable)")
@@ -171,7 +208,9 @@ class AgentkitSandboxEnvironment(SandboxEnvironment):
             raise IsADirectoryError(f"is a directory: {file}")
         if result.stdout_truncated:
             raise OutputLimitExceededError(f"{self.sandbox.limits.output_bytes} bytes", None)
-        raise RuntimeError(f"file operation on {file} failed ({result.status}, exit {code}): {result.stderr[-500:]}")
+        raise RuntimeError(
+            f"file operation on {file} failed ({result.status}, exit {code}): {result.stderr[-500:]}"
+        )
 
 
 @sandboxenv(name="agentkit-bwrap")
@@ -188,5 +227,9 @@ class AgentkitDockerSandboxEnvironment(AgentkitSandboxEnvironment):
     BACKEND = "docker"
 
 
-__all__ = ["AgentkitBwrapSandboxEnvironment", "AgentkitDockerSandboxEnvironment", "AgentkitSandboxConfig",
-           "AgentkitSandboxEnvironment"]
+__all__ = [
+    "AgentkitBwrapSandboxEnvironment",
+    "AgentkitDockerSandboxEnvironment",
+    "AgentkitSandboxConfig",
+    "AgentkitSandboxEnvironment",
+]

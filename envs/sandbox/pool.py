@@ -18,8 +18,15 @@ from agentkit.sandbox import Sandbox, SandboxLimits, create_sandbox
 
 
 class SandboxPool:
-    def __init__(self, backend: str = "bwrap", limits: SandboxLimits | None = None, size: int = 4,
-                 warm_python: bool = True, warm_concurrency: int | None = None, **options: Any):
+    def __init__(
+        self,
+        backend: str = "bwrap",
+        limits: SandboxLimits | None = None,
+        size: int = 4,
+        warm_python: bool = True,
+        warm_concurrency: int | None = None,
+        **options: Any,
+    ):
         if size < 0:
             raise ValueError(f"SandboxPool size must be >= 0, got {size}")
         self.backend = backend
@@ -68,8 +75,11 @@ class SandboxPool:
             raise
         except Exception as exc:  # handed to the waiter that would have got this sandbox
             # A configuration error stays one (never an infrastructure failure to retry).
-            self._ready.put_nowait(exc if isinstance(exc, (SandboxUnavailable, ConfigError)) else
-                                   SandboxUnavailable(f"could not start a {self.backend} sandbox: {exc!r}"))
+            self._ready.put_nowait(
+                exc
+                if isinstance(exc, (SandboxUnavailable, ConfigError))
+                else SandboxUnavailable(f"could not start a {self.backend} sandbox: {exc!r}")
+            )
             return
         self.created += 1
         if self._closed:

@@ -24,9 +24,14 @@ from typing import Any
 DENY_ERRNO = errno.ENOSYS
 
 CLONE_NEW_FLAGS = {
-    "CLONE_NEWNS": 0x00020000, "CLONE_NEWCGROUP": 0x02000000, "CLONE_NEWUTS": 0x04000000,
-    "CLONE_NEWIPC": 0x08000000, "CLONE_NEWUSER": 0x10000000, "CLONE_NEWPID": 0x20000000,
-    "CLONE_NEWNET": 0x40000000, "CLONE_NEWTIME": 0x00000080,
+    "CLONE_NEWNS": 0x00020000,
+    "CLONE_NEWCGROUP": 0x02000000,
+    "CLONE_NEWUTS": 0x04000000,
+    "CLONE_NEWIPC": 0x08000000,
+    "CLONE_NEWUSER": 0x10000000,
+    "CLONE_NEWPID": 0x20000000,
+    "CLONE_NEWNET": 0x40000000,
+    "CLONE_NEWTIME": 0x00000080,
 }
 
 
@@ -47,56 +52,125 @@ class Group:
 
 
 GROUPS: tuple[Group, ...] = (
-    Group("ptrace", "reading or steering other processes", (
-        ("ptrace", (0, 0, 0, 0)),                          # PTRACE_TRACEME: succeeds unfiltered
-        ("process_vm_readv", ("pid", 0, 0, 0, 0, 0)),      # 0 iovecs: returns 0 unfiltered
-    ), ("process_vm_writev",)),
-    Group("mount", "changing the mount table", (
-        ("mount", (0, 1, 0, 0, 0)),                         # bad target pointer: EFAULT
-        ("umount2", ("str:/", 0xFFFF)),                     # bad flags: EINVAL
-    ), ("move_mount", "open_tree", "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr",
-        "pivot_root", "chroot")),
-    Group("namespaces", "new namespaces (a nested user namespace regains every capability in it)", (
-        ("unshare", (1,)),                                  # invalid flag: EINVAL
-        ("setns", (-1, 0)),                                 # EBADF
-        ("clone", (0x10000000 | 0x200, 0, 0, 0, 0)),       # CLONE_NEWUSER|CLONE_FS: EINVAL
-        ("clone3", (0, 0)),                                 # size 0: EINVAL
-    )),
-    Group("keyring", "the kernel keyring (shared by every process of a uid)", (
-        ("keyctl", (0, -1000, 0)),                          # unknown special keyring: EINVAL
-        ("add_key", (0, 0, 0, 0, 0)),                       # EFAULT
-        ("request_key", (0, 0, 0, 0)),                      # EFAULT
-    )),
-    Group("bpf", "loading BPF programs", (
-        ("bpf", (0, 0, 1 << 20)),                           # attr bigger than a page: E2BIG
-    )),
-    Group("perf_event_open", "performance counters (side channels, a history of kernel bugs)", (
-        ("perf_event_open", (0, 0, -1, -1, 0)),             # EFAULT
-    )),
-    Group("userfaultfd", "stalling the kernel on a page fault (a staple of kernel exploits)", (
-        ("userfaultfd", (1,)),                              # UFFD_USER_MODE_ONLY: an fd unfiltered
-    )),
-    Group("kexec", "replacing the running kernel", (
-        ("kexec_load", (0, 0, 0, 0xFFFF0000)),              # EPERM (capability) or EINVAL
-        ("kexec_file_load", (-1, -1, 0, 0, 0)),
-    )),
-    Group("init_module", "loading or removing kernel modules", (
-        ("init_module", (0, 0, 0)),
-        ("finit_module", (-1, 0, 0)),
-        ("delete_module", (0, 0)),
-    )),
-    Group("open_by_handle_at", "opening host files by handle, around every mount (the shocker escape)", (
-        ("open_by_handle_at", (-1, 0, 0)),
-        ("name_to_handle_at", (-1, 0, 0, 0, 0)),
-    )),
-    Group("host_admin", "other host-wide administration", (
-        ("reboot", (0, 0, 0, 0)),
-        ("swapon", (0, 0)),
-        ("acct", (0,)),
-        ("syslog", (3, 0, 0)),                              # SYSLOG_ACTION_READ_ALL, no buffer
-        ("io_uring_setup", (0, 0)),                         # entries 0: EINVAL
-    ), ("swapoff", "quotactl", "iopl", "ioperm", "uselib", "vhangup", "lookup_dcookie", "io_uring_enter",
-        "io_uring_register", "settimeofday", "clock_settime", "clock_adjtime", "adjtimex")),
+    Group(
+        "ptrace",
+        "reading or steering other processes",
+        (
+            ("ptrace", (0, 0, 0, 0)),  # PTRACE_TRACEME: succeeds unfiltered
+            ("process_vm_readv", ("pid", 0, 0, 0, 0, 0)),  # 0 iovecs: returns 0 unfiltered
+        ),
+        ("process_vm_writev",),
+    ),
+    Group(
+        "mount",
+        "changing the mount table",
+        (
+            ("mount", (0, 1, 0, 0, 0)),  # bad target pointer: EFAULT
+            ("umount2", ("str:/", 0xFFFF)),  # bad flags: EINVAL
+        ),
+        (
+            "move_mount",
+            "open_tree",
+            "fsopen",
+            "fsconfig",
+            "fsmount",
+            "fspick",
+            "mount_setattr",
+            "pivot_root",
+            "chroot",
+        ),
+    ),
+    Group(
+        "namespaces",
+        "new namespaces (a nested user namespace regains every capability in it)",
+        (
+            ("unshare", (1,)),  # invalid flag: EINVAL
+            ("setns", (-1, 0)),  # EBADF
+            ("clone", (0x10000000 | 0x200, 0, 0, 0, 0)),  # CLONE_NEWUSER|CLONE_FS: EINVAL
+            ("clone3", (0, 0)),  # size 0: EINVAL
+        ),
+    ),
+    Group(
+        "keyring",
+        "the kernel keyring (shared by every process of a uid)",
+        (
+            ("keyctl", (0, -1000, 0)),  # unknown special keyring: EINVAL
+            ("add_key", (0, 0, 0, 0, 0)),  # EFAULT
+            ("request_key", (0, 0, 0, 0)),  # EFAULT
+        ),
+    ),
+    Group(
+        "bpf",
+        "loading BPF programs",
+        (
+            ("bpf", (0, 0, 1 << 20)),  # attr bigger than a page: E2BIG
+        ),
+    ),
+    Group(
+        "perf_event_open",
+        "performance counters (side channels, a history of kernel bugs)",
+        (
+            ("perf_event_open", (0, 0, -1, -1, 0)),  # EFAULT
+        ),
+    ),
+    Group(
+        "userfaultfd",
+        "stalling the kernel on a page fault (a staple of kernel exploits)",
+        (
+            ("userfaultfd", (1,)),  # UFFD_USER_MODE_ONLY: an fd unfiltered
+        ),
+    ),
+    Group(
+        "kexec",
+        "replacing the running kernel",
+        (
+            ("kexec_load", (0, 0, 0, 0xFFFF0000)),  # EPERM (capability) or EINVAL
+            ("kexec_file_load", (-1, -1, 0, 0, 0)),
+        ),
+    ),
+    Group(
+        "init_module",
+        "loading or removing kernel modules",
+        (
+            ("init_module", (0, 0, 0)),
+            ("finit_module", (-1, 0, 0)),
+            ("delete_module", (0, 0)),
+        ),
+    ),
+    Group(
+        "open_by_handle_at",
+        "opening host files by handle, around every mount (the shocker escape)",
+        (
+            ("open_by_handle_at", (-1, 0, 0)),
+            ("name_to_handle_at", (-1, 0, 0, 0, 0)),
+        ),
+    ),
+    Group(
+        "host_admin",
+        "other host-wide administration",
+        (
+            ("reboot", (0, 0, 0, 0)),
+            ("swapon", (0, 0)),
+            ("acct", (0,)),
+            ("syslog", (3, 0, 0)),  # SYSLOG_ACTION_READ_ALL, no buffer
+            ("io_uring_setup", (0, 0)),  # entries 0: EINVAL
+        ),
+        (
+            "swapoff",
+            "quotactl",
+            "iopl",
+            "ioperm",
+            "uselib",
+            "vhangup",
+            "lookup_dcookie",
+            "io_uring_enter",
+            "io_uring_register",
+            "settimeofday",
+            "clock_settime",
+            "clock_adjtime",
+            "adjtimex",
+        ),
+    ),
 )
 
 
@@ -107,6 +181,7 @@ class SeccompUnavailable(RuntimeError):
 def _module():
     try:
         import seccomp  # the official bindings (Debian's python3-seccomp)
+
         return seccomp
     except ImportError:
         pass
@@ -167,7 +242,10 @@ def status() -> tuple[bool, str]:
     except Exception as exc:
         return False, f"libseccomp could not build the filter: {exc}"
     calls = sum(len(g.calls) for g in GROUPS)
-    return True, f"{sc.__name__} over libseccomp, {calls} calls denied with ENOSYS, {size // 8} BPF instructions"
+    return (
+        True,
+        f"{sc.__name__} over libseccomp, {calls} calls denied with ENOSYS, {size // 8} BPF instructions",
+    )
 
 
 def pipe_fd() -> int:
@@ -177,7 +255,7 @@ def pipe_fd() -> int:
     try:
         view = memoryview(data)
         while view:  # the program is a few KiB, well under a pipe's buffer
-            view = view[os.write(write, view):]
+            view = view[os.write(write, view) :]
     finally:
         os.close(write)
     return read

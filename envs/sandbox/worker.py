@@ -117,8 +117,9 @@ def run_cell(code, namespace, index):
 def _open_streams():
     """Text streams over fds 1 and 2 (stdout block-buffered like a pipe, stderr unbuffered)."""
     stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="backslashreplace")
-    stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace",
-                              write_through=True)
+    stderr = io.TextIOWrapper(
+        io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", write_through=True
+    )
     return stdout, stderr
 
 
@@ -150,7 +151,7 @@ def main(argv):
         data = (json.dumps(obj) + "\n").encode()
         view = memoryview(data)
         while view:
-            view = view[os.write(proto_out, view):]
+            view = view[os.write(proto_out, view) :]
 
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
@@ -189,8 +190,15 @@ def main(argv):
         sys.path.insert(0, "")
     sys.argv = [""]
     os.umask(0o002)
-    reply({"ready": True, "pid": os.getpid(), "python": sys.version.split()[0],
-           "preloaded": loaded, "preload_failed": failed})
+    reply(
+        {
+            "ready": True,
+            "pid": os.getpid(),
+            "python": sys.version.split()[0],
+            "preloaded": loaded,
+            "preload_failed": failed,
+        }
+    )
 
     index = 0
     while True:
@@ -216,8 +224,17 @@ def main(argv):
         streams = _restore_streams(out_fd, err_fd, streams)
         out, out_cut = drains[0].collect()
         err, err_cut = drains[1].collect()
-        reply({"id": request.get("id"), "status": status, "exit_code": exit_code, "stdout": out,
-               "stderr": err, "stdout_truncated": out_cut, "stderr_truncated": err_cut})
+        reply(
+            {
+                "id": request.get("id"),
+                "status": status,
+                "exit_code": exit_code,
+                "stdout": out,
+                "stderr": err,
+                "stdout_truncated": out_cut,
+                "stderr_truncated": err_cut,
+            }
+        )
 
 
 if __name__ == "__main__":

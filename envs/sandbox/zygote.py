@@ -35,8 +35,15 @@ import sys
 
 CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS = 0x00020000, 0x02000000, 0x04000000
 CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x08000000, 0x10000000, 0x20000000, 0x40000000
-NAMESPACES = [("user", CLONE_NEWUSER), ("ipc", CLONE_NEWIPC), ("uts", CLONE_NEWUTS), ("net", CLONE_NEWNET),
-              ("cgroup", CLONE_NEWCGROUP), ("pid", CLONE_NEWPID), ("mnt", CLONE_NEWNS)]
+NAMESPACES = [
+    ("user", CLONE_NEWUSER),
+    ("ipc", CLONE_NEWIPC),
+    ("uts", CLONE_NEWUTS),
+    ("net", CLONE_NEWNET),
+    ("cgroup", CLONE_NEWCGROUP),
+    ("pid", CLONE_NEWPID),
+    ("mnt", CLONE_NEWNS),
+]
 PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, PR_CAP_AMBIENT = 24, 38, 22, 47
 PR_CAP_AMBIENT_CLEAR_ALL, SECCOMP_MODE_FILTER, PR_SET_DUMPABLE = 4, 2, 4
 MAX_FDS = 8
@@ -98,8 +105,11 @@ def _user_chain(target):
 def _join(target, userns):
     """setns into every namespace of ``target``: the others as soon as a user namespace that holds the
     capabilities over them is joined, the innermost user namespace last."""
-    others = [(os.open(f"/proc/{target}/ns/{name}", os.O_RDONLY), flag, name)
-              for name, flag in NAMESPACES if name != "user"]
+    others = [
+        (os.open(f"/proc/{target}/ns/{name}", os.O_RDONLY), flag, name)
+        for name, flag in NAMESPACES
+        if name != "user"
+    ]
     levels = _user_chain(target) if userns else [None]
     for level in levels:
         if level is not None:

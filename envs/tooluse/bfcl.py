@@ -45,19 +45,48 @@ DEFAULT_CATEGORIES = ("simple", "multiple", "parallel", "parallel_multiple")
 
 # BFCL's own mapping of its type names to JSON Schema (constants/type_mappings.py, GORILLA_TO_OPENAPI).
 JSON_TYPES = {
-    "integer": "integer", "number": "number", "float": "number", "string": "string", "boolean": "boolean",
-    "bool": "boolean", "array": "array", "list": "array", "dict": "object", "object": "object",
-    "tuple": "array", "any": "string", "byte": "integer", "short": "integer", "long": "integer",
-    "double": "number", "char": "string", "ArrayList": "array", "Array": "array", "HashMap": "object",
-    "Hashtable": "object", "Queue": "array", "Stack": "array", "Any": "string", "String": "string",
+    "integer": "integer",
+    "number": "number",
+    "float": "number",
+    "string": "string",
+    "boolean": "boolean",
+    "bool": "boolean",
+    "array": "array",
+    "list": "array",
+    "dict": "object",
+    "object": "object",
+    "tuple": "array",
+    "any": "string",
+    "byte": "integer",
+    "short": "integer",
+    "long": "integer",
+    "double": "number",
+    "char": "string",
+    "ArrayList": "array",
+    "Array": "array",
+    "HashMap": "object",
+    "Hashtable": "object",
+    "Queue": "array",
+    "Stack": "array",
+    "Any": "string",
+    "String": "string",
     "Bigint": "integer",
 }
-PYTHON_TYPES: dict[str, type] = {"string": str, "integer": int, "float": float, "boolean": bool,
-                                 "array": list, "tuple": list, "dict": dict, "any": str}
+PYTHON_TYPES: dict[str, type] = {
+    "string": str,
+    "integer": int,
+    "float": float,
+    "boolean": bool,
+    "array": list,
+    "tuple": list,
+    "dict": dict,
+    "any": str,
+}
 NESTED_TYPES = ("array", "tuple")
 
 
 # ------------------------------------------------------------------------------------------ the wheel
+
 
 def cache_dir() -> Path:
     return paths.cache_dir("bfcl")
@@ -66,8 +95,17 @@ def cache_dir() -> Path:
 def download_wheel(dest: Path, timeout: float = 300.0) -> Path:
     """``pip download --no-deps bfcl-eval==VERSION -d dest``; raises ``DataError`` when it fails."""
     dest.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-           f"bfcl-eval=={BFCL_VERSION}", "-d", str(dest)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--disable-pip-version-check",
+        f"bfcl-eval=={BFCL_VERSION}",
+        "-d",
+        str(dest),
+    ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -75,7 +113,9 @@ def download_wheel(dest: Path, timeout: float = 300.0) -> Path:
     wheel = dest / WHEEL_NAME
     if proc.returncode != 0 or not wheel.exists():
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        raise DataError(f"could not download bfcl-eval {BFCL_VERSION} with pip: {' | '.join(tail)}", str(dest))
+        raise DataError(
+            f"could not download bfcl-eval {BFCL_VERSION} with pip: {' | '.join(tail)}", str(dest)
+        )
     return wheel
 
 
@@ -93,8 +133,11 @@ def find_wheel(path: str | os.PathLike | None = None, *, download: bool = True) 
     if wheel.is_file():
         return wheel
     if not download:
-        raise DataError(f"bfcl-eval wheel not cached; run: pip download --no-deps bfcl-eval=={BFCL_VERSION} "
-                        f"-d {cache_dir()}", str(wheel))
+        raise DataError(
+            f"bfcl-eval wheel not cached; run: pip download --no-deps bfcl-eval=={BFCL_VERSION} "
+            f"-d {cache_dir()}",
+            str(wheel),
+        )
     return download_wheel(cache_dir())
 
 
@@ -139,6 +182,7 @@ class BfclWheel:
 
 # ------------------------------------------------------------------------------------------- schemas
 
+
 def to_json_schema(node: Any) -> Any:
     """A BFCL parameter description as JSON Schema (``dict`` -> object, ``float`` -> number, ...)."""
     if isinstance(node, list):
@@ -166,11 +210,20 @@ def tool_spec(function: dict[str, Any]) -> ToolSpec:
     parameters = to_json_schema(function.get("parameters") or {"type": "dict", "properties": {}})
     parameters["type"] = "object"
     parameters.setdefault("properties", {})
-    return ToolSpec.model_validate({"type": "function", "function": {
-        "name": function["name"], "description": function.get("description", ""), "parameters": parameters}})
+    return ToolSpec.model_validate(
+        {
+            "type": "function",
+            "function": {
+                "name": function["name"],
+                "description": function.get("description", ""),
+                "parameters": parameters,
+            },
+        }
+    )
 
 
 # -------------------------------------------------------------------------------------------- checker
+
 
 def _possible_type(possible: list[Any]) -> type | None:
     for answer in possible:
@@ -179,9 +232,15 @@ def _possible_type(possible: list[Any]) -> type | None:
     return None
 
 
-def _type_check(param: str, value: Any, possible: list[Any], type_name: str, expected: type,
-                nested: type | None) -> dict[str, Any]:
-    result: dict[str, Any] = {"valid": True, "error": [], "is_variable": False, "error_type": "type_error:simple"}
+def _type_check(
+    param: str, value: Any, possible: list[Any], type_name: str, expected: type, nested: type | None
+) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "valid": True,
+        "error": [],
+        "is_variable": False,
+        "error_type": "type_error:simple",
+    }
     possible_type = _possible_type(possible)
     is_variable = possible_type is not None and possible_type != expected
     if type(value) == expected:  # noqa: E721 - BFCL compares exact types (bool is not int)
@@ -198,15 +257,19 @@ def _type_check(param: str, value: Any, possible: list[Any], type_name: str, exp
             if ok:
                 return {"valid": True, "error": [], "is_variable": is_variable}
         result["valid"] = False
-        result["error"] = [f"Nested type checking failed for parameter {param!r}. Expected outer type "
-                           f"{type_name} with inner type {nested}. Parameter value: {value!r}."]
+        result["error"] = [
+            f"Nested type checking failed for parameter {param!r}. Expected outer type "
+            f"{type_name} with inner type {nested}. Parameter value: {value!r}."
+        ]
         result["error_type"] = "type_error:nested"
     if possible_type is not None and type(value) == possible_type:  # noqa: E721
         result["is_variable"] = True
         return result
     result["valid"] = False
-    result["error"].append(f"Incorrect type for parameter {param!r}. Expected type {type_name}, got "
-                           f"{type(value).__name__}. Parameter value: {value!r}.")
+    result["error"].append(
+        f"Incorrect type for parameter {param!r}. Expected type {type_name}, got "
+        f"{type(value).__name__}. Parameter value: {value!r}."
+    )
     result["error_type"] = "type_error:simple"
     return result
 
@@ -222,15 +285,24 @@ def _std_list(values: list[Any]) -> list[Any]:
 
 def _string_check(param: str, value: str, possible: list[Any]) -> dict[str, Any]:
     if standardize(value) not in [standardize(p) for p in possible if type(p) == str]:  # noqa: E721
-        return {"valid": False, "error": [f"Invalid value for parameter {param!r}: {value!r}. Expected one of "
-                                          f"{possible}. Case insensitive."], "error_type": "value_error:string"}
+        return {
+            "valid": False,
+            "error": [
+                f"Invalid value for parameter {param!r}: {value!r}. Expected one of "
+                f"{possible}. Case insensitive."
+            ],
+            "error_type": "value_error:string",
+        }
     return {"valid": True, "error": []}
 
 
 def _list_check(param: str, value: list[Any], possible: list[Any]) -> dict[str, Any]:
     if _std_list(list(value)) not in [_std_list(p) for p in possible]:
-        return {"valid": False, "error": [f"Invalid value for parameter {param!r}: {value!r}. Expected one of "
-                                          f"{possible}."], "error_type": "value_error:list/tuple"}
+        return {
+            "valid": False,
+            "error": [f"Invalid value for parameter {param!r}: {value!r}. Expected one of {possible}."],
+            "error_type": "value_error:list/tuple",
+        }
     return {"valid": True, "error": []}
 
 
@@ -250,7 +322,9 @@ def _dict_check(param: str, value: dict[str, Any], possible: list[Any]) -> dict[
             standard = standardize(item) if type(item) == str else item  # noqa: E721
             options = _std_list(list(answer[key]))
             if standard not in options:
-                result["error"].append(f"Invalid value for parameter {key!r}: {item!r}. Expected one of {options}.")
+                result["error"].append(
+                    f"Invalid value for parameter {key!r}: {item!r}. Expected one of {options}."
+                )
                 result["error_type"] = "value_error:dict_value"
                 ok = False
                 break
@@ -269,8 +343,11 @@ def _list_dict_check(param: str, value: list[Any], possible: list[Any]) -> dict[
     result: dict[str, Any] = {"valid": False, "error": [], "error_type": "list_dict_checker:unclear"}
     for answer in possible:
         if len(value) != len(answer):
-            result = {"valid": False, "error": ["Wrong number of dictionaries in the list."],
-                      "error_type": "value_error:list_dict_count"}
+            result = {
+                "valid": False,
+                "error": ["Wrong number of dictionaries in the list."],
+                "error_type": "value_error:list_dict_count",
+            }
             continue
         ok = True
         for index, item in enumerate(value):
@@ -292,21 +369,32 @@ def check_one(function: dict[str, Any], call: dict[str, Any], answer: dict[str, 
     required = function["parameters"].get("required", [])
     result: dict[str, Any] = {"valid": True, "error": [], "error_type": "simple_function_checker:unclear"}
     if name not in call:
-        return {"valid": False, "error": [f"Function name {name!r} not found in model output."],
-                "error_type": "simple_function_checker:wrong_func_name"}
+        return {
+            "valid": False,
+            "error": [f"Function name {name!r} not found in model output."],
+            "error_type": "simple_function_checker:wrong_func_name",
+        }
     arguments = call[name]
     for param in required:
         if param not in arguments:
-            return {"valid": False, "error": [f"Missing required parameter: {param!r}."],
-                    "error_type": "simple_function_checker:missing_required"}
+            return {
+                "valid": False,
+                "error": [f"Missing required parameter: {param!r}."],
+                "error_type": "simple_function_checker:missing_required",
+            }
     for param, value in arguments.items():
         if param not in details or param not in possible:
-            return {"valid": False, "error": [f"Unexpected parameter: {param!r}."],
-                    "error_type": "simple_function_checker:unexpected_param"}
+            return {
+                "valid": False,
+                "error": [f"Unexpected parameter: {param!r}."],
+                "error_type": "simple_function_checker:unexpected_param",
+            }
         type_name = details[param]["type"]
         if type_name not in PYTHON_TYPES:
-            raise DataError(f"function {name}: parameter {param!r} has type {type_name!r}, "
-                            "which BFCL's Python checker does not know")
+            raise DataError(
+                f"function {name}: parameter {param!r} has type {type_name!r}, "
+                "which BFCL's Python checker does not know"
+            )
         expected = PYTHON_TYPES[type_name]
         nested = PYTHON_TYPES[details[param]["items"]["type"]] if type_name in NESTED_TYPES else None
         if type_name == "tuple" and type(value) == tuple:  # noqa: E721
@@ -332,12 +420,20 @@ def check_one(function: dict[str, Any], call: dict[str, Any], answer: dict[str, 
                     return checked
                 continue
         if value not in possible[param]:
-            return {"valid": False, "error": [f"Invalid value for parameter {param!r}: {value!r}. Expected one of "
-                                              f"{possible[param]}."], "error_type": "value_error:others"}
+            return {
+                "valid": False,
+                "error": [
+                    f"Invalid value for parameter {param!r}: {value!r}. Expected one of {possible[param]}."
+                ],
+                "error_type": "value_error:others",
+            }
     for param in possible:
         if param not in arguments and "" not in possible[param]:
-            return {"valid": False, "error": [f"Optional parameter {param!r} not provided and not marked as optional."],
-                    "error_type": "simple_function_checker:missing_optional"}
+            return {
+                "valid": False,
+                "error": [f"Optional parameter {param!r} not provided and not marked as optional."],
+                "error_type": "simple_function_checker:missing_optional",
+            }
     return result
 
 
@@ -345,14 +441,21 @@ def _describe(functions: list[dict[str, Any]], name: str) -> dict[str, Any] | No
     return next((f for f in functions if f["name"] == name), None)
 
 
-def check_calls(functions: list[dict[str, Any]], calls: Sequence[dict[str, Any]], possible: list[dict[str, Any]],
-                category: str) -> dict[str, Any]:
+def check_calls(
+    functions: list[dict[str, Any]],
+    calls: Sequence[dict[str, Any]],
+    possible: list[dict[str, Any]],
+    category: str,
+) -> dict[str, Any]:
     """BFCL's ``ast_checker`` for Python: ``calls`` are ``[{name: {param: value}}, ...]`` in the model's order."""
     calls = list(calls)
     if "parallel" in category:
         if len(calls) != len(possible):
-            return {"valid": False, "error": ["Wrong number of functions."],
-                    "error_type": "parallel_function_checker_no_order:wrong_count"}
+            return {
+                "valid": False,
+                "error": ["Wrong number of functions."],
+                "error_type": "parallel_function_checker_no_order:wrong_count",
+            }
         matched: list[int] = []
         for i, answer in enumerate(possible):
             function = _describe(functions, list(answer)[0])
@@ -365,41 +468,56 @@ def check_calls(functions: list[dict[str, Any]], calls: Sequence[dict[str, Any]]
                     matched.append(index)
                     break
             if not result["valid"]:
-                return {"valid": False, "error": [f"Could not find a matching function for index {i} of possible "
-                                                  "answers."],
-                        "error_type": "parallel_function_checker_no_order:cannot_find_match"}
+                return {
+                    "valid": False,
+                    "error": [f"Could not find a matching function for index {i} of possible answers."],
+                    "error_type": "parallel_function_checker_no_order:cannot_find_match",
+                }
         return {"valid": True, "error": []}
     if "multiple" in category:
         if len(calls) != len(possible):
-            return {"valid": False, "error": ["Wrong number of functions."],
-                    "error_type": "multiple_function_checker:wrong_count"}
+            return {
+                "valid": False,
+                "error": ["Wrong number of functions."],
+                "error_type": "multiple_function_checker:wrong_count",
+            }
         function = _describe(functions, list(possible[0])[0])
         if function is None:
             raise DataError(f"possible answer names {list(possible[0])[0]!r}, which no function describes")
         return check_one(function, calls[0], possible[0])
     if len(calls) != 1:
-        return {"valid": False, "error": ["Wrong number of functions."],
-                "error_type": "simple_function_checker:wrong_count"}
+        return {
+            "valid": False,
+            "error": ["Wrong number of functions."],
+            "error_type": "simple_function_checker:wrong_count",
+        }
     return check_one(functions[0], calls[0], possible[0])
 
 
 # --------------------------------------------------------------------------------------------- loader
 
+
 def _category_of(name: str) -> str:
     if name not in CATEGORIES:
-        raise ConfigError(f"tasks.options.categories: unknown BFCL category '{name}'; known: "
-                          f"{', '.join(CATEGORIES)}, multi_turn_base, multi_turn_long_context")
+        raise ConfigError(
+            f"tasks.options.categories: unknown BFCL category '{name}'; known: "
+            f"{', '.join(CATEGORIES)}, multi_turn_base, multi_turn_long_context"
+        )
     return CATEGORIES[name]
 
 
-def load_bfcl_tasks(wheel: BfclWheel, categories: Sequence[str] = DEFAULT_CATEGORIES,
-                    env_name: str = "tooluse") -> list[Task]:
+def load_bfcl_tasks(
+    wheel: BfclWheel, categories: Sequence[str] = DEFAULT_CATEGORIES, env_name: str = "tooluse"
+) -> list[Task]:
     """BFCL tasks of ``categories``, each with its functions (and their JSON schemas) and possible answers."""
     tasks: list[Task] = []
     for name in categories:
         stem = _category_of(name)
         member = f"{DATA_PREFIX}/BFCL_v4_{stem}.json"
-        answers = {row["id"]: row["ground_truth"] for _, row in wheel.rows(f"{DATA_PREFIX}/possible_answer/BFCL_v4_{stem}.json")}
+        answers = {
+            row["id"]: row["ground_truth"]
+            for _, row in wheel.rows(f"{DATA_PREFIX}/possible_answer/BFCL_v4_{stem}.json")
+        }
         for line, row in wheel.rows(member):
             where = f"{wheel.path}!{member}"
             try:
@@ -411,16 +529,32 @@ def load_bfcl_tasks(wheel: BfclWheel, categories: Sequence[str] = DEFAULT_CATEGO
             if task_id not in answers:
                 raise DataError(f"no possible answer for {task_id}", where, line)
             if len(turns) != 1:
-                raise DataError(f"{task_id} has {len(turns)} turns; single-turn categories have one", where, line)
+                raise DataError(
+                    f"{task_id} has {len(turns)} turns; single-turn categories have one", where, line
+                )
             messages = turns[0]
             users = [m["content"] for m in messages if m["role"] == "user"]
             try:
                 [tool_spec(f) for f in functions]
             except Exception as exc:
-                raise DataError(f"{task_id}: function schema cannot be converted: {exc}", where, line) from None
-            tasks.append(Task(id=task_id, env=env_name, prompt=users[-1] if users else "", meta={
-                "check": "calls", "source": "bfcl", "category": stem, "messages": messages,
-                "functions": functions, "possible_answer": answers[task_id]}))
+                raise DataError(
+                    f"{task_id}: function schema cannot be converted: {exc}", where, line
+                ) from None
+            tasks.append(
+                Task(
+                    id=task_id,
+                    env=env_name,
+                    prompt=users[-1] if users else "",
+                    meta={
+                        "check": "calls",
+                        "source": "bfcl",
+                        "category": stem,
+                        "messages": messages,
+                        "functions": functions,
+                        "possible_answer": answers[task_id],
+                    },
+                )
+            )
     return tasks
 
 
@@ -434,7 +568,9 @@ def _reference_value(value: Any, schema: dict[str, Any]) -> Any:
     return value
 
 
-def reference_calls(functions: list[dict[str, Any]], possible: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+def reference_calls(
+    functions: list[dict[str, Any]], possible: list[dict[str, Any]]
+) -> list[tuple[str, dict[str, Any]]]:
     """A call list for a possible answer: each parameter's first allowed value; parameters that may be
     left out (``""`` among their values) are, unless the function requires them. A few BFCL rows allow
     no passing call at all; ``check_calls`` tells."""

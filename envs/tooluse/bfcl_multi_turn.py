@@ -21,11 +21,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from agentkit.envs.tooluse.bfcl import DATA_PREFIX, BfclWheel
 from agentkit.errors import DataError
 from agentkit.records import Message, Task
-from agentkit.envs.tooluse.bfcl import DATA_PREFIX, BfclWheel
 
-MULTI_TURN_CATEGORIES = {"multi_turn_base": "multi_turn_base", "multi_turn_long_context": "multi_turn_long_context"}
+MULTI_TURN_CATEGORIES = {
+    "multi_turn_base": "multi_turn_base",
+    "multi_turn_long_context": "multi_turn_long_context",
+}
 SOURCE_PREFIX = "bfcl_eval.eval_checker.multi_turn_eval.func_source_code"
 CLASSES: dict[str, tuple[str, str]] = {  # class -> (module, function-doc file)
     "GorillaFileSystem": ("gorilla_file_system", "gorilla_file_system.json"),
@@ -68,8 +71,13 @@ def format_result(result: Any) -> str:
 class BfclWorld:
     """Live instances of a task's BFCL classes, loaded from its initial config."""
 
-    def __init__(self, classes: Sequence[str], initial_config: dict[str, Any], wheel: str | Path,
-                 long_context: bool = False):
+    def __init__(
+        self,
+        classes: Sequence[str],
+        initial_config: dict[str, Any],
+        wheel: str | Path,
+        long_context: bool = False,
+    ):
         import copy
 
         self.instances: dict[str, Any] = {}
@@ -77,7 +85,9 @@ class BfclWorld:
         for name in classes:
             instance = simulator_class(name, wheel)()
             if name not in STATELESS:
-                instance._load_scenario(copy.deepcopy(initial_config.get(name, {})), long_context=long_context)
+                instance._load_scenario(
+                    copy.deepcopy(initial_config.get(name, {})), long_context=long_context
+                )
             self.instances[name] = instance
             for method_name, method in inspect.getmembers(instance, predicate=inspect.ismethod):
                 if not method_name.startswith("_"):
@@ -99,8 +109,10 @@ class BfclWorld:
         return self.call(name, arguments)
 
     def state(self) -> dict[str, dict[str, Any]]:
-        return {name: {k: v for k, v in vars(obj).items() if not k.startswith("_")}
-                for name, obj in self.instances.items()}
+        return {
+            name: {k: v for k, v in vars(obj).items() if not k.startswith("_")}
+            for name, obj in self.instances.items()
+        }
 
 
 def parse_call(source: str, methods: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -126,9 +138,14 @@ def parse_call(source: str, methods: dict[str, Any]) -> tuple[str, dict[str, Any
 def load_multi_turn_tasks(wheel: BfclWheel, category: str, env_name: str = "tooluse") -> list[Task]:
     stem = MULTI_TURN_CATEGORIES[category]
     member = f"{DATA_PREFIX}/BFCL_v4_{stem}.json"
-    answers = {r["id"]: r["ground_truth"] for _, r in wheel.rows(f"{DATA_PREFIX}/possible_answer/BFCL_v4_{stem}.json")}
-    docs = {name: [row for _, row in wheel.rows(f"{DATA_PREFIX}/multi_turn_func_doc/{doc}")]
-            for name, (_, doc) in CLASSES.items()}
+    answers = {
+        r["id"]: r["ground_truth"]
+        for _, r in wheel.rows(f"{DATA_PREFIX}/possible_answer/BFCL_v4_{stem}.json")
+    }
+    docs = {
+        name: [row for _, row in wheel.rows(f"{DATA_PREFIX}/multi_turn_func_doc/{doc}")]
+        for name, (_, doc) in CLASSES.items()
+    }
     tasks = []
     for line, row in wheel.rows(member):
         where = f"{wheel.path}!{member}"
@@ -142,10 +159,24 @@ def load_multi_turn_tasks(wheel: BfclWheel, category: str, env_name: str = "tool
         functions = [f for c in row["involved_classes"] for f in docs[c] if f["name"] not in excluded]
         turns = [[{"role": m["role"], "content": m["content"]} for m in turn] for turn in row["question"]]
         first_users = [m["content"] for m in turns[0] if m["role"] == "user"]
-        tasks.append(Task(id=row["id"], env=env_name, prompt=first_users[-1] if first_users else "", meta={
-            "check": "multi_turn", "source": "bfcl", "category": stem, "turns": turns,
-            "involved_classes": row["involved_classes"], "initial_config": row["initial_config"],
-            "functions": functions, "ground_truth": truth, "long_context": "long_context" in stem}))
+        tasks.append(
+            Task(
+                id=row["id"],
+                env=env_name,
+                prompt=first_users[-1] if first_users else "",
+                meta={
+                    "check": "multi_turn",
+                    "source": "bfcl",
+                    "category": stem,
+                    "turns": turns,
+                    "involved_classes": row["involved_classes"],
+                    "initial_config": row["initial_config"],
+                    "functions": functions,
+                    "ground_truth": truth,
+                    "long_context": "long_context" in stem,
+                },
+            )
+        )
     return tasks
 
 
@@ -188,8 +219,11 @@ def check_multi_turn(meta: dict[str, Any], messages: Sequence[Message], wheel: s
     truth = meta["ground_truth"]
     model_turns = turns_of(messages)
     if len(model_turns) != len(truth):
-        return {"valid": False, "error_type": "multi_turn:force_terminated",
-                "error": f"the conversation has {len(model_turns)} user turns, the task {len(truth)}"}
+        return {
+            "valid": False,
+            "error_type": "multi_turn:force_terminated",
+            "error": f"the conversation has {len(model_turns)} user turns, the task {len(truth)}",
+        }
     args = (meta["involved_classes"], meta["initial_config"], wheel, meta.get("long_context", False))
     model_world, truth_world = BfclWorld(*args), BfclWorld(*args)
     all_model_results: list[str] = []
@@ -200,23 +234,33 @@ def check_multi_turn(meta: dict[str, Any], messages: Sequence[Message], wheel: s
         if not expected_calls:
             continue
         if not steps:
-            return {"valid": False, "error_type": "multi_turn:empty_turn_model_response",
-                    "error": f"no function call in turn {index}"}
+            return {
+                "valid": False,
+                "error_type": "multi_turn:empty_turn_model_response",
+                "error": f"no function call in turn {index}",
+            }
         model_state, truth_state = model_world.state(), truth_world.state()
         for name, attributes in truth_state.items():
             differing = sorted(k for k, v in attributes.items() if model_state[name].get(k) != v)
             if differing:
-                return {"valid": False, "error_type": "multi_turn:instance_state_mismatch",
-                        "error": f"turn {index}: {name} differs in {', '.join(differing)}"}
+                return {
+                    "valid": False,
+                    "error_type": "multi_turn:instance_state_mismatch",
+                    "error": f"turn {index}: {name} differs in {', '.join(differing)}",
+                }
         missing = _missing_unordered(expected_results, all_model_results)
         if missing:
-            return {"valid": False, "error_type": "multi_turn:execution_response_mismatch",
-                    "error": f"turn {index}: results never produced: {[m[:80] for m in missing[:3]]}"}
+            return {
+                "valid": False,
+                "error_type": "multi_turn:execution_response_mismatch",
+                "error": f"turn {index}: results never produced: {[m[:80] for m in missing[:3]]}",
+            }
     return {"valid": True}
 
 
 def reference_turns(meta: dict[str, Any], wheel: str | Path) -> list[list[tuple[str, dict[str, Any]]]]:
     """The ground-truth calls of every turn as ``(name, arguments)`` (positional arguments named)."""
-    world = BfclWorld(meta["involved_classes"], meta["initial_config"], wheel, meta.get("long_context", False))
+    world = BfclWorld(
+        meta["involved_classes"], meta["initial_config"], wheel, meta.get("long_context", False)
+    )
     return [[parse_call(source, world.methods) for source in turn] for turn in meta["ground_truth"]]
-

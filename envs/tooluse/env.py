@@ -20,26 +20,36 @@ from typing import Any
 from agentkit.client import GeneratorClient, ModelClient
 from agentkit.config import SandboxConfig, TaskSourceConfig
 from agentkit.env import Env, Episode, Tool, ToolOutput
-from agentkit.errors import ConfigError, ModelError, VerifierError
-from agentkit.records import Message, Task, ToolCall, ToolSpec, Verdict
-from agentkit.toolcalls import render_tool_call, split_reasoning
 from agentkit.envs.prompts import agent_prompt
 from agentkit.envs.tasks import FILE_SOURCES, generate, load_task_rows, select
 from agentkit.envs.tooluse import bfcl, bfcl_multi_turn
 from agentkit.envs.tooluse.generator import TEMPLATES, Calls, Final, SolverGen, make_task, templates_for
 from agentkit.envs.tooluse.simulators import SIMULATORS, Simulator
+from agentkit.errors import ConfigError, ModelError, VerifierError
+from agentkit.records import Message, Task, ToolCall, ToolSpec, Verdict
+from agentkit.toolcalls import render_tool_call, split_reasoning
 
-STATE_GUIDANCE = ("You act for the user through the tools; the tools change the world, so check what you "
-                  "need before you change anything. When you are done, tell the user what you did and "
-                  "answer their questions in your last message.")
-CALLS_GUIDANCE = ("Answer the user's request by calling the right functions with the right arguments; when "
-                  "several calls are needed, make them together in one turn.")
-RECORDED = json.dumps({"status": "recorded",
-                       "note": "calls are checked, not executed; reply without tool calls when you are done"})
+STATE_GUIDANCE = (
+    "You act for the user through the tools; the tools change the world, so check what you "
+    "need before you change anything. When you are done, tell the user what you did and "
+    "answer their questions in your last message."
+)
+CALLS_GUIDANCE = (
+    "Answer the user's request by calling the right functions with the right arguments; when "
+    "several calls are needed, make them together in one turn."
+)
+RECORDED = json.dumps(
+    {
+        "status": "recorded",
+        "note": "calls are checked, not executed; reply without tool calls when you are done",
+    }
+)
 CHECKS = ("state", "calls", "multi_turn")
 TOOL_SUBSETS = ("domain", "task")
-MULTI_TURN_GUIDANCE = ("Carry out each of the user's requests with the functions; they work on a live system whose "
-                       "state carries over from one request to the next.")
+MULTI_TURN_GUIDANCE = (
+    "Carry out each of the user's requests with the functions; they work on a live system whose "
+    "state carries over from one request to the next."
+)
 
 
 def state_diff(expected: Any, actual: Any, path: str = "", limit: int = 10) -> list[str]:
@@ -105,12 +115,20 @@ class ToolUseEpisode(Episode):
             for domain, state in task.meta["initial_state"].items():
                 self.simulators[domain] = SIMULATORS[domain](state)
             offered = env.offered_tools(task)
-            self._tools = [t for sim in self.simulators.values() for t in sim.tools()
-                           if offered is None or t.name in offered]
+            self._tools = [
+                t
+                for sim in self.simulators.values()
+                for t in sim.tools()
+                if offered is None or t.name in offered
+            ]
         elif self.check == "multi_turn":
             meta = task.meta
-            self.world = bfcl_multi_turn.BfclWorld(meta["involved_classes"], meta["initial_config"],
-                                                   env.bfcl_wheel(), meta.get("long_context", False))
+            self.world = bfcl_multi_turn.BfclWorld(
+                meta["involved_classes"],
+                meta["initial_config"],
+                env.bfcl_wheel(),
+                meta.get("long_context", False),
+            )
             self._tools = [self._bfcl_tool(f) for f in meta["functions"]]
         self.closed = False
 
@@ -155,7 +173,9 @@ class ToolUseEpisode(Episode):
                 raise VerifierError(f"BFCL multi-turn checker failed on {self.task.id}: {exc}") from exc
             if result["valid"]:
                 return Verdict(passed=True, reward=1.0, reason="every turn matches the ground truth")
-            return Verdict(passed=False, reward=0.0, reason=result["error_type"], details={"error": result["error"]})
+            return Verdict(
+                passed=False, reward=0.0, reason=result["error_type"], details={"error": result["error"]}
+            )
         return self._verify_state(messages)
 
     def _verify_state(self, messages: Sequence[Message]) -> Verdict:
@@ -195,9 +215,15 @@ class ToolUseEpisode(Episode):
         except Exception as exc:
             raise VerifierError(f"BFCL checker failed on {self.task.id}: {exc}") from exc
         if result["valid"]:
-            return Verdict(passed=True, reward=1.0, reason="calls match a possible answer", details={"calls": calls})
-        return Verdict(passed=False, reward=0.0, reason=f"{result.get('error_type', 'mismatch')}",
-                       details={"calls": calls, "errors": result.get("error", [])[:3]})
+            return Verdict(
+                passed=True, reward=1.0, reason="calls match a possible answer", details={"calls": calls}
+            )
+        return Verdict(
+            passed=False,
+            reward=0.0,
+            reason=f"{result.get('error_type', 'mismatch')}",
+            details={"calls": calls, "errors": result.get("error", [])[:3]},
+        )
 
     def feedback(self, verdict: Verdict) -> str:
         return f"The task is not done correctly yet ({verdict.reason}). Check your steps and try again."
@@ -234,7 +260,9 @@ def solver_client(steps: SolverGen, *, strict: bool = True) -> GeneratorClient:
                 except StopIteration:
                     return
                 continue
-            text = f"<think>{step.thought}</think>\n" + "\n".join(render_tool_call(n, a) for n, a in step.calls)
+            text = f"<think>{step.thought}</think>\n" + "\n".join(
+                render_tool_call(n, a) for n, a in step.calls
+            )
             observations = yield text
             results: list[Any] = []
             for message in observations or []:
@@ -246,10 +274,14 @@ def solver_client(steps: SolverGen, *, strict: bool = True) -> GeneratorClient:
                     results.append(json.loads(message.content))
                 except json.JSONDecodeError:
                     if strict:
-                        raise ModelError(f"reference solver cannot read the observation {message.content[:200]!r}") from None
+                        raise ModelError(
+                            f"reference solver cannot read the observation {message.content[:200]!r}"
+                        ) from None
                     results.append(message.content)
             if len(results) != len(step.calls):
-                raise ModelError(f"reference solver made {len(step.calls)} calls but saw {len(results)} results")
+                raise ModelError(
+                    f"reference solver made {len(step.calls)} calls but saw {len(results)} results"
+                )
             try:
                 step = steps.send(results)
             except StopIteration:
@@ -264,14 +296,23 @@ class ToolUseEnv(Env):
     name = "tooluse"
     version = "1"
 
-    def __init__(self, sandbox: SandboxConfig | None = None, *, calls_scope: str = "first_turn",
-                 bfcl_download: bool = True, bfcl_path: str | None = None, tool_subset: str = "domain",
-                 system_prompt: str | None = None):
+    def __init__(
+        self,
+        sandbox: SandboxConfig | None = None,
+        *,
+        calls_scope: str = "first_turn",
+        bfcl_download: bool = True,
+        bfcl_path: str | None = None,
+        tool_subset: str = "domain",
+        system_prompt: str | None = None,
+    ):
         super().__init__(sandbox)
         if calls_scope not in ("first_turn", "all"):
             raise ConfigError(f"env.options.calls_scope must be first_turn or all, not '{calls_scope}'")
         if tool_subset not in TOOL_SUBSETS:
-            raise ConfigError(f"env.options.tool_subset must be one of {', '.join(TOOL_SUBSETS)}, not '{tool_subset}'")
+            raise ConfigError(
+                f"env.options.tool_subset must be one of {', '.join(TOOL_SUBSETS)}, not '{tool_subset}'"
+            )
         if system_prompt is not None and not isinstance(system_prompt, str):
             raise ConfigError("env.options.system_prompt must be a string (or null for the default prompts)")
         self.calls_scope = calls_scope
@@ -295,8 +336,12 @@ class ToolUseEnv(Env):
         if task.meta.get("check") in ("calls", "multi_turn"):
             return [bfcl.tool_spec(f) for f in task.meta["functions"]]
         offered = self.offered_tools(task)
-        return [spec for domain in sorted(task.meta["initial_state"]) for spec in SIMULATORS[domain].specs()
-                if offered is None or spec.name in offered]
+        return [
+            spec
+            for domain in sorted(task.meta["initial_state"])
+            for spec in SIMULATORS[domain].specs()
+            if offered is None or spec.name in offered
+        ]
 
     def _system(self, guidance: str) -> str:
         return self.custom_prompt if self.custom_prompt is not None else agent_prompt(guidance)
@@ -305,16 +350,25 @@ class ToolUseEnv(Env):
         check = task.meta.get("check")
         if check == "multi_turn":
             first = [m["content"] for m in task.meta["turns"][0] if m["role"] == "user"]
-            return [Message(role="system", content=self._system(MULTI_TURN_GUIDANCE)),
-                    Message(role="user", content="\n\n".join(first))]
+            return [
+                Message(role="system", content=self._system(MULTI_TURN_GUIDANCE)),
+                Message(role="user", content="\n\n".join(first)),
+            ]
         if check != "calls":
-            return [Message(role="system", content=self._system(STATE_GUIDANCE)),
-                    Message(role="user", content=task.prompt)]
+            return [
+                Message(role="system", content=self._system(STATE_GUIDANCE)),
+                Message(role="user", content=task.prompt),
+            ]
         given = task.meta.get("messages") or [{"role": "user", "content": task.prompt}]
         extra = "\n\n".join(m["content"] for m in given if m["role"] == "system")
-        system = (agent_prompt(CALLS_GUIDANCE + (f"\n\n{extra}" if extra else "")) if self.custom_prompt is None
-                  else self.custom_prompt + (f"\n\n{extra}" if extra else ""))
-        turns = [Message(role=m["role"], content=m["content"]) for m in given if m["role"] in ("user", "assistant")]
+        system = (
+            agent_prompt(CALLS_GUIDANCE + (f"\n\n{extra}" if extra else ""))
+            if self.custom_prompt is None
+            else self.custom_prompt + (f"\n\n{extra}" if extra else "")
+        )
+        turns = [
+            Message(role=m["role"], content=m["content"]) for m in given if m["role"] in ("user", "assistant")
+        ]
         return [Message(role="system", content=system), *turns]
 
     async def open(self, task: Task) -> ToolUseEpisode:
@@ -328,22 +382,33 @@ class ToolUseEnv(Env):
             def solve_turns() -> SolverGen:
                 for index, calls in enumerate(turns):
                     if calls:
-                        yield Calls(f"Analysis: request {index + 1} acts on the current state of the session.\n"
-                                    f"Plan: {_plan_of(calls)}.", calls)
-                    yield Final("Reflection: this request is handled." if calls
-                                else "Analysis: no offered function serves this request.\nPlan: say so.\n"
-                                     "Action: answer without a call.\nReflection: nothing to change.", "Done.")
+                        yield Calls(
+                            f"Analysis: request {index + 1} acts on the current state of the session.\n"
+                            f"Plan: {_plan_of(calls)}.",
+                            calls,
+                        )
+                    yield Final(
+                        "Reflection: this request is handled."
+                        if calls
+                        else "Analysis: no offered function serves this request.\nPlan: say so.\n"
+                        "Action: answer without a call.\nReflection: nothing to change.",
+                        "Done.",
+                    )
 
             return solver_client(solve_turns(), strict=False)
         if meta.get("check") == "calls":
             calls = bfcl.reference_calls(meta["functions"], meta["possible_answer"])
-            if not bfcl.check_calls(meta["functions"], [{n: a} for n, a in calls], meta["possible_answer"],
-                                    meta["category"])["valid"]:
+            if not bfcl.check_calls(
+                meta["functions"], [{n: a} for n, a in calls], meta["possible_answer"], meta["category"]
+            )["valid"]:
                 return None  # a few BFCL rows admit no passing call
 
             def solve() -> SolverGen:
-                yield Calls("Analysis: the request maps onto the offered functions.\nPlan: "
-                            f"{_plan_of(calls)}, with the values the user gave.", calls)
+                yield Calls(
+                    "Analysis: the request maps onto the offered functions.\nPlan: "
+                    f"{_plan_of(calls)}, with the values the user gave.",
+                    calls,
+                )
                 yield Final("Reflection: the calls are made.", "I made the function calls for your request.")
 
             return solver_client(solve(), strict=False)
@@ -352,12 +417,16 @@ class ToolUseEnv(Env):
             return solver_client(template.solve(meta["request"]))
         steps = meta.get("solution")
         if steps:
+
             def replay() -> SolverGen:
                 calls = [(s["name"], s.get("arguments", {})) for s in steps]
-                yield Calls("Analysis: the task lists the steps that solve it.\n"
-                            f"Plan: {_plan_of(calls)}.", calls)
-                yield Final("Reflection: every step returned without an error.",
-                            str(meta.get("solution_answer", "Done.")))
+                yield Calls(
+                    f"Analysis: the task lists the steps that solve it.\nPlan: {_plan_of(calls)}.", calls
+                )
+                yield Final(
+                    "Reflection: every step returned without an error.",
+                    str(meta.get("solution_answer", "Done.")),
+                )
 
             return solver_client(replay())
         return None
@@ -370,8 +439,9 @@ class ToolUseEnv(Env):
             options = dict(source.options)
             unknown = set(options) - {"categories"}
             if unknown:
-                raise ConfigError(f"tasks.options: unknown bfcl option(s) {', '.join(sorted(unknown))}; "
-                                  "known: categories")
+                raise ConfigError(
+                    f"tasks.options: unknown bfcl option(s) {', '.join(sorted(unknown))}; known: categories"
+                )
             wheel_path = bfcl.find_wheel(source.path or self.bfcl_path, download=self.bfcl_download)
             if source.path:
                 self.bfcl_path = str(wheel_path)
@@ -385,8 +455,10 @@ class ToolUseEnv(Env):
             return select(tasks, source)
         if source.source in FILE_SOURCES:
             return load_task_rows(source, self.name, check=check_tooluse_task)
-        raise ConfigError(f"tasks.source '{source.source}' is not known to the tooluse env; "
-                          f"use generated, bfcl, {', '.join(FILE_SOURCES)}")
+        raise ConfigError(
+            f"tasks.source '{source.source}' is not known to the tooluse env; "
+            f"use generated, bfcl, {', '.join(FILE_SOURCES)}"
+        )
 
 
 def check_tooluse_task(task: Task) -> None:
@@ -406,11 +478,15 @@ def check_tooluse_task(task: Task) -> None:
         return
     initial = meta.get("initial_state")
     if not isinstance(initial, dict) or not initial:
-        raise ValueError("a state task needs 'initial_state': {domain: state} with domains "
-                         f"{', '.join(sorted(SIMULATORS))}")
+        raise ValueError(
+            "a state task needs 'initial_state': {domain: state} with domains "
+            f"{', '.join(sorted(SIMULATORS))}"
+        )
     for domain, state in initial.items():
         if domain not in SIMULATORS:
-            raise ValueError(f"unknown domain '{domain}' in initial_state; known: {', '.join(sorted(SIMULATORS))}")
+            raise ValueError(
+                f"unknown domain '{domain}' in initial_state; known: {', '.join(sorted(SIMULATORS))}"
+            )
         SIMULATORS[domain](state)
     expected = meta.get("expected_state")
     if expected is not None and (not isinstance(expected, dict) or set(expected) != set(initial)):

@@ -63,6 +63,7 @@ class Simulator:
 
 # --------------------------------------------------------------------------------------------- files
 
+
 class FileSystem(Simulator):
     """An in-memory POSIX-like file system: ``{"dirs": [...], "files": {path: content}}``, absolute paths."""
 
@@ -199,10 +200,14 @@ class FileSystem(Simulator):
             if destination.startswith(source + "/"):
                 raise ToolError("cannot move a directory into itself")
             prefix = source + "/"
-            self.state["dirs"] = sorted(destination + d[len(source):] if d == source or d.startswith(prefix) else d
-                                        for d in self.state["dirs"])
-            self.state["files"] = {(destination + f[len(source):] if f.startswith(prefix) else f): c
-                                   for f, c in self.state["files"].items()}
+            self.state["dirs"] = sorted(
+                destination + d[len(source) :] if d == source or d.startswith(prefix) else d
+                for d in self.state["dirs"]
+            )
+            self.state["files"] = {
+                (destination + f[len(source) :] if f.startswith(prefix) else f): c
+                for f, c in self.state["files"].items()
+            }
         else:
             raise ToolError(f"no such file or directory: {source}")
         return {"source": source, "destination": destination}
@@ -241,18 +246,28 @@ class FileSystem(Simulator):
         if not self._is_dir(directory):
             raise ToolError(f"{directory} is not a directory")
         prefix = directory.rstrip("/") + "/"
-        matches = sorted(f for f in self.state["files"]
-                         if f.startswith(prefix) and fnmatch.fnmatchcase(posixpath.basename(f), pattern))
+        matches = sorted(
+            f
+            for f in self.state["files"]
+            if f.startswith(prefix) and fnmatch.fnmatchcase(posixpath.basename(f), pattern)
+        )
         return {"matches": matches}
 
 
 # ---------------------------------------------------------------------------------------------- shop
 
 OrderStatus = Literal["pending", "shipped", "delivered", "cancelled", "refunded"]
-_ORDER_ITEMS = {"type": "array", "minItems": 1, "description": "Products and quantities",
-                "items": {"type": "object", "properties": {"product_id": {"type": "string"},
-                                                           "quantity": {"type": "integer", "minimum": 1}},
-                          "required": ["product_id", "quantity"], "additionalProperties": False}}
+_ORDER_ITEMS = {
+    "type": "array",
+    "minItems": 1,
+    "description": "Products and quantities",
+    "items": {
+        "type": "object",
+        "properties": {"product_id": {"type": "string"}, "quantity": {"type": "integer", "minimum": 1}},
+        "required": ["product_id", "quantity"],
+        "additionalProperties": False,
+    },
+}
 
 
 class Shop(Simulator):
@@ -284,12 +299,25 @@ class Shop(Simulator):
 
     def _order_view(self, order_id: str) -> dict[str, Any]:
         order = self._order(order_id)
-        items = [{"item_id": it["item_id"], "product_id": it["product_id"],
-                  "name": self.state["products"][it["product_id"]]["name"], "quantity": it["quantity"],
-                  "unit_price": _money(it["unit_price_cents"]), "refunded": it["refunded"]} for it in order["items"]]
+        items = [
+            {
+                "item_id": it["item_id"],
+                "product_id": it["product_id"],
+                "name": self.state["products"][it["product_id"]]["name"],
+                "quantity": it["quantity"],
+                "unit_price": _money(it["unit_price_cents"]),
+                "refunded": it["refunded"],
+            }
+            for it in order["items"]
+        ]
         total = sum(it["unit_price_cents"] * it["quantity"] for it in order["items"])
-        return {"order_id": order_id, "customer_id": order["customer_id"], "status": order["status"],
-                "items": items, "total": _money(total)}
+        return {
+            "order_id": order_id,
+            "customer_id": order["customer_id"],
+            "status": order["status"],
+            "items": items,
+            "total": _money(total),
+        }
 
     @tool
     def find_customer(self, query: str) -> dict[str, Any]:
@@ -301,8 +329,12 @@ class Shop(Simulator):
         q = query.strip().lower()
         for cid, customer in sorted(self.state["customers"].items()):
             if q in (customer["name"].lower(), customer["email"].lower()):
-                return {"customer_id": cid, "name": customer["name"], "email": customer["email"],
-                        "store_credit": _money(customer["credit_cents"])}
+                return {
+                    "customer_id": cid,
+                    "name": customer["name"],
+                    "email": customer["email"],
+                    "store_credit": _money(customer["credit_cents"]),
+                }
         raise ToolError(f"no customer named {query!r}")
 
     @tool
@@ -315,9 +347,11 @@ class Shop(Simulator):
         """
         if customer_id not in self.state["customers"]:
             raise ToolError(f"no customer with id {customer_id!r}")
-        orders = [{"order_id": oid, "status": o["status"], "items": len(o["items"])}
-                  for oid, o in sorted(self.state["orders"].items())
-                  if o["customer_id"] == customer_id and (status is None or o["status"] == status)]
+        orders = [
+            {"order_id": oid, "status": o["status"], "items": len(o["items"])}
+            for oid, o in sorted(self.state["orders"].items())
+            if o["customer_id"] == customer_id and (status is None or o["status"] == status)
+        ]
         return {"customer_id": customer_id, "orders": orders}
 
     @tool
@@ -337,8 +371,11 @@ class Shop(Simulator):
             query: Word to look for, case-insensitive
         """
         q = query.strip().lower()
-        found = [{"product_id": pid, "name": p["name"], "price": _money(p["price_cents"]), "stock": p["stock"]}
-                 for pid, p in sorted(self.state["products"].items()) if q and q in p["name"].lower()]
+        found = [
+            {"product_id": pid, "name": p["name"], "price": _money(p["price_cents"]), "stock": p["stock"]}
+            for pid, p in sorted(self.state["products"].items())
+            if q and q in p["name"].lower()
+        ]
         return {"products": found}
 
     @tool(params={"items": _ORDER_ITEMS})
@@ -363,8 +400,15 @@ class Shop(Simulator):
         for n, it in enumerate(items, start=1):
             product = self.state["products"][it["product_id"]]
             product["stock"] -= it["quantity"]
-            lines.append({"item_id": f"{order_id}-{n}", "product_id": it["product_id"], "quantity": it["quantity"],
-                          "unit_price_cents": product["price_cents"], "refunded": False})
+            lines.append(
+                {
+                    "item_id": f"{order_id}-{n}",
+                    "product_id": it["product_id"],
+                    "quantity": it["quantity"],
+                    "unit_price_cents": product["price_cents"],
+                    "refunded": False,
+                }
+            )
         self.state["orders"][order_id] = {"customer_id": customer_id, "status": "pending", "items": lines}
         return self._order_view(order_id)
 
@@ -384,8 +428,16 @@ class Shop(Simulator):
         order["status"] = "cancelled"
         return {"order_id": order_id, "status": "cancelled"}
 
-    @tool(params={"item_ids": {"type": "array", "items": {"type": "string"}, "minItems": 1,
-                            "description": "Item ids to refund"}})
+    @tool(
+        params={
+            "item_ids": {
+                "type": "array",
+                "items": {"type": "string"},
+                "minItems": 1,
+                "description": "Item ids to refund",
+            }
+        }
+    )
     def refund_items(self, order_id: str, item_ids: list[str], reason: str) -> dict[str, Any]:
         """Refund items of a delivered order to the customer's store credit.
 
@@ -410,13 +462,16 @@ class Shop(Simulator):
             by_id[item_id]["refunded"] = True
             amount += by_id[item_id]["unit_price_cents"] * by_id[item_id]["quantity"]
         self.state["customers"][order["customer_id"]]["credit_cents"] += amount
-        self.state["refunds"].append({"order_id": order_id, "item_ids": sorted(item_ids), "amount_cents": amount})
+        self.state["refunds"].append(
+            {"order_id": order_id, "item_ids": sorted(item_ids), "amount_cents": amount}
+        )
         if all(it["refunded"] for it in order["items"]):
             order["status"] = "refunded"
         return {"order_id": order_id, "refunded": _money(amount), "status": order["status"]}
 
 
 # ------------------------------------------------------------------------------------------ calendar
+
 
 def _minutes(hhmm: str) -> int:
     try:
@@ -447,7 +502,9 @@ class Calendar(Simulator):
         return {"events": {}, "next_event": 1}
 
     def check_state(self) -> None:
-        if not isinstance(self.state.get("events"), dict) or not isinstance(self.state.get("next_event"), int):
+        if not isinstance(self.state.get("events"), dict) or not isinstance(
+            self.state.get("next_event"), int
+        ):
             raise ValueError("calendar state needs 'events' (an object) and 'next_event' (an integer)")
 
     def _event(self, event_id: str) -> dict[str, Any]:
@@ -458,7 +515,12 @@ class Calendar(Simulator):
 
     def _conflict(self, date: str, start: int, end: int, ignore: str | None = None) -> str | None:
         for eid, e in sorted(self.state["events"].items()):
-            if eid != ignore and e["date"] == date and start < _minutes(e["end"]) and _minutes(e["start"]) < end:
+            if (
+                eid != ignore
+                and e["date"] == date
+                and start < _minutes(e["end"])
+                and _minutes(e["start"]) < end
+            ):
                 return eid
         return None
 
@@ -479,13 +541,17 @@ class Calendar(Simulator):
             date: Date as YYYY-MM-DD
             attendee: Attendee name to filter by
         """
-        events = [{"event_id": eid, **e} for eid, e in self.state["events"].items()
-                  if e["date"] == date and (attendee is None or attendee in e["attendees"])]
+        events = [
+            {"event_id": eid, **e}
+            for eid, e in self.state["events"].items()
+            if e["date"] == date and (attendee is None or attendee in e["attendees"])
+        ]
         return {"date": date, "events": sorted(events, key=lambda e: (e["start"], e["event_id"]))}
 
     @tool(params={"date": _DATE, "start": _TIME, "end": _TIME})
-    def create_event(self, title: str, date: str, start: str, end: str,
-                     attendees: list[str] | None = None) -> dict[str, Any]:
+    def create_event(
+        self, title: str, date: str, start: str, end: str, attendees: list[str] | None = None
+    ) -> dict[str, Any]:
         """Create an event; it may not overlap another event on the same date.
 
         Args:
@@ -498,13 +564,24 @@ class Calendar(Simulator):
         self._checked_span(date, start, end)
         event_id = f"E{self.state['next_event']}"
         self.state["next_event"] += 1
-        self.state["events"][event_id] = {"title": title, "date": date, "start": start, "end": end,
-                                          "attendees": sorted(attendees or [])}
+        self.state["events"][event_id] = {
+            "title": title,
+            "date": date,
+            "start": start,
+            "end": end,
+            "attendees": sorted(attendees or []),
+        }
         return {"event_id": event_id, **self.state["events"][event_id]}
 
     @tool(params={"date": _DATE, "start": _TIME, "end": _TIME})
-    def update_event(self, event_id: str, date: str | None = None, start: str | None = None,
-                     end: str | None = None, title: str | None = None) -> dict[str, Any]:
+    def update_event(
+        self,
+        event_id: str,
+        date: str | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        title: str | None = None,
+    ) -> dict[str, Any]:
         """Change an event's date and/or times (and optionally its title).
 
         Args:
@@ -515,8 +592,14 @@ class Calendar(Simulator):
             title: New title
         """
         event = self._event(event_id)
-        new = {**event, **{k: v for k, v in {"date": date, "start": start, "end": end, "title": title}.items()
-                           if v is not None}}
+        new = {
+            **event,
+            **{
+                k: v
+                for k, v in {"date": date, "start": start, "end": end, "title": title}.items()
+                if v is not None
+            },
+        }
         self._checked_span(new["date"], new["start"], new["end"], ignore=event_id)
         event.update(new)
         return {"event_id": event_id, **event}
@@ -532,10 +615,17 @@ class Calendar(Simulator):
         del self.state["events"][event_id]
         return {"deleted": event_id}
 
-    @tool(params={"date": _DATE, "duration_minutes": {"type": "integer", "minimum": 5, "maximum": 600},
-                 "day_start": {**_TIME, "default": "09:00"}, "day_end": {**_TIME, "default": "17:00"}})
-    def find_free_slots(self, date: str, duration_minutes: int, day_start: str = "09:00",
-                        day_end: str = "17:00") -> dict[str, Any]:
+    @tool(
+        params={
+            "date": _DATE,
+            "duration_minutes": {"type": "integer", "minimum": 5, "maximum": 600},
+            "day_start": {**_TIME, "default": "09:00"},
+            "day_end": {**_TIME, "default": "17:00"},
+        }
+    )
+    def find_free_slots(
+        self, date: str, duration_minutes: int, day_start: str = "09:00", day_end: str = "17:00"
+    ) -> dict[str, Any]:
         """Free time slots of at least the given length on a date, within working hours.
 
         Args:
@@ -545,8 +635,11 @@ class Calendar(Simulator):
             day_end: Time as HH:MM (24-hour)
         """
         cursor, stop = _minutes(day_start), _minutes(day_end)
-        busy = sorted((_minutes(e["start"]), _minutes(e["end"])) for e in self.state["events"].values()
-                      if e["date"] == date)
+        busy = sorted(
+            (_minutes(e["start"]), _minutes(e["end"]))
+            for e in self.state["events"].values()
+            if e["date"] == date
+        )
         slots = []
         for start, end in [*busy, (stop, stop)]:
             slot_end = min(start, stop)

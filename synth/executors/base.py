@@ -36,17 +36,34 @@ class RolloutJob:
     return_token_ids: bool | None = None
     """Token-faithful records (``record.tokens``); None: on when the endpoint is vLLM."""
 
-    def engine(self, env: Env, policy: Callable[[Task], Any], *, concurrency: int,
-               on_trajectory: Callable, on_failure: Callable[[Failure], None],
-               on_retry: Callable[[WorkItem, str], None] | None = None) -> RolloutEngine:
+    def engine(
+        self,
+        env: Env,
+        policy: Callable[[Task], Any],
+        *,
+        concurrency: int,
+        on_trajectory: Callable,
+        on_failure: Callable[[Failure], None],
+        on_retry: Callable[[WorkItem, str], None] | None = None,
+    ) -> RolloutEngine:
         from agentkit.synth.rollout import RolloutEngine
         from agentkit.synth.strategies import build_strategy
 
         strategy = build_strategy(self.strategy.name, self.strategy.options)
-        return RolloutEngine(env, strategy, policy, sampling=Sampling(**dataclasses.asdict(self.sampling)),
-                             limits=EpisodeLimits(**dataclasses.asdict(self.limits)), provenance=self.provenance,
-                             concurrency=concurrency, retries=self.retries, retry_backoff=self.retry_backoff,
-                             on_trajectory=on_trajectory, on_failure=on_failure, on_retry=on_retry)
+        return RolloutEngine(
+            env,
+            strategy,
+            policy,
+            sampling=Sampling(**dataclasses.asdict(self.sampling)),
+            limits=EpisodeLimits(**dataclasses.asdict(self.limits)),
+            provenance=self.provenance,
+            concurrency=concurrency,
+            retries=self.retries,
+            retry_backoff=self.retry_backoff,
+            on_trajectory=on_trajectory,
+            on_failure=on_failure,
+            on_retry=on_retry,
+        )
 
 
 class ResultSink(Protocol):

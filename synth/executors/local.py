@@ -26,14 +26,24 @@ class LocalExecutor:
             if job.needs_model and items:
                 from agentkit.openai_client import OpenAIClient
 
-                client = OpenAIClient(job.urls, model=job.model.name, api_key=job.model.api_key,
-                                      timeout=job.model.timeout, max_concurrency=job.model.max_concurrency,
-                                      max_retries=job.model.max_retries, return_token_ids=job.return_token_ids)
+                client = OpenAIClient(
+                    job.urls,
+                    model=job.model.name,
+                    api_key=job.model.api_key,
+                    timeout=job.model.timeout,
+                    max_concurrency=job.model.max_concurrency,
+                    max_retries=job.model.max_retries,
+                    return_token_ids=job.return_token_ids,
+                )
             policy = model_policy(client) if client is not None else env_policy(env)
-            engine = job.engine(env, policy, concurrency=job.concurrency,
-                                on_trajectory=lambda t, item: sink.trajectory(t, t.passed, t.stats.turns),
-                                on_failure=lambda failure: sink.failure(failure.as_dict()),
-                                on_retry=lambda item, error: sink.retry())
+            engine = job.engine(
+                env,
+                policy,
+                concurrency=job.concurrency,
+                on_trajectory=lambda t, item: sink.trajectory(t, t.passed, t.stats.turns),
+                on_failure=lambda failure: sink.failure(failure.as_dict()),
+                on_retry=lambda item, error: sink.retry(),
+            )
             await engine.run(items)
         finally:
             if client is not None:

@@ -82,13 +82,25 @@ class RolloutActor:
             from agentkit.openai_client import OpenAIClient
 
             model = self.job.model
-            clients = {url: OpenAIClient([url], model=model.name, api_key=model.api_key, timeout=model.timeout,
-                                         max_concurrency=model.max_concurrency, max_retries=model.max_retries,
-                                         return_token_ids=self.job.return_token_ids)
-                       for url in self.job.urls}
+            clients = {
+                url: OpenAIClient(
+                    [url],
+                    model=model.name,
+                    api_key=model.api_key,
+                    timeout=model.timeout,
+                    max_concurrency=model.max_concurrency,
+                    max_retries=model.max_retries,
+                    return_token_ids=self.job.return_token_ids,
+                )
+                for url in self.job.urls
+            }
             self.router = StickyRouter(clients, local=local_endpoints(self.job.urls, self.node_ip))
-        return {"node_ip": self.node_ip, "node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid(),
-                "local_endpoints": self.router.local if self.router else []}
+        return {
+            "node_ip": self.node_ip,
+            "node_id": ray.get_runtime_context().get_node_id(),
+            "pid": os.getpid(),
+            "local_endpoints": self.router.local if self.router else [],
+        }
 
     async def run(self, items: list[WorkItem]):
         """Run a batch, yielding ``(kind, key, payload)`` for each episode as it finishes (and each retry)."""
@@ -101,9 +113,14 @@ class RolloutActor:
             results.put_nowait(("trajectory", item.key, (record, trajectory.passed, trajectory.stats.turns)))
 
         policy = self.router.policy() if self.router is not None else env_policy(self.env)
-        engine = self.job.engine(self.env, policy, concurrency=len(items), on_trajectory=on_trajectory,
-                                 on_failure=lambda f: results.put_nowait(("failure", f.key, f.as_dict())),
-                                 on_retry=lambda item, error: results.put_nowait(("retry", item.key, None)))
+        engine = self.job.engine(
+            self.env,
+            policy,
+            concurrency=len(items),
+            on_trajectory=on_trajectory,
+            on_failure=lambda f: results.put_nowait(("failure", f.key, f.as_dict())),
+            on_retry=lambda item, error: results.put_nowait(("retry", item.key, None)),
+        )
 
         async def drive() -> None:
             try:
@@ -147,7 +164,11 @@ class RayExecutor:
         """Join (or start) the cluster; True when this call started the connection (and must end it)."""
         if ray.is_initialized():
             return False
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True, "logging_level": logging.WARNING}
+        kwargs: dict[str, Any] = {
+            "include_dashboard": False,
+            "log_to_driver": True,
+            "logging_level": logging.WARNING,
+        }
         if self.cfg.runtime_env:
             kwargs["runtime_env"] = dict(self.cfg.runtime_env)
         if self.cfg.address:
@@ -157,8 +178,10 @@ class RayExecutor:
         try:
             ray.init(**kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise ConfigError(f"executor.address: cannot join the Ray cluster at '{self.cfg.address or 'local'}' "
-                              f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+            raise ConfigError(
+                f"executor.address: cannot join the Ray cluster at '{self.cfg.address or 'local'}' "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+            ) from None
         return True
 
     def _placements(self, ray) -> list[str]:
@@ -168,21 +191,32 @@ class RayExecutor:
             if not node.get("Alive"):
                 continue
             cpus = node.get("Resources", {}).get("CPU", 0)
-            fits = self.cfg.actors_per_node if self.cfg.actor_cpus == 0 else \
-                min(self.cfg.actors_per_node, int(cpus // self.cfg.actor_cpus))
+            fits = (
+                self.cfg.actors_per_node
+                if self.cfg.actor_cpus == 0
+                else min(self.cfg.actors_per_node, int(cpus // self.cfg.actor_cpus))
+            )
             placements += [node["NodeID"]] * fits
         if not placements:
-            raise ExecutorError(f"no node of the Ray cluster has {self.cfg.actor_cpus} CPU(s) for a rollout actor "
-                                f"(lower executor.actor_cpus)")
+            raise ExecutorError(
+                f"no node of the Ray cluster has {self.cfg.actor_cpus} CPU(s) for a rollout actor "
+                f"(lower executor.actor_cpus)"
+            )
         return placements
 
     def _start_actors(self, ray, job: RolloutJob) -> list[Any]:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         remote = ray.remote(RolloutActor)
-        actors = [remote.options(num_cpus=self.cfg.actor_cpus, max_concurrency=1000, max_restarts=0,
-                                 scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote(job)
-                  for node in self._placements(ray)]
+        actors = [
+            remote.options(
+                num_cpus=self.cfg.actor_cpus,
+                max_concurrency=1000,
+                max_restarts=0,
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
+            ).remote(job)
+            for node in self._placements(ray)
+        ]
         infos = []
         for ref in [actor.setup.remote() for actor in actors]:
             try:
@@ -195,8 +229,10 @@ class RayExecutor:
                 raise ExecutorError(f"a rollout actor failed to start: {_first_line(exc)}") from None
         self.nodes = len({info["node_id"] for info in infos})
         addresses = sorted({info["node_ip"] for info in infos})
-        print(f"executor=ray: {len(actors)} rollout actor(s) on {self.nodes} node(s) ({', '.join(addresses)})",
-              flush=True)
+        print(
+            f"executor=ray: {len(actors)} rollout actor(s) on {self.nodes} node(s) ({', '.join(addresses)})",
+            flush=True,
+        )
         return actors
 
     # -- the driver loop ----------------------------------------------------------------------------
@@ -235,7 +271,9 @@ class RayExecutor:
         share = max(1, concurrency // max(1, actors))
         return max(1, share // LANES)
 
-    async def _drive(self, ray, actors: list[Any], items: list[WorkItem], sink, concurrency: int) -> dict[str, Any]:
+    async def _drive(
+        self, ray, actors: list[Any], items: list[WorkItem], sink, concurrency: int
+    ) -> dict[str, Any]:
         dead_errors = (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError)
         queue: deque[WorkItem] = deque(items)
         alive = set(range(len(actors)))
@@ -289,8 +327,11 @@ class RayExecutor:
                         if number in alive:
                             alive.discard(number)
                             state["dead"] += 1
-                            log.warning("executor=ray: rollout actor %d died (%s); re-queueing its episodes",
-                                        number, _first_line(exc))
+                            log.warning(
+                                "executor=ray: rollout actor %d died (%s); re-queueing its episodes",
+                                number,
+                                _first_line(exc),
+                            )
                         queue.extendleft(reversed(list(open_items.values())))
                         state["requeued"] += len(open_items)
                 except ray.exceptions.RayTaskError as exc:
@@ -308,8 +349,15 @@ class RayExecutor:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         if queue:
-            raise ExecutorError(f"every rollout actor died; {len(queue)} episode(s) not run (rerun to resume)")
-        return {"nodes": self.nodes, "actors": len(actors), "actors_died": state["dead"], "requeued": state["requeued"]}
+            raise ExecutorError(
+                f"every rollout actor died; {len(queue)} episode(s) not run (rerun to resume)"
+            )
+        return {
+            "nodes": self.nodes,
+            "actors": len(actors),
+            "actors_died": state["dead"],
+            "requeued": state["requeued"],
+        }
 
 
 def _first_line(exc: BaseException) -> str:

@@ -20,12 +20,15 @@ def test_every_command_prints_its_config(command, capsys):
     assert out.strip() and "???" not in out.split("hydra:")[0]
 
 
-@pytest.mark.parametrize(("args", "key"), [
-    (["synth", "n_sample=3"], "n_sample"),
-    (["train", "trainer.learnig_rate=1e-3"], "learnig_rate"),
-    (["serve", "prot=9000"], "prot"),
-    (["sandbox", "exec", "limits.timout=1"], "timout"),
-])
+@pytest.mark.parametrize(
+    ("args", "key"),
+    [
+        (["synth", "n_sample=3"], "n_sample"),
+        (["train", "trainer.learnig_rate=1e-3"], "learnig_rate"),
+        (["serve", "prot=9000"], "prot"),
+        (["sandbox", "exec", "limits.timout=1"], "timout"),
+    ],
+)
 def test_unknown_key_fails_before_anything_starts(args, key, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([*args, "--cfg", "job"])
@@ -36,8 +39,14 @@ def test_unknown_key_fails_before_anything_starts(args, key, capsys):
 def test_multirun_sweeps_a_key(tmp_path):
     """``--multirun`` launches one job per value (here: two real sandbox runs)."""
     agentkit = str(Path(sys.executable).with_name("agentkit"))
-    result = subprocess.run([agentkit, "sandbox", "exec", "--multirun", "limits.timeout=1,2"],
-                            input="print(6 * 7)\n", capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    result = subprocess.run(
+        [agentkit, "sandbox", "exec", "--multirun", "limits.timeout=1,2"],
+        input="print(6 * 7)\n",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "#0 : limits.timeout=1" in result.stderr + result.stdout
     assert "#1 : limits.timeout=2" in result.stderr + result.stdout

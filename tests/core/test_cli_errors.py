@@ -33,9 +33,15 @@ REQUIRED = {"index": ["out=idx"]}
 
 
 def _run(command: str, args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([AGENTKIT, *command.split(), *REQUIRED.get(command, []), *args], cwd=cwd,
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "HYDRA_FULL_ERROR": "", **env})
+    return subprocess.run(
+        [AGENTKIT, *command.split(), *REQUIRED.get(command, []), *args],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HYDRA_FULL_ERROR": "", **env},
+    )
 
 
 def _assert_one_line(code: object, stdout: str, stderr: str, command: str) -> None:
@@ -72,9 +78,15 @@ def test_nearest_valid_key_is_suggested(capsys, monkeypatch):
     assert "prot: Key 'prot' not in 'ServeConfig'; did you mean 'port'?" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["eval", "env.options.answer_fromat=[boxed]"])
-    assert "; to add a key to this mapping, write +env.options.answer_fromat=[boxed]" in capsys.readouterr().err
+    assert (
+        "; to add a key to this mapping, write +env.options.answer_fromat=[boxed]" in capsys.readouterr().err
+    )
 
 
 def test_hydra_full_error_shows_the_stack(tmp_path):
     done = _run("sandbox exec", ["backend=nope", "code=1"], tmp_path, HYDRA_FULL_ERROR="1")
-    assert done.returncode != 0 and "Traceback" in done.stderr and "ConfigError: unknown sandbox 'nope'" in done.stderr
+    assert (
+        done.returncode != 0
+        and "Traceback" in done.stderr
+        and "ConfigError: unknown sandbox 'nope'" in done.stderr
+    )

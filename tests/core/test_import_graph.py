@@ -14,8 +14,6 @@ import importlib.util
 from functools import cache
 from pathlib import Path
 
-import pytest
-
 SUBPACKAGES = ("agentkit.envs", "agentkit.synth", "agentkit.train")
 FORBIDDEN = {
     "agentkit": SUBPACKAGES,
@@ -80,8 +78,10 @@ def graph() -> dict[str, set[str]]:
 
 
 def _layer(module: str) -> str:
-    return next((package for package in SUBPACKAGES if module == package or module.startswith(package + ".")),
-                "agentkit")
+    return next(
+        (package for package in SUBPACKAGES if module == package or module.startswith(package + ".")),
+        "agentkit",
+    )
 
 
 def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
@@ -121,8 +121,13 @@ def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_walk_sees_the_whole_package():
     known = modules()
-    assert {"agentkit.cli", "agentkit.loop", "agentkit.envs.math.env", "agentkit.synth.cli",
-            "agentkit.train.stages"} <= set(known)
+    assert {
+        "agentkit.cli",
+        "agentkit.loop",
+        "agentkit.envs.math.env",
+        "agentkit.synth.cli",
+        "agentkit.train.stages",
+    } <= set(known)
     edges = graph()
     assert "agentkit.errors" in edges["agentkit.loop"]
     assert "agentkit.train.stages" in edges["agentkit.train.cli"]  # an import inside a function counts
@@ -134,10 +139,13 @@ def test_no_import_cycles():
     assert not cycles, "import cycles:\n  " + "\n\n  ".join(shown)
 
 
-
 def test_layers_point_one_way():
-    upward = sorted(f"{source} -> {target}" for source, targets in graph().items() for target in targets
-                    if _layer(target) in FORBIDDEN[_layer(source)])
+    upward = sorted(
+        f"{source} -> {target}"
+        for source, targets in graph().items()
+        for target in targets
+        if _layer(target) in FORBIDDEN[_layer(source)]
+    )
     assert not upward, "upward imports:\n  " + "\n  ".join(upward)
 
 

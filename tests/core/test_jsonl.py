@@ -26,7 +26,9 @@ def test_bad_line_names_path_and_line(tmp_path):
 
 def test_invalid_json_names_line(tmp_path):
     path = tmp_path / "tasks.jsonl"
-    path.write_text('{"id": "a", "env": "m", "prompt": "p"}\n{oops}\n{"id": "c", "env": "m", "prompt": "p"}\n')
+    path.write_text(
+        '{"id": "a", "env": "m", "prompt": "p"}\n{oops}\n{"id": "c", "env": "m", "prompt": "p"}\n'
+    )
     with pytest.raises(DataError, match=r"tasks.jsonl:2: invalid JSON"):
         read_jsonl(path, Task)
 

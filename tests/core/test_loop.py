@@ -21,7 +21,9 @@ def test_reference_solver_passes_through_the_loop():
     roles = [m.role for m in trajectory.messages]
     assert roles == ["system", "user", "assistant", "tool", "assistant"]
     assert trajectory.messages[3].content == "42" and trajectory.messages[3].tool_call_id == "call_0"
-    assert trajectory.stats.turns == 2 and trajectory.stats.tool_calls == 1 and trajectory.stats.tool_errors == 0
+    assert (
+        trajectory.stats.turns == 2 and trajectory.stats.tool_calls == 1 and trajectory.stats.tool_errors == 0
+    )
     assert trajectory.provenance.env_version == "toy-add/1" and trajectory.provenance.strategy == "direct"
 
 
@@ -49,15 +51,20 @@ def test_mistakes_become_observations():
     assert trajectory.passed and trajectory.stats.tool_errors == 3 and trajectory.stats.parse_errors == 1
 
 
-@pytest.mark.parametrize(("script", "status"), [
-    ([ModelError("502 after 5 retries")], Status.model_error),
-    ([ContextExceeded("maximum context length")], Status.context_exceeded),
-    ([render_tool_call("explode", {})], Status.sandbox_error),
-    (["<tool_call>{</tool_call>"] * 3, Status.parse_error),
-    ([render_tool_call("add", {"a": 1, "b": 1})] * 3, Status.max_turns),
-])
+@pytest.mark.parametrize(
+    ("script", "status"),
+    [
+        ([ModelError("502 after 5 retries")], Status.model_error),
+        ([ContextExceeded("maximum context length")], Status.context_exceeded),
+        ([render_tool_call("explode", {})], Status.sandbox_error),
+        (["<tool_call>{</tool_call>"] * 3, Status.parse_error),
+        ([render_tool_call("add", {"a": 1, "b": 1})] * 3, Status.max_turns),
+    ],
+)
 def test_status_taxonomy(script, status):
-    trajectory = run(run_episode(AddEnv(), add_task(), ScriptedClient(script), limits=EpisodeLimits(max_turns=3)))
+    trajectory = run(
+        run_episode(AddEnv(), add_task(), ScriptedClient(script), limits=EpisodeLimits(max_turns=3))
+    )
     assert trajectory.status == status
     if status.is_infrastructure:
         assert trajectory.reward is None and trajectory.verdict is None and trajectory.error
@@ -66,7 +73,9 @@ def test_status_taxonomy(script, status):
 
 
 def test_verifier_failure_is_not_a_zero_reward():
-    trajectory = run(run_episode(AddEnv(), add_task(broken_verifier=True), ScriptedClient(["The answer is 5"])))
+    trajectory = run(
+        run_episode(AddEnv(), add_task(broken_verifier=True), ScriptedClient(["The answer is 5"]))
+    )
     assert trajectory.status == Status.verifier_error and trajectory.reward is None
 
 
@@ -89,8 +98,15 @@ def test_token_budget_caps_each_turn():
         return await original(messages, tools, sampling)
 
     client.complete = spy
-    trajectory = run(run_episode(AddEnv(), add_task(), client, sampling=Sampling(max_tokens=100),
-                                 limits=EpisodeLimits(max_completion_tokens=30)))
+    trajectory = run(
+        run_episode(
+            AddEnv(),
+            add_task(),
+            client,
+            sampling=Sampling(max_tokens=100),
+            limits=EpisodeLimits(max_completion_tokens=30),
+        )
+    )
     assert trajectory.status == Status.max_tokens
     assert seen[0] == 30 and all(s <= 30 for s in seen)
 

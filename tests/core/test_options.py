@@ -45,8 +45,11 @@ def test_accepted_options_follow_the_signature_down_the_bases():
 def test_unknown_option_names_the_key_and_the_nearest_valid_one():
     registry: Registry = Registry("widget")
     registry.register("child")(Child)
-    with pytest.raises(ConfigError, match=r"^widget.options for 'child': unknown option 'max_retry'; "
-                                          r"did you mean 'max_retries'\? \(known: max_retries, temperature\)$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^widget.options for 'child': unknown option 'max_retry'; "
+        r"did you mean 'max_retries'\? \(known: max_retries, temperature\)$",
+    ):
         registry.build("child", {"max_retry": 3}, where="widget.options", sandbox=None)
     with pytest.raises(ConfigError, match="unknown option 'sandbox'"):
         check_options(Child, {"sandbox": 1}, where="x", fixed={"sandbox": None})
@@ -61,19 +64,30 @@ def test_a_type_error_inside_a_constructor_is_a_bug_not_a_config_error():
 
 
 def test_real_envs_and_strategies_check_their_options():
-    with pytest.raises(ConfigError, match=r"env.options for 'math': unknown option 'answer_fromat'; "
-                                          r"did you mean 'answer_format'\?"):
+    with pytest.raises(
+        ConfigError,
+        match=r"env.options for 'math': unknown option 'answer_fromat'; "
+        r"did you mean 'answer_format'\?",
+    ):
         build_env(EnvConfig(name="math", options={"answer_fromat": ["boxed"]}))
-    with pytest.raises(ConfigError, match=r"strategy.options for 'reflect': unknown option 'max_retry'; "
-                                          r"did you mean 'max_retries'\?"):
+    with pytest.raises(
+        ConfigError,
+        match=r"strategy.options for 'reflect': unknown option 'max_retry'; "
+        r"did you mean 'max_retries'\?",
+    ):
         build_strategy("reflect", {"max_retry": 2})
-    with pytest.raises(ConfigError, match=r"strategy.options for 'direct': unknown option 'temperature' .known: none"):
+    with pytest.raises(
+        ConfigError, match=r"strategy.options for 'direct': unknown option 'temperature' .known: none"
+    ):
         build_strategy("direct", {"temperature": 1})
 
 
 def test_a_sandbox_option_typo_fails_when_the_env_is_built():
     from agentkit.config import SandboxConfig
 
-    with pytest.raises(ConfigError, match=r"env.sandbox.options for 'bwrap': unknown option 'tmp_mbb'; "
-                                          r"did you mean 'tmp_mb'\?"):
+    with pytest.raises(
+        ConfigError,
+        match=r"env.sandbox.options for 'bwrap': unknown option 'tmp_mbb'; "
+        r"did you mean 'tmp_mb'\?",
+    ):
         build_env(EnvConfig(name="math", sandbox=SandboxConfig(backend="bwrap", options={"tmp_mbb": 64})))

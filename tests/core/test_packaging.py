@@ -26,15 +26,32 @@ def test_unknown_command_fails_with_usage():
 @pytest.mark.slow
 def test_wheel_carries_configs_and_runs_from_elsewhere(tmp_path):
     """Build the wheel, unpack it alone on sys.path, and compose a config from another directory."""
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(ROOT),
-                    "-w", str(tmp_path / "wheel")], check=True, capture_output=True, cwd=tmp_path)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            str(ROOT),
+            "-w",
+            str(tmp_path / "wheel"),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+    )
     wheel = next((tmp_path / "wheel").glob("agentkit-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "agentkit/conf/serve.yaml" in names and "agentkit/conf/model/tiny-mla.yaml" in names
     assert "agentkit/schemas/trajectory.schema.json" in names
     assert "agentkit/assets/tiny-tokenizer/tokenizer.json" in names
     assert "agentkit/train/stages.py" in names and "agentkit/envs/math/env.py" in names
-    assert not [n for n in names if n.split("/")[0] in ("envs", "synth", "train", "conf")], "generic top-level names"
+    assert not [n for n in names if n.split("/")[0] in ("envs", "synth", "train", "conf")], (
+        "generic top-level names"
+    )
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     # Drop the editable-install finders so only the unpacked wheel provides agentkit.

@@ -7,7 +7,9 @@ from agentkit.paths import atomic_open, atomic_write_json, atomic_write_text, ca
 
 def test_cache_root_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("AGENTKIT_CACHE", str(tmp_path / "cache"))
-    assert cache_root() == tmp_path / "cache" and cache_dir("models", "x") == tmp_path / "cache" / "models" / "x"
+    assert (
+        cache_root() == tmp_path / "cache" and cache_dir("models", "x") == tmp_path / "cache" / "models" / "x"
+    )
     monkeypatch.delenv("AGENTKIT_CACHE")
     monkeypatch.setenv("HOME", str(tmp_path))
     assert cache_root() == tmp_path / ".cache" / "agentkit"

@@ -12,22 +12,38 @@ def _trajectory(**overrides) -> Trajectory:
     base = dict(
         id="math/t1/s0",
         task=Task(id="t1", env="math", prompt="What is 37*48-125?", meta={"answer": "1651"}),
-        tools=[ToolSpec.model_validate({"type": "function", "function": {
-            "name": "python", "parameters": {"type": "object", "properties": {"code": {"type": "string"}}}}})],
+        tools=[
+            ToolSpec.model_validate(
+                {
+                    "type": "function",
+                    "function": {
+                        "name": "python",
+                        "parameters": {"type": "object", "properties": {"code": {"type": "string"}}},
+                    },
+                }
+            )
+        ],
         messages=[
             Message(role="user", content="What is 37*48-125?"),
-            Message(role="assistant", content="<think>compute</think>",
-                    tool_calls=[ToolCall.make("call_0", "python", {"code": "print(37*48-125)"})]),
+            Message(
+                role="assistant",
+                content="<think>compute</think>",
+                tool_calls=[ToolCall.make("call_0", "python", {"code": "print(37*48-125)"})],
+            ),
             Message(role="tool", tool_call_id="call_0", name="python", content="1651"),
             Message(role="assistant", content="\\boxed{1651}"),
         ],
-        status=Status.completed, reward=1.0, verdict=Verdict(passed=True, reward=1.0, reason="ok"),
+        status=Status.completed,
+        reward=1.0,
+        verdict=Verdict(passed=True, reward=1.0, reason="ok"),
     )
     return Trajectory(**(base | overrides))
 
 
 def test_schema_file_agrees_with_models():
-    assert TRAJECTORY_SCHEMA.read_text() == render(), "run `python -m agentkit.schemas` after changing records"
+    assert TRAJECTORY_SCHEMA.read_text() == render(), (
+        "run `python -m agentkit.schemas` after changing records"
+    )
 
 
 def test_serialized_trajectory_validates_against_schema():
@@ -54,5 +70,8 @@ def test_tool_call_arguments_are_json_strings():
 
 
 def test_infrastructure_statuses():
-    assert {s for s in Status if s.is_infrastructure} == {Status.model_error, Status.sandbox_error,
-                                                          Status.verifier_error}
+    assert {s for s in Status if s.is_infrastructure} == {
+        Status.model_error,
+        Status.sandbox_error,
+        Status.verifier_error,
+    }

@@ -9,12 +9,15 @@ from agentkit.toolcalls import parse_tool_calls, render_tool_call, split_reasoni
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
     max_leaves=8,
 )
 names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.-]{0,20}", fullmatch=True)
-calls = st.lists(st.tuples(names, st.dictionaries(st.text(max_size=10), json_values, max_size=4)),
-                 min_size=0, max_size=4)
+calls = st.lists(
+    st.tuples(names, st.dictionaries(st.text(max_size=10), json_values, max_size=4)), min_size=0, max_size=4
+)
 # Free text around calls: anything but the tag markers themselves.
 prose = st.text(max_size=40).filter(lambda t: "<tool_call>" not in t and "</tool_call>" not in t)
 
@@ -39,7 +42,8 @@ def test_parser_never_raises(text):
 
 def test_malformed_json_becomes_an_error_and_stays_visible():
     text = 'ok <tool_call>{"name": "python", "arguments": {"code": }</tool_call> then ' + render_tool_call(
-        "python", {"code": "1"})
+        "python", {"code": "1"}
+    )
     parsed = parse_tool_calls(text)
     assert [c.name for c in parsed.tool_calls] == ["python"]
     assert len(parsed.errors) == 1 and "not valid JSON" in parsed.errors[0].message
@@ -49,7 +53,9 @@ def test_malformed_json_becomes_an_error_and_stays_visible():
 
 def test_arguments_given_as_a_json_string():
     inner = json.dumps({"code": "print(2)"})
-    parsed = parse_tool_calls(f'<tool_call>{{"name": "python", "arguments": {json.dumps(inner)}}}</tool_call>')
+    parsed = parse_tool_calls(
+        f'<tool_call>{{"name": "python", "arguments": {json.dumps(inner)}}}</tool_call>'
+    )
     assert parsed.tool_calls[0].function.parsed_arguments() == {"code": "print(2)"}
 
 
@@ -60,9 +66,17 @@ def test_unterminated_and_non_object_calls():
 
 
 def test_validation_against_schema():
-    spec = ToolSpec(function=FunctionSpec(name="add", parameters={
-        "type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"],
-        "additionalProperties": False}))
+    spec = ToolSpec(
+        function=FunctionSpec(
+            name="add",
+            parameters={
+                "type": "object",
+                "properties": {"a": {"type": "integer"}},
+                "required": ["a"],
+                "additionalProperties": False,
+            },
+        )
+    )
     assert validate_call(ToolCall.make("c", "add", {"a": 1}), [spec]) is None
     assert "unknown tool 'sub'" in validate_call(ToolCall.make("c", "sub", {}), [spec])
     assert "'a' is a required property" in validate_call(ToolCall.make("c", "add", {}), [spec])

@@ -9,8 +9,14 @@ from agentkit.tools import as_tool, function_schema, parse_docstring, spec_of, s
 
 
 @tool
-def search(query: str, k: int = 5, exact: bool = False, tags: list[str] | None = None,
-           order: Literal["score", "date"] | None = None, weight: float = 1.0) -> str:
+def search(
+    query: str,
+    k: int = 5,
+    exact: bool = False,
+    tags: list[str] | None = None,
+    order: Literal["score", "date"] | None = None,
+    weight: float = 1.0,
+) -> str:
     """Search the collection and return the best
     matching documents.
 
@@ -54,11 +60,17 @@ def test_schema_from_signature_and_docstring():
     assert spec.function.parameters == {
         "type": "object",
         "properties": {
-            "query": {"type": "string", "description": "Keywords to look for; a longer description that wraps onto "
-                                                       "a second line."},
+            "query": {
+                "type": "string",
+                "description": "Keywords to look for; a longer description that wraps onto a second line.",
+            },
             "k": {"type": "integer", "description": "How many documents to return.", "default": 5},
             "exact": {"type": "boolean", "default": False},
-            "tags": {"type": "array", "items": {"type": "string"}, "description": "Only documents with these tags."},
+            "tags": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Only documents with these tags.",
+            },
             "order": {"type": "string", "description": "How to sort the results.", "enum": ["score", "date"]},
             "weight": {"type": "number", "default": 1.0},
         },
@@ -72,8 +84,12 @@ def test_methods_name_override_and_given_schemas():
     assert [s.name for s in specs(Shelf)] == ["put", "take"]
     by_name = {t.name: t for t in tools(shelf)}
     assert by_name["put"].parameters["properties"] == {"item": {"type": "string", "minLength": 1}}
-    assert by_name["take"].parameters == {"type": "object", "properties": {}, "required": [],
-                                          "additionalProperties": False}
+    assert by_name["take"].parameters == {
+        "type": "object",
+        "properties": {},
+        "required": [],
+        "additionalProperties": False,
+    }
     assert asyncio.run(by_name["put"](item="book")).content == "1 items"
     assert asyncio.run(as_tool(shelf.take)()).content == "book"
 
@@ -88,4 +104,7 @@ def test_declaration_errors_are_caught_at_import_time():
 
 
 def test_docstring_sections():
-    assert parse_docstring("One line.\n\nArgs:\n    a: first\n    b: second\n") == ("One line.", {"a": "first", "b": "second"})
+    assert parse_docstring("One line.\n\nArgs:\n    a: first\n    b: second\n") == (
+        "One line.",
+        {"a": "first", "b": "second"},
+    )

@@ -8,8 +8,12 @@ from agentkit.errors import SandboxUnavailable, ToolError, VerifierError
 from agentkit.records import Task, Verdict
 from agentkit.toolcalls import render_tool_call
 
-ADD_SCHEMA = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
-              "required": ["a", "b"], "additionalProperties": False}
+ADD_SCHEMA = {
+    "type": "object",
+    "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+    "required": ["a", "b"],
+    "additionalProperties": False,
+}
 
 
 class AddEpisode(Episode):
@@ -21,8 +25,10 @@ class AddEpisode(Episode):
 
     @property
     def tools(self):
-        return [Tool("add", "Add two integers", ADD_SCHEMA, self._add),
-                Tool("explode", "Lose the sandbox", {"type": "object", "properties": {}}, self._explode)]
+        return [
+            Tool("add", "Add two integers", ADD_SCHEMA, self._add),
+            Tool("explode", "Lose the sandbox", {"type": "object", "properties": {}}, self._explode),
+        ]
 
     def _add(self, a: int, b: int) -> str:
         self.calls += 1
@@ -38,7 +44,9 @@ class AddEpisode(Episode):
             raise VerifierError("verifier crashed")
         answer = messages[-1].content.strip().split()[-1] if messages[-1].content.strip() else ""
         passed = answer == str(self.task.meta["answer"])
-        return Verdict(passed=passed, reward=float(passed), reason=f"expected {self.task.meta['answer']}, got {answer!r}")
+        return Verdict(
+            passed=passed, reward=float(passed), reason=f"expected {self.task.meta['answer']}, got {answer!r}"
+        )
 
     async def close(self):
         AddEpisode.closed += 1
@@ -57,11 +65,18 @@ class AddEnv(Env):
         a, b = task.meta["a"], task.meta["b"]
 
         def solve():
-            observations = yield "<think>Plan: add with the tool.</think>" + render_tool_call("add", {"a": a, "b": b})
+            observations = yield "<think>Plan: add with the tool.</think>" + render_tool_call(
+                "add", {"a": a, "b": b}
+            )
             yield f"The answer is {observations[0].content}"
 
         return GeneratorClient(solve)
 
 
 def add_task(a: int = 2, b: int = 3, **meta) -> Task:
-    return Task(id=f"add-{a}-{b}", env="toy-add", prompt=f"What is {a}+{b}?", meta={"a": a, "b": b, "answer": a + b} | meta)
+    return Task(
+        id=f"add-{a}-{b}",
+        env="toy-add",
+        prompt=f"What is {a}+{b}?",
+        meta={"a": a, "b": b, "answer": a + b} | meta,
+    )

@@ -17,11 +17,11 @@ import pytest
 from agentkit.client import Completion, ScriptedClient
 from agentkit.config import SandboxConfig, TaskSourceConfig
 from agentkit.env import Env
+from agentkit.envs.tasks import split_of
 from agentkit.loop import EpisodeLimits, run_episode
 from agentkit.records import Message, Status, Task, ToolSpec
 from agentkit.registry import ENVS, SANDBOXES
 from agentkit.toolcalls import render_tool_call
-from agentkit.envs.tasks import split_of
 
 pytestmark = pytest.mark.bwrap
 
@@ -71,7 +71,9 @@ def test_tools_are_valid_json_schemas(harness: Harness) -> None:
             assert re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", spec.name), spec.name
             params = spec.function.parameters
             assert params.get("type") == "object", f"{spec.name}: parameters must be an object schema"
-            jsonschema.validators.validator_for(params, default=jsonschema.Draft202012Validator).check_schema(params)
+            jsonschema.validators.validator_for(params, default=jsonschema.Draft202012Validator).check_schema(
+                params
+            )
             json.dumps(spec.model_dump())
 
 
@@ -84,7 +86,9 @@ def test_initial_messages_are_system_then_user(harness: Harness) -> None:
         assert user.content == task.prompt and task.prompt.strip()
         answer = task.meta.get("answer")
         if isinstance(answer, str) and len(answer) >= 8:
-            assert answer not in system.content + user.content, f"{task.id}: the answer leaks into the messages"
+            assert answer not in system.content + user.content, (
+                f"{task.id}: the answer leaks into the messages"
+            )
 
 
 def test_generated_tasks_are_deterministic(harness: Harness) -> None:
@@ -97,8 +101,12 @@ def test_generated_tasks_are_deterministic(harness: Harness) -> None:
 
 
 def test_generated_splits_are_disjoint_and_stable(harness: Harness) -> None:
-    split = {s: harness.env.load_tasks(TaskSourceConfig(source="generated", n=3, seed=0, split=s, test_fraction=0.5))
-             for s in ("train", "test")}
+    split = {
+        s: harness.env.load_tasks(
+            TaskSourceConfig(source="generated", n=3, seed=0, split=s, test_fraction=0.5)
+        )
+        for s in ("train", "test")
+    }
     assert not {t.id for t in split["train"]} & {t.id for t in split["test"]}
     for name, tasks in split.items():
         assert len(tasks) == 3
@@ -118,7 +126,9 @@ def test_reference_solver_passes_every_task(harness: Harness) -> None:
 
 def test_answer_without_the_tools_fails(harness: Harness) -> None:
     for task in harness.tasks:
-        trajectory = harness.run(run_episode(harness.env, task, ScriptedClient([NO_TOOLS_ANSWER]), limits=LIMITS))
+        trajectory = harness.run(
+            run_episode(harness.env, task, ScriptedClient([NO_TOOLS_ANSWER]), limits=LIMITS)
+        )
         assert trajectory.status == Status.completed, (task.id, trajectory.error)
         assert trajectory.verdict is not None and not trajectory.passed and trajectory.reward == 0.0
         assert trajectory.verdict.reason
@@ -254,5 +264,7 @@ def test_episodes_release_everything_when_the_body_raises(monkeypatch) -> None:
         for name in ENV_NAMES:
             runner.run(scenario(name))
     psutil.wait_procs([p for p in me.children(recursive=True) if p.pid not in before], timeout=5)
-    left = [p for p in me.children(recursive=True) if p.pid not in before and p.status() != psutil.STATUS_ZOMBIE]
+    left = [
+        p for p in me.children(recursive=True) if p.pid not in before and p.status() != psutil.STATUS_ZOMBIE
+    ]
     assert not left, [" ".join(p.cmdline()[:4]) for p in left]

@@ -10,13 +10,15 @@ import pytest
 
 from agentkit.config import EnvConfig, TaskSourceConfig
 from agentkit.env import build_env
-from agentkit.errors import ConfigError, DataError
 from agentkit.envs.math import MathEnv
 from agentkit.envs.tasks import load_task_rows, split_of
 from agentkit.envs.tooluse import ToolUseEnv
+from agentkit.errors import ConfigError, DataError
 
-ROWS = [{"qid": f"q{i}", "question": f"What is {i} + {i}?", "solution": str(2 * i), "source_note": "toy"}
-        for i in range(40)]
+ROWS = [
+    {"qid": f"q{i}", "question": f"What is {i} + {i}?", "solution": str(2 * i), "source_note": "toy"}
+    for i in range(40)
+]
 FIELDS = {"id": "qid", "prompt": "question", "answer": "solution"}
 CONF = Path(__file__).resolve().parents[2] / "conf" / "env"
 
@@ -55,8 +57,11 @@ def test_every_file_source_gives_the_same_tasks(sources):
 
 def test_splits_and_sampling_are_deterministic(sources):
     def load(**kw):
-        return load_task_rows(TaskSourceConfig(source="jsonl", path=str(sources["jsonl"]), fields=FIELDS, **kw),
-                              "math", required=("prompt", "answer"))
+        return load_task_rows(
+            TaskSourceConfig(source="jsonl", path=str(sources["jsonl"]), fields=FIELDS, **kw),
+            "math",
+            required=("prompt", "answer"),
+        )
 
     train, test = load(split="train", test_fraction=0.25), load(split="test", test_fraction=0.25)
     assert len(train) + len(test) == len(ROWS) and 3 <= len(test) <= 20
@@ -64,7 +69,7 @@ def test_splits_and_sampling_are_deterministic(sources):
     assert all(split_of(t.id, 0.25) == "test" for t in test)
     sample = [t.id for t in load(n=5, seed=1)]
     assert sample == [t.id for t in load(n=5, seed=1)] and sample != [t.id for t in load(n=5, seed=2)]
-    assert sample == sorted(sample, key=lambda i: int(i[1:]))   # source order is kept
+    assert sample == sorted(sample, key=lambda i: int(i[1:]))  # source order is kept
     with pytest.raises(ConfigError, match="tasks.split"):
         load(split="validation")
 
@@ -73,8 +78,11 @@ def test_bad_rows_fail_at_load_time_with_path_and_line(tmp_path):
     env = MathEnv()
     cases = [
         ([{"question": "q", "solution": "1"}, {"question": "", "solution": "2"}], 2, "question"),
-        ([{"qid": "a", "question": "q", "solution": "1"}, {"qid": "a", "question": "r", "solution": "2"}], 2,
-         "duplicate task id 'a'"),
+        (
+            [{"qid": "a", "question": "q", "solution": "1"}, {"qid": "a", "question": "r", "solution": "2"}],
+            2,
+            "duplicate task id 'a'",
+        ),
         ([{"question": "q", "solution": "1"}, {"question": "q2"}], 2, "missing or empty field 'solution'"),
         ([{"question": "q", "solution": ["not", "a", "string"]}], 1, "'answer' must be a string or a number"),
         ([{"question": "q", "solution": "1"}, ["not an object"]], 2, "a row must be an object"),
@@ -95,9 +103,12 @@ def test_bad_rows_fail_at_load_time_with_path_and_line(tmp_path):
 
 
 def test_tooluse_rows_are_checked_when_loaded(tmp_path):
-    good = {"prompt": "Make the folder /a.", "initial_state": {"fs": {"dirs": ["/"], "files": {}}},
-            "expected_state": {"fs": {"dirs": ["/", "/a"], "files": {}}},
-            "solution": [{"name": "make_dir", "arguments": {"path": "/a"}}]}
+    good = {
+        "prompt": "Make the folder /a.",
+        "initial_state": {"fs": {"dirs": ["/"], "files": {}}},
+        "expected_state": {"fs": {"dirs": ["/", "/a"], "files": {}}},
+        "solution": [{"name": "make_dir", "arguments": {"path": "/a"}}],
+    }
     bad_domain = {**good, "initial_state": {"bank": {}}}
     path = _write_jsonl(tmp_path / "tool.jsonl", [good, bad_domain])
     with pytest.raises(DataError, match=rf"{path}:2: unknown domain 'bank'"):

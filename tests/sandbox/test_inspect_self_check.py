@@ -22,21 +22,32 @@ INSPECT_AI_VERSION = "0.3.285"
 
 KNOWN_FAILURES: dict[str, dict[str, str]] = {
     "bwrap": {
-        **{name: "/tmp is a fresh tmpfs for each command (bwrap --tmpfs /tmp per exec); only the workspace "
-                 "persists between commands, so a file written under /tmp is gone by the next call"
-           for name in ("test_read_and_write_file_including_directory_absolute", "test_write_text_file_is_directory",
-                        "test_write_binary_file_is_directory", "test_cwd_absolute")},
+        **{
+            name: "/tmp is a fresh tmpfs for each command (bwrap --tmpfs /tmp per exec); only the workspace "
+            "persists between commands, so a file written under /tmp is gone by the next call"
+            for name in (
+                "test_read_and_write_file_including_directory_absolute",
+                "test_write_text_file_is_directory",
+                "test_write_binary_file_is_directory",
+                "test_cwd_absolute",
+            )
+        },
         "test_exec_as_user": "no user switching: a bwrap sandbox runs every command as one unprivileged uid "
-                             "with no root inside (exec(user=...) raises SandboxUserUnsupportedError)",
+        "with no root inside (exec(user=...) raises SandboxUserUnsupportedError)",
     },
     "docker": {
-        **{name: "each exec runs under its own fresh uid (so a timeout kills exactly that exec's processes): a file "
-                 "keeps the uid of the exec that wrote it, the check's later `chmod` is refused (not the owner) "
-                 "and the file stays readable/writable through the shared group"
-           for name in ("test_read_file_not_allowed", "test_write_text_file_without_permissions",
-                        "test_write_binary_file_without_permissions")},
+        **{
+            name: "each exec runs under its own fresh uid (so a timeout kills exactly that exec's processes): a file "
+            "keeps the uid of the exec that wrote it, the check's later `chmod` is refused (not the owner) "
+            "and the file stays readable/writable through the shared group"
+            for name in (
+                "test_read_file_not_allowed",
+                "test_write_text_file_without_permissions",
+                "test_write_binary_file_without_permissions",
+            )
+        },
         "test_exec_as_user": "no user switching: the container runs as a fixed non-root user with a read-only "
-                             "root filesystem (exec(user=...) raises SandboxUserUnsupportedError)",
+        "root filesystem (exec(user=...) raises SandboxUserUnsupportedError)",
     },
 }
 
@@ -48,8 +59,12 @@ def anyio_backend():
     return "asyncio"
 
 
-@pytest.fixture(params=[pytest.param("bwrap", marks=pytest.mark.bwrap),
-                        pytest.param("docker", marks=[pytest.mark.docker, pytest.mark.slow])])
+@pytest.fixture(
+    params=[
+        pytest.param("bwrap", marks=pytest.mark.bwrap),
+        pytest.param("docker", marks=[pytest.mark.docker, pytest.mark.slow]),
+    ]
+)
 async def sandbox_env(request):
     from agentkit.envs.sandbox.inspect_provider import AgentkitSandboxEnvironment
 
@@ -97,9 +112,25 @@ def test_inspect_eval_runs_a_task_in_agentkit_bwrap(tmp_path):
     task = Path(__file__).resolve().parents[1] / "assets" / "inspect" / "sandboxed_task.py"
     inspect = Path(sys.executable).with_name("inspect")
     shutil.copy(task, tmp_path / task.name)  # inspect takes a task file relative to the working directory
-    done = subprocess.run([str(inspect), "eval", task.name, "--model", "mockllm/model", "--sandbox", "agentkit-bwrap",
-                           "--log-dir", str(tmp_path / "logs"), "--display", "plain"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            str(inspect),
+            "eval",
+            task.name,
+            "--model",
+            "mockllm/model",
+            "--sandbox",
+            "agentkit-bwrap",
+            "--log-dir",
+            str(tmp_path / "logs"),
+            "--display",
+            "plain",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     from inspect_ai.log import read_eval_log
 

@@ -19,7 +19,7 @@ import pytest
 
 pytestmark = pytest.mark.bwrap
 
-SCRIPT = textwrap.dedent('''
+SCRIPT = textwrap.dedent("""
     import asyncio, os, subprocess, sys, tempfile, time
     from pathlib import Path
     from agentkit.envs.sandbox import cgroups
@@ -69,7 +69,7 @@ SCRIPT = textwrap.dedent('''
         delegated.rmdir()
         subprocess.run(["umount", str(mnt)], check=True)
         mnt.rmdir()
-''')
+""")
 
 
 def test_cgroup_v2_code_path_on_a_real_cgroup2_mount():
@@ -78,8 +78,12 @@ def test_cgroup_v2_code_path_on_a_real_cgroup2_mount():
         if os.environ.get("AGENTKIT_REQUIRE_SANDBOXES") == "1":
             pytest.fail(reason)
         pytest.skip(reason)
-    done = subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable, "-c", SCRIPT],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", sys.executable, "-c", SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0 and "V2-OK" in done.stdout, done.stdout[-2000:] + done.stderr[-3000:]
 
 

@@ -20,10 +20,19 @@ def test_containers_of_dead_processes_are_reaped():
     dead.wait()
     client = backend.client()
     leaked = client.containers.run(
-        backend.DEFAULT_IMAGE, ["sleep", "infinity"], detach=True, network_mode="none", user=backend.KEEPER_USER,
-        labels={backend.LABEL: "1", "agentkit.pid": str(dead.pid), "agentkit.host": backend.socketlib.gethostname(),
-                "agentkit.created": "0"},
-        ulimits=[backend_ulimit(n) for n in ("nofile", "nproc")])
+        backend.DEFAULT_IMAGE,
+        ["sleep", "infinity"],
+        detach=True,
+        network_mode="none",
+        user=backend.KEEPER_USER,
+        labels={
+            backend.LABEL: "1",
+            "agentkit.pid": str(dead.pid),
+            "agentkit.host": backend.socketlib.gethostname(),
+            "agentkit.created": "0",
+        },
+        ulimits=[backend_ulimit(n) for n in ("nofile", "nproc")],
+    )
     try:
         assert backend.reap_containers(client) >= 1
         assert leaked.id not in {c.id for c in client.containers.list(all=True)}

@@ -17,7 +17,9 @@ from agentkit.envs.sandbox.files import (
 from agentkit.errors import ToolError
 
 
-@pytest.mark.parametrize("bad", ["", "/etc/passwd", "../x", "a/../../x", "a/..", "/workspace/../etc", "a\x00b"])
+@pytest.mark.parametrize(
+    "bad", ["", "/etc/passwd", "../x", "a/../../x", "a/..", "/workspace/../etc", "a\x00b"]
+)
 def test_escapes_are_rejected_before_any_io(bad):
     with pytest.raises(PathEscape):
         workspace_parts(bad)
@@ -27,8 +29,9 @@ def test_path_escape_is_a_tool_error_the_model_sees():
     assert issubclass(PathEscape, ToolError)
 
 
-@pytest.mark.parametrize("path,parts", [("a/b.txt", ["a", "b.txt"]), ("./a//b", ["a", "b"]),
-                                        ("/workspace/a", ["a"]), (".", [])])
+@pytest.mark.parametrize(
+    "path,parts", [("a/b.txt", ["a", "b.txt"]), ("./a//b", ["a", "b"]), ("/workspace/a", ["a"]), (".", [])]
+)
 def test_workspace_relative_paths(path, parts):
     assert workspace_parts(path) == parts
     assert normalized(path) == ("/".join(parts) or ".")

@@ -19,13 +19,26 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def agentkit(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
-    return subprocess.run([sys.executable, "-m", "agentkit.cli", *args], input=stdin, capture_output=True,
-                          text=True, cwd=ROOT, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "agentkit.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+    )
 
 
-@pytest.mark.parametrize("options, key", [({"tpyo": 1}, "options.tpyo"), ({"cgroups": "maybe"}, "options.cgroups"),
-                                          ({"seccomp": "yes"}, "options.seccomp"),
-                                          ({"ro_binds": "/opt"}, "options.ro_binds")])
+@pytest.mark.parametrize(
+    "options, key",
+    [
+        ({"tpyo": 1}, "options.tpyo"),
+        ({"cgroups": "maybe"}, "options.cgroups"),
+        ({"seccomp": "yes"}, "options.seccomp"),
+        ({"ro_binds": "/opt"}, "options.ro_binds"),
+    ],
+)
 def test_option_typo_is_a_config_error_at_construction(options, key):
     from agentkit.envs.sandbox import SandboxPool
     from agentkit.sandbox import create_sandbox
@@ -58,7 +71,11 @@ def test_missing_bwrap_is_one_line_and_exit_2():
     done = agentkit("sandbox", "exec", "+options.bwrap=/nonexistent/bwrap", stdin="print(1)\n")
     assert done.returncode == 2, done.stderr
     lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and "bubblewrap is not installed" in lines[0] and "apt-get install bubblewrap" in lines[0]
+    assert (
+        len(lines) == 1
+        and "bubblewrap is not installed" in lines[0]
+        and "apt-get install bubblewrap" in lines[0]
+    )
     assert "Traceback" not in done.stderr
 
 
@@ -86,7 +103,9 @@ def test_seccomp_unavailable_is_refused_unless_turned_off(monkeypatch):
 def test_required_cgroups_without_one_is_refused(monkeypatch):
     from agentkit.envs.sandbox import bwrap, cgroups
 
-    monkeypatch.setattr(cgroups, "host", lambda: (None, "cgroup v1 /sys/fs/cgroup/pids is not writable by uid 1000"))
+    monkeypatch.setattr(
+        cgroups, "host", lambda: (None, "cgroup v1 /sys/fs/cgroup/pids is not writable by uid 1000")
+    )
     bwrap.diagnose.cache_clear()
     try:
         refusal = bwrap.BwrapSandbox(preload=[], cgroups="required").refusal()
@@ -97,10 +116,13 @@ def test_required_cgroups_without_one_is_refused(monkeypatch):
         bwrap.diagnose.cache_clear()
 
 
-@pytest.mark.parametrize("sysctl, value, hint", [
-    ("/proc/sys/kernel/unprivileged_userns_clone", "0", "sysctl -w kernel.unprivileged_userns_clone=1"),
-    ("/proc/sys/user/max_user_namespaces", "0", "sysctl -w user.max_user_namespaces="),
-])
+@pytest.mark.parametrize(
+    "sysctl, value, hint",
+    [
+        ("/proc/sys/kernel/unprivileged_userns_clone", "0", "sysctl -w kernel.unprivileged_userns_clone=1"),
+        ("/proc/sys/user/max_user_namespaces", "0", "sysctl -w user.max_user_namespaces="),
+    ],
+)
 def test_userns_disabled_names_the_sysctl(monkeypatch, sysctl, value, hint):
     from agentkit.envs.sandbox import bwrap
 

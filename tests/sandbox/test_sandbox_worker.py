@@ -13,8 +13,11 @@ from agentkit.envs.sandbox.base import WORKER_SOURCE
 
 @pytest.fixture(scope="module")
 def worker():
-    proc = subprocess.Popen([sys.executable, "-I", str(WORKER_SOURCE), "--cap", "1000", "--preload", "json,nosuchmod"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-I", str(WORKER_SOURCE), "--cap", "1000", "--preload", "json,nosuchmod"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
     ready = json.loads(proc.stdout.readline())
     counter = iter(range(10**6))
 

@@ -72,8 +72,12 @@ def scripted_engine_factory(tiny_tokenizer):
         script = tok(text, add_special_tokens=False)["input_ids"]
         filler = tok(" x", add_special_tokens=False)["input_ids"][-1]
         script = script + ([] if eos else [filler] * 256)
-        config = config_cls(vocab_size=len(tok), max_position_embeddings=max_model_len,
-                            eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+        config = config_cls(
+            vocab_size=len(tok),
+            max_position_embeddings=max_model_len,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        )
         model = model_cls(config, script, tok.convert_tokens_to_ids(ASSISTANT), tok.eos_token_id)
         model.generation_config.eos_token_id = tok.eos_token_id
         model.generation_config.pad_token_id = tok.pad_token_id

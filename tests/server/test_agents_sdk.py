@@ -30,9 +30,14 @@ def _agent(url: str, model_name: str, calls: list[str], **settings):
 
     client = AsyncOpenAI(base_url=url, api_key="unused", max_retries=0)
     model = agents.OpenAIChatCompletionsModel(model=model_name, openai_client=client)
-    return agents.Agent(name="weather", instructions="Answer with the weather tool.", model=model,
-                        tools=[get_weather], model_settings=agents.ModelSettings(**settings),
-                        tool_use_behavior="stop_on_first_tool")
+    return agents.Agent(
+        name="weather",
+        instructions="Answer with the weather tool.",
+        model=model,
+        tools=[get_weather],
+        model_settings=agents.ModelSettings(**settings),
+        tool_use_behavior="stop_on_first_tool",
+    )
 
 
 async def _run_both(agent, prompt: str):
@@ -41,7 +46,10 @@ async def _run_both(agent, prompt: str):
     kinds, deltas = [], []
     async for event in streamed.stream_events():
         kinds.append(event.type)
-        if event.type == "raw_response_event" and getattr(event.data, "type", "") == "response.output_text.delta":
+        if (
+            event.type == "raw_response_event"
+            and getattr(event.data, "type", "") == "response.output_text.delta"
+        ):
             deltas.append(event.data.delta)
     return plain, streamed, kinds, deltas
 
@@ -49,8 +57,9 @@ async def _run_both(agent, prompt: str):
 @pytest.fixture(scope="module")
 def tiny_server(tiny_model_dir, tmp_path_factory):
     log = tmp_path_factory.mktemp("serve-sdk") / "server.log"
-    with embedded_server(ModelConfig(name="tiny-mla", path=str(tiny_model_dir)), log_path=log, timeout=240,
-                        extra=["threads=1"]) as url:
+    with embedded_server(
+        ModelConfig(name="tiny-mla", path=str(tiny_model_dir)), log_path=log, timeout=240, extra=["threads=1"]
+    ) as url:
         yield url
 
 
@@ -76,7 +85,7 @@ def test_agents_sdk_calls_the_function_tool_streamed_and_not(scripted_engine_fac
         agent = _agent(url + "/v1", "scripted", calls, max_tokens=64)
         plain, streamed, kinds, _ = asyncio.run(_run_both(agent, "Weather in Paris?"))
     # A forced call: the server writes the start of the block, the model only the arguments.
-    forced_engine = scripted_engine_factory(text[text.index("<tool_call>"):])
+    forced_engine = scripted_engine_factory(text[text.index("<tool_call>") :])
     with serve_app(create_app(forced_engine, served_model_name="scripted")) as url:
         forced = _agent(url + "/v1", "scripted", calls, max_tokens=64, tool_choice="get_weather")
         forced_result = asyncio.run(agents.Runner.run(forced, "Weather?", max_turns=3))

@@ -54,14 +54,22 @@ def test_batches_are_capped_at_max_batch_size(scripted_engine_factory):
 def test_rows_stop_on_their_own(scripted_engine_factory):
     engine = scripted_engine_factory(CALL_TEXT, batch_wait_ms=300)
     ids = prompt(engine, "hello")
-    eos, length, stop, no_eos = run(engine.generate([
-        GenerationRequest(ids, max_tokens=200),
-        GenerationRequest(ids, max_tokens=3),
-        GenerationRequest(ids, max_tokens=200, stop=("</think>", "never")),
-        GenerationRequest(ids, max_tokens=40, ignore_eos=True),
-    ]))
+    eos, length, stop, no_eos = run(
+        engine.generate(
+            [
+                GenerationRequest(ids, max_tokens=200),
+                GenerationRequest(ids, max_tokens=3),
+                GenerationRequest(ids, max_tokens=200, stop=("</think>", "never")),
+                GenerationRequest(ids, max_tokens=40, ignore_eos=True),
+            ]
+        )
+    )
     assert engine.stats.batches == 1
-    assert eos.finish_reason == "stop" and eos.token_ids[-1] == engine.tokenizer.eos_token_id and eos.text == CALL_TEXT
+    assert (
+        eos.finish_reason == "stop"
+        and eos.token_ids[-1] == engine.tokenizer.eos_token_id
+        and eos.text == CALL_TEXT
+    )
     assert length.finish_reason == "length" and len(length.token_ids) == 3
     assert stop.finish_reason == "stop" and stop.text == "<think>plan" and stop.stop_string == "</think>"
     assert len(stop.token_ids) < len(eos.token_ids)
@@ -71,7 +79,10 @@ def test_rows_stop_on_their_own(scripted_engine_factory):
 
 def test_left_padded_batch_matches_one_by_one(tiny_engine):
     short, long = prompt(tiny_engine, "hi"), prompt(tiny_engine, "a much longer question about 12 * 34 + 5")
-    greedy = [GenerationRequest(short, max_tokens=12, temperature=0), GenerationRequest(long, 12, temperature=0)]
+    greedy = [
+        GenerationRequest(short, max_tokens=12, temperature=0),
+        GenerationRequest(long, 12, temperature=0),
+    ]
     alone = [run(tiny_engine.generate([row]))[0].token_ids for row in greedy]
     together = [r.token_ids for r in run(tiny_engine.generate(greedy))]
     assert together == alone
@@ -79,23 +90,32 @@ def test_left_padded_batch_matches_one_by_one(tiny_engine):
 
 def test_sampling_is_per_row_and_seeded(tiny_engine):
     ids = prompt(tiny_engine, "tell me something")
-    rows = [GenerationRequest(ids, max_tokens=16, temperature=1.0, top_k=50, top_p=0.95, seed=seed)
-            for seed in (7, 7, 8)]
+    rows = [
+        GenerationRequest(ids, max_tokens=16, temperature=1.0, top_k=50, top_p=0.95, seed=seed)
+        for seed in (7, 7, 8)
+    ]
     greedy = GenerationRequest(ids, max_tokens=16, temperature=0)
     first = run(tiny_engine.generate([*rows, greedy]))
     again = run(tiny_engine.generate(rows[:1]))
     assert first[0].token_ids == first[1].token_ids == again[0].token_ids
     assert first[0].token_ids != first[2].token_ids
-    top1 = run(tiny_engine.generate([GenerationRequest(ids, max_tokens=16, temperature=1.0, top_k=1, seed=3)]))
+    top1 = run(
+        tiny_engine.generate([GenerationRequest(ids, max_tokens=16, temperature=1.0, top_k=1, seed=3)])
+    )
     assert first[3].token_ids == top1[0].token_ids  # top_k=1 is greedy, even next to sampled rows
-    wide = GenerationRequest(ids, max_tokens=4, temperature=1.0, top_k=10**6, seed=1)  # k beyond the vocabulary
+    wide = GenerationRequest(
+        ids, max_tokens=4, temperature=1.0, top_k=10**6, seed=1
+    )  # k beyond the vocabulary
     assert len(run(tiny_engine.generate([wide, rows[0]]))[0].token_ids) == 4
 
 
 def test_logprobs_are_those_of_the_chosen_tokens(tiny_engine):
     ids = prompt(tiny_engine, "x")
-    (result,) = run(tiny_engine.generate([GenerationRequest(ids, max_tokens=6, temperature=0, logprobs=True,
-                                                            top_logprobs=3)]))
+    (result,) = run(
+        tiny_engine.generate(
+            [GenerationRequest(ids, max_tokens=6, temperature=0, logprobs=True, top_logprobs=3)]
+        )
+    )
     assert len(result.logprobs) == len(result.token_ids) == 6
     for token, logprob, top in zip(result.token_ids, result.logprobs, result.top_logprobs, strict=True):
         assert top[0] == (token, pytest.approx(logprob))  # greedy: the chosen token is the most likely
@@ -113,9 +133,11 @@ def test_transformers_client_parses_tool_calls(scripted_engine_factory):
     client = TransformersClient(scripted_engine_factory(CALL_TEXT), name="scripted")
     assert isinstance(client, ModelClient) and client.endpoint_kind == "transformers"
     tools = [ToolSpec.model_validate({"type": "function", "function": {"name": "python"}})]
-    history = [Message(role="user", content="go"),
-               Message(role="assistant", content="", tool_calls=[ToolCall.make("call_0", "python", {"code": "0"})]),
-               Message(role="tool", tool_call_id="call_0", content="0")]
+    history = [
+        Message(role="user", content="go"),
+        Message(role="assistant", content="", tool_calls=[ToolCall.make("call_0", "python", {"code": "0"})]),
+        Message(role="tool", tool_call_id="call_0", content="0"),
+    ]
     completion = run(client.complete(history, tools, Sampling(max_tokens=64)))
     (call,) = completion.message.tool_calls
     assert call.id == "call_1" and call.function.parsed_arguments() == {"code": "print(1)"}
@@ -128,8 +150,14 @@ def test_transformers_client_on_the_tiny_model(tiny_model_dir):
 
     async def go():
         try:
-            return await asyncio.gather(*(client.complete([Message(role="user", content=f"q{i}")], None,
-                                                          Sampling(max_tokens=5, seed=i)) for i in range(3)))
+            return await asyncio.gather(
+                *(
+                    client.complete(
+                        [Message(role="user", content=f"q{i}")], None, Sampling(max_tokens=5, seed=i)
+                    )
+                    for i in range(3)
+                )
+            )
         finally:
             await client.aclose()
 

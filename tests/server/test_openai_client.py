@@ -15,16 +15,38 @@ from agentkit.errors import ContextExceeded, ModelError
 from agentkit.openai_client import OpenAIClient, completion_from_response
 from agentkit.records import Message, ToolCall, ToolSpec
 
-TOOLS = [ToolSpec.model_validate({"type": "function", "function": {
-    "name": "python", "description": "run code",
-    "parameters": {"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]}}})]
+TOOLS = [
+    ToolSpec.model_validate(
+        {
+            "type": "function",
+            "function": {
+                "name": "python",
+                "description": "run code",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"code": {"type": "string"}},
+                    "required": ["code"],
+                },
+            },
+        }
+    )
+]
 
 
 def ok_body(content: str = "fine", **message) -> dict:
-    return {"id": "x", "object": "chat.completion", "model": "m",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content, **message},
-                         "finish_reason": "tool_calls" if message.get("tool_calls") else "stop"}],
-            "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}}
+    return {
+        "id": "x",
+        "object": "chat.completion",
+        "model": "m",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content, **message},
+                "finish_reason": "tool_calls" if message.get("tool_calls") else "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
+    }
 
 
 class Flaky:
@@ -53,14 +75,22 @@ class Flaky:
                     await asyncio.sleep(1.5)
                     return ok_body()
                 if step == "context":
-                    return JSONResponse({"error": {"message": "This model's maximum context length is 4096 tokens. "
-                                                   "However, you requested 5000 tokens.", "type": "BadRequestError"}},
-                                        status_code=400)
+                    return JSONResponse(
+                        {
+                            "error": {
+                                "message": "This model's maximum context length is 4096 tokens. "
+                                "However, you requested 5000 tokens.",
+                                "type": "BadRequestError",
+                            }
+                        },
+                        status_code=400,
+                    )
                 if step == "bad":
                     return JSONResponse({"error": {"message": "temperature: must be <= 2"}}, status_code=400)
                 if step == 429:
-                    return JSONResponse({"error": {"message": "slow down"}}, status_code=429,
-                                        headers={"Retry-After": "0"})
+                    return JSONResponse(
+                        {"error": {"message": "slow down"}}, status_code=429, headers={"Retry-After": "0"}
+                    )
                 if isinstance(step, int):
                     return JSONResponse({"error": {"message": f"failure {step}"}}, status_code=step)
                 if isinstance(step, dict):
@@ -169,7 +199,9 @@ def test_least_loaded_routing_spreads_concurrent_requests(serve_app):
 
         async def burst():
             try:
-                return await asyncio.gather(*(c.complete([Message(role="user", content="x")]) for _ in range(8)))
+                return await asyncio.gather(
+                    *(c.complete([Message(role="user", content="x")]) for _ in range(8))
+                )
             finally:
                 await c.aclose()
 
@@ -203,20 +235,32 @@ def test_health_probes_every_endpoint(serve_app):
 
 def test_request_body_carries_messages_tools_and_sampling(serve_app):
     server = Flaky([])
-    history = [Message(role="user", content="compute"),
-               Message(role="assistant", content="", tool_calls=[ToolCall.make("call_0", "python", {"code": "1"})]),
-               Message(role="tool", tool_call_id="call_0", name="python", content="1")]
-    sampling = Sampling(temperature=0.3, top_p=0.9, top_k=5, max_tokens=12, repetition_penalty=1.1,
-                        stop=["END"], seed=4)
+    history = [
+        Message(role="user", content="compute"),
+        Message(role="assistant", content="", tool_calls=[ToolCall.make("call_0", "python", {"code": "1"})]),
+        Message(role="tool", tool_call_id="call_0", name="python", content="1"),
+    ]
+    sampling = Sampling(
+        temperature=0.3, top_p=0.9, top_k=5, max_tokens=12, repetition_penalty=1.1, stop=["END"], seed=4
+    )
     with serve_app(server.app) as url:
         complete(client(url + "/v1", return_token_ids=True), history, TOOLS, sampling)
     body = server.bodies[0]
     assert body["model"] == "m" and body["tools"][0]["function"]["name"] == "python"
     assert body["messages"][1]["tool_calls"][0]["function"]["arguments"] == '{"code": "1"}'
     assert body["messages"][1]["content"] is None and body["messages"][2]["tool_call_id"] == "call_0"
-    assert {k: body[k] for k in ("temperature", "top_p", "top_k", "max_tokens", "repetition_penalty", "stop",
-                                 "seed")} == {"temperature": 0.3, "top_p": 0.9, "top_k": 5, "max_tokens": 12,
-                                              "repetition_penalty": 1.1, "stop": ["END"], "seed": 4}
+    assert {
+        k: body[k]
+        for k in ("temperature", "top_p", "top_k", "max_tokens", "repetition_penalty", "stop", "seed")
+    } == {
+        "temperature": 0.3,
+        "top_p": 0.9,
+        "top_k": 5,
+        "max_tokens": 12,
+        "repetition_penalty": 1.1,
+        "stop": ["END"],
+        "seed": 4,
+    }
     assert body["logprobs"] is True and body["return_token_ids"] is True
 
 
@@ -228,23 +272,40 @@ def test_plain_request_does_not_ask_for_logprobs(serve_app):
 
 
 def test_server_parsed_tool_calls_are_used_and_renumbered(serve_app):
-    calls = [{"id": "chatcmpl-tool-abc", "type": "function",
-              "function": {"name": "python", "arguments": "{\"code\": \"print(2)\"}"}}]
+    calls = [
+        {
+            "id": "chatcmpl-tool-abc",
+            "type": "function",
+            "function": {"name": "python", "arguments": '{"code": "print(2)"}'},
+        }
+    ]
     server = Flaky([ok_body("<think>use python</think>", tool_calls=calls)])
-    history = [Message(role="user", content="a"),
-               Message(role="assistant", content="", tool_calls=[ToolCall.make("call_0", "python", {"code": "1"})]),
-               Message(role="tool", tool_call_id="call_0", content="1")]
+    history = [
+        Message(role="user", content="a"),
+        Message(role="assistant", content="", tool_calls=[ToolCall.make("call_0", "python", {"code": "1"})]),
+        Message(role="tool", tool_call_id="call_0", content="1"),
+    ]
     with serve_app(server.app) as url:
         completion = complete(client(url + "/v1"), history, TOOLS)
     (call,) = completion.message.tool_calls
-    assert call.id == "call_1" and call.name == "python" and call.function.parsed_arguments() == {"code": "print(2)"}
-    assert completion.finish_reason == "tool_calls" and completion.message.content == "<think>use python</think>"
-    assert completion.raw_text == ('<think>use python</think>\n<tool_call>{"name": "python", '
-                                   '"arguments": {"code": "print(2)"}}</tool_call>')
+    assert (
+        call.id == "call_1"
+        and call.name == "python"
+        and call.function.parsed_arguments() == {"code": "print(2)"}
+    )
+    assert (
+        completion.finish_reason == "tool_calls" and completion.message.content == "<think>use python</think>"
+    )
+    assert completion.raw_text == (
+        '<think>use python</think>\n<tool_call>{"name": "python", '
+        '"arguments": {"code": "print(2)"}}</tool_call>'
+    )
 
 
 def test_text_tool_calls_are_parsed_when_the_server_does_not():
-    text = 'ok <tool_call>{"name": "python", "arguments": {"code": "1"}}</tool_call><tool_call>{bad</tool_call>'
+    text = (
+        'ok <tool_call>{"name": "python", "arguments": {"code": "1"}}</tool_call><tool_call>{bad</tool_call>'
+    )
     completion = completion_from_response(ok_body(text), start=3)
     assert [c.id for c in completion.message.tool_calls] == ["call_3"]
     assert len(completion.parse_errors) == 1 and completion.raw_text == text
@@ -253,7 +314,9 @@ def test_text_tool_calls_are_parsed_when_the_server_does_not():
 def test_token_ids_come_from_the_response():
     body = ok_body("ab")
     body["choices"][0]["token_ids"] = [5, 6]
-    body["choices"][0]["logprobs"] = {"content": [{"token": "a", "logprob": -0.5}, {"token": "b", "logprob": -1.0}]}
+    body["choices"][0]["logprobs"] = {
+        "content": [{"token": "a", "logprob": -0.5}, {"token": "b", "logprob": -1.0}]
+    }
     completion = completion_from_response(body)
     assert completion.token_ids == [5, 6] and completion.logprobs == [-0.5, -1.0]
     body = ok_body("ab")

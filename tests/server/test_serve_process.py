@@ -17,25 +17,46 @@ from agentkit.openai_client import OpenAIClient
 from agentkit.records import Message, ToolSpec
 from agentkit.server.launch import embedded_server, resolve_model_path
 
-TOOLS = [{"type": "function", "function": {
-    "name": "python", "description": "Run Python code",
-    "parameters": {"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]}}}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "python",
+            "description": "Run Python code",
+            "parameters": {
+                "type": "object",
+                "properties": {"code": {"type": "string"}},
+                "required": ["code"],
+            },
+        },
+    }
+]
 
 
 @pytest.fixture(scope="module")
 def server_url(tiny_model_dir, tmp_path_factory):
     log = tmp_path_factory.mktemp("serve") / "server.log"
-    with embedded_server(ModelConfig(name="tiny-mla", path=str(tiny_model_dir)), log_path=log, timeout=240,
-                        extra=["threads=1"]) as url:
+    with embedded_server(
+        ModelConfig(name="tiny-mla", path=str(tiny_model_dir)), log_path=log, timeout=240, extra=["threads=1"]
+    ) as url:
         yield url
 
 
 def test_openai_client_with_tools_gets_a_well_formed_response(server_url, tiny_tokenizer):
     client = openai.OpenAI(base_url=server_url, api_key="unused", max_retries=0)
     response = client.chat.completions.create(
-        model="tiny-mla", tools=TOOLS, max_tokens=8, temperature=0.7, top_p=0.9, seed=1,
-        messages=[{"role": "system", "content": "You are careful."}, {"role": "user", "content": "What is 6*7?"}],
-        extra_body={"top_k": 20})
+        model="tiny-mla",
+        tools=TOOLS,
+        max_tokens=8,
+        temperature=0.7,
+        top_p=0.9,
+        seed=1,
+        messages=[
+            {"role": "system", "content": "You are careful."},
+            {"role": "user", "content": "What is 6*7?"},
+        ],
+        extra_body={"top_k": 20},
+    )
     assert response.object == "chat.completion" and response.model == "tiny-mla" and response.id
     (choice,) = response.choices
     assert choice.message.role == "assistant" and choice.finish_reason in ("stop", "length", "tool_calls")
@@ -44,7 +65,8 @@ def test_openai_client_with_tools_gets_a_well_formed_response(server_url, tiny_t
     assert response.usage.total_tokens == response.usage.prompt_tokens + response.usage.completion_tokens
     (model,) = client.models.list().data
     assert model.id == "tiny-mla" and model.model_extra["chat_template_sha256"] == template_sha256(
-        tiny_tokenizer.chat_template)
+        tiny_tokenizer.chat_template
+    )
 
 
 def test_openai_client_batches_and_health_answers_during_generation(server_url):
@@ -54,8 +76,16 @@ def test_openai_client_batches_and_health_answers_during_generation(server_url):
         client = OpenAIClient(server_url, "tiny-mla", max_retries=0)
         try:
             assert await client.health()
-            burst = asyncio.gather(*(client.complete([Message(role="user", content=f"question {i}")], tools,
-                                                     Sampling(max_tokens=256, seed=i)) for i in range(4)))
+            burst = asyncio.gather(
+                *(
+                    client.complete(
+                        [Message(role="user", content=f"question {i}")],
+                        tools,
+                        Sampling(max_tokens=256, seed=i),
+                    )
+                    for i in range(4)
+                )
+            )
             await asyncio.sleep(0.1)  # long enough to start the burst, short of finishing 4 x 256 tokens
             async with httpx.AsyncClient() as http:
                 health = await http.get(server_url[:-3] + "/health", timeout=10)
@@ -75,8 +105,9 @@ def test_openai_client_batches_and_health_answers_during_generation(server_url):
 
 def test_prompt_over_the_context_is_a_400(server_url):
     too_long = [{"role": "user", "content": "7 " * 5000}]
-    response = httpx.post(server_url + "/chat/completions", json={"messages": too_long, "max_tokens": 4},
-                          timeout=60)
+    response = httpx.post(
+        server_url + "/chat/completions", json={"messages": too_long, "max_tokens": 4}, timeout=60
+    )
     assert response.status_code == 400 and "maximum context length" in response.json()["error"]["message"]
 
 
@@ -98,5 +129,7 @@ def test_a_server_that_cannot_start_is_reported_with_its_log(tiny_model_dir):
     from agentkit.errors import ModelError
 
     with pytest.raises(ModelError, match=r"exited with code 2(.|\n)*cannot listen on 256\.0\.0\.1"):
-        with embedded_server(ModelConfig(name="tiny-mla", path=str(tiny_model_dir)), host="256.0.0.1", timeout=120):
+        with embedded_server(
+            ModelConfig(name="tiny-mla", path=str(tiny_model_dir)), host="256.0.0.1", timeout=120
+        ):
             pass

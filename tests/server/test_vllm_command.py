@@ -19,10 +19,22 @@ def flag(argv: list[str], name: str) -> str:
 
 
 def test_command_has_the_tool_calling_flags():
-    cfg = VllmConfig(tensor_parallel_size=2, gpu_memory_utilization=0.85, seed=3, attention_backend="TRITON_MLA",
-                     extra_args=["--enforce-eager"])
-    argv = build_vllm_command("/ckpt/youtu", served_model_name="youtu-2b", host="0.0.0.0", port=8001, cfg=cfg,
-                              max_model_len=32768, chat_template_path="/t/youtu.jinja")
+    cfg = VllmConfig(
+        tensor_parallel_size=2,
+        gpu_memory_utilization=0.85,
+        seed=3,
+        attention_backend="TRITON_MLA",
+        extra_args=["--enforce-eager"],
+    )
+    argv = build_vllm_command(
+        "/ckpt/youtu",
+        served_model_name="youtu-2b",
+        host="0.0.0.0",
+        port=8001,
+        cfg=cfg,
+        max_model_len=32768,
+        chat_template_path="/t/youtu.jinja",
+    )
     assert argv[:3] == ["vllm", "serve", "/ckpt/youtu"]
     assert flag(argv, "--served-model-name") == "youtu-2b" and flag(argv, "--port") == "8001"
     assert flag(argv, "--host") == "0.0.0.0" and flag(argv, "--tensor-parallel-size") == "2"
@@ -34,15 +46,19 @@ def test_command_has_the_tool_calling_flags():
 
 
 def test_optional_flags_are_left_out_and_bad_values_rejected():
-    argv = build_vllm_command("/m", served_model_name="m", host="h", port=1,
-                              cfg=VllmConfig(enable_auto_tool_choice=False))
+    argv = build_vllm_command(
+        "/m", served_model_name="m", host="h", port=1, cfg=VllmConfig(enable_auto_tool_choice=False)
+    )
     for absent in ("--enable-auto-tool-choice", "--tool-call-parser", "--max-model-len", "--chat-template"):
         assert absent not in argv
     with pytest.raises(ConfigError, match="tensor_parallel_size"):
-        build_vllm_command("/m", served_model_name="m", host="h", port=1, cfg=VllmConfig(tensor_parallel_size=0))
+        build_vllm_command(
+            "/m", served_model_name="m", host="h", port=1, cfg=VllmConfig(tensor_parallel_size=0)
+        )
     with pytest.raises(ConfigError, match="gpu_memory_utilization"):
-        build_vllm_command("/m", served_model_name="m", host="h", port=1,
-                           cfg=VllmConfig(gpu_memory_utilization=1.5))
+        build_vllm_command(
+            "/m", served_model_name="m", host="h", port=1, cfg=VllmConfig(gpu_memory_utilization=1.5)
+        )
 
 
 def test_chat_template_option(tmp_path):
@@ -60,7 +76,9 @@ def test_youtu_export_is_the_same_model_as_deepseek_v3(tiny_model_dir, tmp_path)
     out = export_for_vllm(tiny_model_dir, tmp_path / "export")
     config = json.loads((out / "config.json").read_text())
     assert config["model_type"] == "deepseek_v3" and config["architectures"] == ["DeepseekV3ForCausalLM"]
-    assert config["first_k_dense_replace"] == config["num_hidden_layers"] and not config["tie_word_embeddings"]
+    assert (
+        config["first_k_dense_replace"] == config["num_hidden_layers"] and not config["tie_word_embeddings"]
+    )
     assert (out / "tokenizer.json").exists() and (out / "tokenizer_config.json").exists()
     source = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
     exported = AutoModelForCausalLM.from_pretrained(out).eval()
@@ -69,14 +87,27 @@ def test_youtu_export_is_the_same_model_as_deepseek_v3(tiny_model_dir, tmp_path)
     with torch.no_grad():
         assert torch.allclose(source(ids).logits, exported(ids).logits, atol=1e-5)
     stamp = (out / "agentkit-export.json").stat().st_mtime_ns
-    assert export_for_vllm(tiny_model_dir, out) == out and (out / "agentkit-export.json").stat().st_mtime_ns == stamp
+    assert (
+        export_for_vllm(tiny_model_dir, out) == out
+        and (out / "agentkit-export.json").stat().st_mtime_ns == stamp
+    )
 
 
 def test_cli_dry_run_prints_the_command(tiny_model_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("AGENTKIT_CACHE", str(tmp_path))
-    main(["serve", "engine=vllm", f"model={tiny_model_dir}", "port=9000", "max_model_len=2048",
-          "vllm.dry_run=true", "vllm.chat_template=agentkit", "vllm.tensor_parallel_size=2",
-          f"vllm.executable={fake_vllm(tmp_path)}"])
+    main(
+        [
+            "serve",
+            "engine=vllm",
+            f"model={tiny_model_dir}",
+            "port=9000",
+            "max_model_len=2048",
+            "vllm.dry_run=true",
+            "vllm.chat_template=agentkit",
+            "vllm.tensor_parallel_size=2",
+            f"vllm.executable={fake_vllm(tmp_path)}",
+        ]
+    )
     line = [ln for ln in capsys.readouterr().out.splitlines() if " serve " in ln][-1]
     assert "--served-model-name " + tiny_model_dir.name in line and "--max-model-len 2048" in line
     assert "--tensor-parallel-size 2" in line and "--tool-call-parser hermes" in line
@@ -122,7 +153,13 @@ def test_find_vllm_order_and_cpu_detection(tmp_path, monkeypatch):
     (tmp_path / "cache" / "vllm.json").write_text(json.dumps({"python": str(cpu_python)}))
     found = find_vllm(VllmConfig())  # `make vllm`'s record wins over PATH
     assert found.source == "recorded by make vllm" and found.cpu
-    assert found.prefix("/m") == [str(cpu_python), "-m", "vllm.entrypoints.openai.api_server", "--model", "/m"]
+    assert found.prefix("/m") == [
+        str(cpu_python),
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        "/m",
+    ]
     monkeypatch.setenv("AGENTKIT_VLLM_PYTHON", str(tmp_path / "missing" / "python"))
     with pytest.raises(ConfigError, match="AGENTKIT_VLLM_PYTHON"):
         find_vllm(VllmConfig())
@@ -138,9 +175,18 @@ def test_cpu_environment_sizes_the_kv_cache():
     assert kv_bytes_per_token(mla, "float32") == 4 * 576 * 4
     env = cpu_environment(mla, dtype="float32", max_model_len=4096, max_num_seqs=32)
     assert env["VLLM_TARGET_DEVICE"] == "cpu" and env["VLLM_CPU_KVCACHE_SPACE"] == "2"  # 1.13 GiB, rounded up
-    assert cpu_environment(mla, dtype="float32", max_model_len=512, max_num_seqs=1)["VLLM_CPU_KVCACHE_SPACE"] == "1"
-    assert len(cpu_environment(mla, dtype="float32", max_model_len=8, max_num_seqs=1,
-                               threads=1)["VLLM_CPU_OMP_THREADS_BIND"].split(",")) == 1
+    assert (
+        cpu_environment(mla, dtype="float32", max_model_len=512, max_num_seqs=1)["VLLM_CPU_KVCACHE_SPACE"]
+        == "1"
+    )
+    assert (
+        len(
+            cpu_environment(mla, dtype="float32", max_model_len=8, max_num_seqs=1, threads=1)[
+                "VLLM_CPU_OMP_THREADS_BIND"
+            ].split(",")
+        )
+        == 1
+    )
     dense = {"num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "hidden_size": 256}
     assert kv_bytes_per_token(dense, "bfloat16") == 2 * 2 * 2 * 64 * 2
 
@@ -148,8 +194,10 @@ def test_cpu_environment_sizes_the_kv_cache():
 def test_export_refuses_a_latent_vllm_cannot_serve(tmp_path):
     from agentkit.models import materialize
 
-    old = materialize({"preset": "tiny-mla", "kv_lora_rank": 64, "qk_rope_head_dim": 16, "num_hidden_layers": 1},
-                      tmp_path / "old")
+    old = materialize(
+        {"preset": "tiny-mla", "kv_lora_rank": 64, "qk_rope_head_dim": 16, "num_hidden_layers": 1},
+        tmp_path / "old",
+    )
     with pytest.raises(ConfigError) as info:
         export_for_vllm(old, tmp_path / "export")
     message = str(info.value)

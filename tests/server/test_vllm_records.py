@@ -20,16 +20,36 @@ def vllm_response(tokens: list[str], tool_calls: list[dict] | None, content: str
     """A chat completion as vLLM sends it with ``logprobs`` and ``return_token_ids`` (hermes parser on)."""
     message = {"role": "assistant", "content": content}
     if tool_calls:
-        message["tool_calls"] = [{"id": f"chatcmpl-tool-{i}", "type": "function", "function": call}
-                                 for i, call in enumerate(tool_calls)]
-    return {"model": "m", "prompt_token_ids": [1, 2, 3], "usage": {"prompt_tokens": 3, "completion_tokens": len(tokens)},
-            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if tool_calls else "stop",
-                         "token_ids": list(range(10, 10 + len(tokens))),
-                         "logprobs": {"content": [{"token": t, "logprob": -0.5} for t in tokens]}}]}
+        message["tool_calls"] = [
+            {"id": f"chatcmpl-tool-{i}", "type": "function", "function": call}
+            for i, call in enumerate(tool_calls)
+        ]
+    return {
+        "model": "m",
+        "prompt_token_ids": [1, 2, 3],
+        "usage": {"prompt_tokens": 3, "completion_tokens": len(tokens)},
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": "tool_calls" if tool_calls else "stop",
+                "token_ids": list(range(10, 10 + len(tokens))),
+                "logprobs": {"content": [{"token": t, "logprob": -0.5} for t in tokens]},
+            }
+        ],
+    }
 
 
-TOKENS = ["<think>", "plan", "</think>", "<tool_call>", '{"name": "add", ', '"arguments": {"a": 2, "b": 3}}',
-          "</tool_call>", "<|end_of_text|>"]
+TOKENS = [
+    "<think>",
+    "plan",
+    "</think>",
+    "<tool_call>",
+    '{"name": "add", ',
+    '"arguments": {"a": 2, "b": 3}}',
+    "</tool_call>",
+    "<|end_of_text|>",
+]
 
 
 def test_generated_text_and_agreeing_calls():
@@ -46,7 +66,9 @@ def test_a_parser_that_alters_drops_or_invents_a_call_disagrees():
     assert completion_from_response(altered, check_tools=True).tool_call_agreement is False
     dropped = vllm_response(TOKENS, None, "".join(TOKENS))  # the server left the call in the text
     assert completion_from_response(dropped, check_tools=True).tool_call_agreement is False
-    invented = vllm_response(["The", " answer", " is 5"], [{"name": "add", "arguments": "{}"}], "The answer is 5")
+    invented = vllm_response(
+        ["The", " answer", " is 5"], [{"name": "add", "arguments": "{}"}], "The answer is 5"
+    )
     assert completion_from_response(invented, check_tools=True).tool_call_agreement is False
     # Argument formatting is not a disagreement: decoded JSON is compared.
     calls = parse_tool_calls('<tool_call>{"name": "add", "arguments": {"b":3,"a":2}}</tool_call>').tool_calls
@@ -71,8 +93,14 @@ def test_retokenize_mismatches_counts_turns_not_found_in_order():
 
 
 def test_a_request_timing_out_inside_the_client_is_a_model_error():
-    trajectory = asyncio.run(run_episode(AddEnv(), add_task(), ScriptedClient([TimeoutError("read timed out")]),
-                                         limits=EpisodeLimits(max_seconds=60)))
+    trajectory = asyncio.run(
+        run_episode(
+            AddEnv(),
+            add_task(),
+            ScriptedClient([TimeoutError("read timed out")]),
+            limits=EpisodeLimits(max_seconds=60),
+        )
+    )
     assert trajectory.status == Status.model_error and trajectory.status.is_infrastructure
     assert trajectory.reward is None and "timed out" in trajectory.error
 
@@ -85,7 +113,9 @@ def test_only_the_episode_wall_time_is_the_agents_timeout():
         async def complete(self, messages, tools=None, sampling=None):
             await slow(messages)
 
-    trajectory = asyncio.run(run_episode(AddEnv(), add_task(), Slow([]), limits=EpisodeLimits(max_seconds=0.2)))
+    trajectory = asyncio.run(
+        run_episode(AddEnv(), add_task(), Slow([]), limits=EpisodeLimits(max_seconds=0.2))
+    )
     assert trajectory.status == Status.timeout and trajectory.reward == 0.0
 
 
@@ -106,7 +136,11 @@ def test_openai_client_timeouts_end_as_infrastructure_failures(serve_app):
         return {}
 
     with serve_app(app) as url:
-        client = OpenAIClient(url + "/v1", "m", timeout=0.3, max_retries=1, backoff_base=0.01, backoff_max=0.02)
-        trajectory = asyncio.run(run_episode(AddEnv(), add_task(), client, limits=EpisodeLimits(max_seconds=60)))
+        client = OpenAIClient(
+            url + "/v1", "m", timeout=0.3, max_retries=1, backoff_base=0.01, backoff_max=0.02
+        )
+        trajectory = asyncio.run(
+            run_episode(AddEnv(), add_task(), client, limits=EpisodeLimits(max_seconds=60))
+        )
     assert len(calls) == 2 and trajectory.status == Status.model_error and trajectory.reward is None
     assert "timed out" in trajectory.error and json.dumps(trajectory.verdict) == "null"

@@ -46,15 +46,23 @@ def _require_vllm():
 
 
 def _agentkit(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "agentkit.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=1200)
+    return subprocess.run(
+        [sys.executable, "-m", "agentkit.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=1200
+    )
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("reference")
-    run = _agentkit("synth", "env=tooluse", "policy=reference", "env.tasks.n=16", f"out={out}",
-                    "report.progress=false", "report.plots=false")
+    run = _agentkit(
+        "synth",
+        "env=tooluse",
+        "policy=reference",
+        "env.tasks.n=16",
+        f"out={out}",
+        "report.progress=false",
+        "report.plots=false",
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     return out
 
@@ -66,7 +74,7 @@ def _shortened(reference: Path, out: Path) -> Path:
         row = json.loads(line)
         messages = [m for m in row["messages"] if m["role"] != "system"]
         turns = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
-        messages = messages[:turns[1] + 1] if len(turns) > 1 else messages
+        messages = messages[: turns[1] + 1] if len(turns) > 1 else messages
         used = {c["function"]["name"] for m in messages for c in m.get("tool_calls") or []}
         tools = [t for t in row["tools"] if t["function"]["name"] in used]
         lines.append(json.dumps({"messages": messages, "tools": tools}))
@@ -79,14 +87,28 @@ def trained(reference, tmp_path_factory) -> Path:
     """A tiny-mla checkpoint trained a few steps by agentkit's SFT stage (not a random init)."""
     out = tmp_path_factory.mktemp("sft") / "tiny-tooluse"
     data = _shortened(reference, out.parent / "shortened.jsonl")
-    run = _agentkit("train", "stage=sft", "model=tiny-mla", f"data={data}", f"out={out}",
-                    f"trainer.max_steps={TRAIN_STEPS}", "trainer.learning_rate=3e-3", "trainer.lr_scheduler=constant",
-                    "trainer.warmup_ratio=0", "trainer.gradient_accumulation_steps=1", "trainer.max_length=2048",
-                    "trainer.packing=false", "trainer.save_steps=100000", "trainer.logging_steps=1")
+    run = _agentkit(
+        "train",
+        "stage=sft",
+        "model=tiny-mla",
+        f"data={data}",
+        f"out={out}",
+        f"trainer.max_steps={TRAIN_STEPS}",
+        "trainer.learning_rate=3e-3",
+        "trainer.lr_scheduler=constant",
+        "trainer.warmup_ratio=0",
+        "trainer.gradient_accumulation_steps=1",
+        "trainer.max_length=2048",
+        "trainer.packing=false",
+        "trainer.save_steps=100000",
+        "trainer.logging_steps=1",
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     report = json.loads((out / "train_report.json").read_text())
-    print(f"\ntrained {report['steps']} steps in {report['seconds']} s, loss {report['first_loss']} -> "
-          f"{report['last_loss']}")
+    print(
+        f"\ntrained {report['steps']} steps in {report['seconds']} s, loss {report['first_loss']} -> "
+        f"{report['last_loss']}"
+    )
     return out
 
 
@@ -119,20 +141,40 @@ def served(trained, tmp_path_factory):
     port_file, log_file = tmp / "port", tmp / "serve.log"
     started = time.monotonic()
     with open(log_file, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "agentkit.cli", "serve", "engine=vllm", f"model={trained}",
-                                 "port=0", f"port_file={port_file}", "max_model_len=4096"],
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "agentkit.cli",
+                "serve",
+                "engine=vllm",
+                f"model={trained}",
+                "port=0",
+                f"port_file={port_file}",
+                "max_model_len=4096",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         while not port_file.exists():
             assert proc.poll() is None, log_file.read_text()[-4000:]
-            assert time.monotonic() - started < 1500, "vLLM not healthy after 1500 s:\n" + log_file.read_text()[-4000:]
+            assert time.monotonic() - started < 1500, (
+                "vLLM not healthy after 1500 s:\n" + log_file.read_text()[-4000:]
+            )
             time.sleep(1)
         startup = time.monotonic() - started
         print(f"\nvLLM startup (agentkit serve to healthy): {startup:.1f} s")
         vllm_pids = _children(proc.pid)
         assert vllm_pids, "agentkit serve has no vLLM child"
-        yield {"url": f"http://127.0.0.1:{int(port_file.read_text())}/v1", "name": trained.name,
-               "checkpoint": trained, "startup": startup, "log": log_file}
+        yield {
+            "url": f"http://127.0.0.1:{int(port_file.read_text())}/v1",
+            "name": trained.name,
+            "checkpoint": trained,
+            "startup": startup,
+            "log": log_file,
+        }
     finally:
         vllm_pids = _children(proc.pid) if proc.poll() is None else []
         proc.send_signal(signal.SIGTERM)  # to agentkit serve only, not its group
@@ -165,8 +207,14 @@ def _prompts(trained: Path) -> list[tuple[list[dict], list[dict] | None]]:
 def _chat(url: str, name: str, messages, tools, max_tokens: int = MAX_TOKENS) -> dict:
     import httpx
 
-    body = {"model": name, "messages": messages, "temperature": 0.0, "max_tokens": max_tokens, "logprobs": True,
-            "return_token_ids": True}
+    body = {
+        "model": name,
+        "messages": messages,
+        "temperature": 0.0,
+        "max_tokens": max_tokens,
+        "logprobs": True,
+        "return_token_ids": True,
+    }
     if tools:
         body["tools"] = tools
     response = httpx.post(url + "/chat/completions", json=body, timeout=600)
@@ -181,31 +229,39 @@ def test_greedy_tokens_and_logprobs_match_transformers(served, reference):
     tokenizer = AutoTokenizer.from_pretrained(served["checkpoint"])
     model = AutoModelForCausalLM.from_pretrained(served["checkpoint"], dtype=torch.float32).eval()
     prompts = _prompts(served["checkpoint"])
-    picked = [prompts[0], prompts[1], prompts[2], prompts[-1]]  # first turn, after a tool response, ..., no tools
+    picked = [
+        prompts[0],
+        prompts[1],
+        prompts[2],
+        prompts[-1],
+    ]  # first turn, after a tool response, ..., no tools
     same_prompt = same_tokens = compared = 0
     worst = 0.0
     for messages, tools in picked:
         data = _chat(served["url"], served["name"], messages, tools)
         choice = data["choices"][0]
-        ids = tokenizer.apply_chat_template(messages, tools=tools, add_generation_prompt=True, tokenize=True,
-                                            return_dict=True)["input_ids"]
+        ids = tokenizer.apply_chat_template(
+            messages, tools=tools, add_generation_prompt=True, tokenize=True, return_dict=True
+        )["input_ids"]
         same_prompt += data["prompt_token_ids"] == ids
         with torch.no_grad():
             out = model.generate(torch.tensor([ids]), max_new_tokens=MAX_TOKENS, do_sample=False)
-        expected = out[0, len(ids):].tolist()
+        expected = out[0, len(ids) :].tolist()
         got = choice["token_ids"]
         same_tokens += got == expected
         # Logprobs of vLLM's own tokens under transformers, one forward pass over prompt + completion.
         with torch.no_grad():
-            logits = model(torch.tensor([ids + got])).logits[0, len(ids) - 1:-1].float()
+            logits = model(torch.tensor([ids + got])).logits[0, len(ids) - 1 : -1].float()
         reference_lp = torch.log_softmax(logits, -1).gather(1, torch.tensor(got)[:, None])[:, 0]
         served_lp = torch.tensor([item["logprob"] for item in choice["logprobs"]["content"]])
         assert len(served_lp) == len(got)
         worst = max(worst, float((served_lp - reference_lp).abs().max()))
         compared += len(got)
-    print(f"\nfidelity: {same_prompt}/{len(picked)} prompts rendered to the same ids, {same_tokens}/{len(picked)} "
-          f"greedy completions token-identical ({compared} tokens), max |logprob diff| {worst:.2e} "
-          f"(tolerance {FIDELITY_TOLERANCE:g})")
+    print(
+        f"\nfidelity: {same_prompt}/{len(picked)} prompts rendered to the same ids, {same_tokens}/{len(picked)} "
+        f"greedy completions token-identical ({compared} tokens), max |logprob diff| {worst:.2e} "
+        f"(tolerance {FIDELITY_TOLERANCE:g})"
+    )
     assert same_prompt == len(picked) and same_tokens == len(picked)
     assert worst <= FIDELITY_TOLERANCE
 
@@ -217,7 +273,9 @@ def _turn_text(message: dict) -> str:
     parts = [message.get("content") or ""]
     for i, call in enumerate(message.get("tool_calls") or []):
         sep = "\n" if parts[0] or i else ""
-        parts.append(sep + render_tool_call(call["function"]["name"], json.loads(call["function"]["arguments"])))
+        parts.append(
+            sep + render_tool_call(call["function"]["name"], json.loads(call["function"]["arguments"]))
+        )
     return "".join(parts)
 
 
@@ -237,11 +295,17 @@ def test_official_client_gets_tool_calls_that_agree_with_agentkit(served):
 
     def forced(prompt):
         messages, tools = prompt
-        row = next(r for r in rows if r["messages"][:len(messages)] == messages)
+        row = next(r for r in rows if r["messages"][: len(messages)] == messages)
         target = _turn_text(row["messages"][len(messages)])
         return target, client.chat.completions.create(
-            model=served["name"], messages=messages, tools=tools, temperature=0.0, max_tokens=400, logprobs=True,
-            extra_body={"return_token_ids": True, "structured_outputs": {"choice": [target]}})
+            model=served["name"],
+            messages=messages,
+            tools=tools,
+            temperature=0.0,
+            max_tokens=400,
+            logprobs=True,
+            extra_body={"return_token_ids": True, "structured_outputs": {"choice": [target]}},
+        )
 
     with ThreadPoolExecutor(8) as pool:  # one batch for vLLM
         results = list(pool.map(forced, [p for p in _prompts(served["checkpoint"]) if p[1]]))
@@ -254,8 +318,10 @@ def test_official_client_gets_tool_calls_that_agree_with_agentkit(served):
         served_calls = response.choices[0].message.tool_calls or []
         with_calls += bool(served_calls)
         calls += len(served_calls)
-    print(f"\ntool calls (forced reference turns): {with_calls}/{checked} turns with {calls} tool calls parsed by "
-          f"vLLM (hermes); {checked - disagreements}/{checked} agree with agentkit's parser, {disagreements} disagree")
+    print(
+        f"\ntool calls (forced reference turns): {with_calls}/{checked} turns with {calls} tool calls parsed by "
+        f"vLLM (hermes); {checked - disagreements}/{checked} agree with agentkit's parser, {disagreements} disagree"
+    )
     assert with_calls > checked // 2 and disagreements == 0
 
 
@@ -264,9 +330,18 @@ def test_synth_eval_and_train_through_vllm(served, tmp_path):
     from agentkit.models import load_tokenizer
 
     synth_dir = tmp_path / "synth"
-    run = _agentkit("synth", "env=tooluse", f"model.base_url={served['url']}", f"model.name={served['name']}",
-                    "env.tasks.n=6", f"out={synth_dir}", "sampling.max_tokens=160", "limits.max_turns=4",
-                    "report.progress=false", "report.plots=false")
+    run = _agentkit(
+        "synth",
+        "env=tooluse",
+        f"model.base_url={served['url']}",
+        f"model.name={served['name']}",
+        "env.tasks.n=6",
+        f"out={synth_dir}",
+        "sampling.max_tokens=160",
+        "limits.max_turns=4",
+        "report.progress=false",
+        "report.plots=false",
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     rows = [json.loads(line) for line in (synth_dir / "raw" / "rollouts.jsonl").read_text().splitlines()]
     assert rows
@@ -280,29 +355,54 @@ def test_synth_eval_and_train_through_vllm(served, tmp_path):
         turns += assistant_turns
         checks += row["stats"]["tool_call_checks"]
         disagreements += row["stats"]["tool_call_disagreements"]
-    print(f"\nsynth through vLLM: {len(rows)} trajectories, {turns} assistant turns with token ids; tool calls "
-          f"checked on {checks} turns, {disagreements} disagreements")
+    print(
+        f"\nsynth through vLLM: {len(rows)} trajectories, {turns} assistant turns with token ids; tool calls "
+        f"checked on {checks} turns, {disagreements} disagreements"
+    )
     assert checks == turns and disagreements == 0
 
-    evaluation = _agentkit("eval", "env=tooluse", f"model.base_url={served['url']}", f"model.name={served['name']}",
-                           "env.tasks.n=3", f"out={tmp_path / 'eval'}", "sampling.max_tokens=160",
-                           "limits.max_turns=3", "report.progress=false", "report.plots=false")
+    evaluation = _agentkit(
+        "eval",
+        "env=tooluse",
+        f"model.base_url={served['url']}",
+        f"model.name={served['name']}",
+        "env.tasks.n=3",
+        f"out={tmp_path / 'eval'}",
+        "sampling.max_tokens=160",
+        "limits.max_turns=3",
+        "report.progress=false",
+        "report.plots=false",
+    )
     assert evaluation.returncode == 0, evaluation.stderr[-3000:]
     assert "pass@1" in evaluation.stdout
 
     out = tmp_path / "retrain"
     rollouts = synth_dir / "raw" / "rollouts.jsonl"
-    train = _agentkit("train", "stage=sft", f"model={served['checkpoint']}", f"data={rollouts}", f"out={out}", "data.sources.main.require_passed=false",
-                      "data.sources.main.statuses=[completed,max_turns,max_tokens,parse_error,context_exceeded]",
-                      "trainer.max_steps=1", "trainer.max_length=3072", "trainer.packing=false")
+    train = _agentkit(
+        "train",
+        "stage=sft",
+        f"model={served['checkpoint']}",
+        f"data={rollouts}",
+        f"out={out}",
+        "data.sources.main.require_passed=false",
+        "data.sources.main.statuses=[completed,max_turns,max_tokens,parse_error,context_exceeded]",
+        "trainer.max_steps=1",
+        "trainer.max_length=3072",
+        "trainer.packing=false",
+    )
     assert train.returncode == 0, train.stderr[-3000:]
     source = json.loads((out / "train_report.json").read_text())["mixture"]["sources"]["main"]
     assert "re-tokenize to other ids" in train.stdout
     # A sampled turn re-renders to its own ids unless the model sampled a non-canonical tokenization of its text
     # (tokens the tokenizer would merge differently): the template round trip must add no mismatch of its own.
     tokenizer = load_tokenizer(served["checkpoint"])
-    non_canonical = sum(tokenizer(tokenizer.decode(ids), add_special_tokens=False)["input_ids"] != ids
-                        for row in rows for ids in row["completion_token_ids"])
-    print(f"train on the vLLM records: {source['retokenize_mismatches']} of {source['sampled_turns']} sampled turns "
-          f"re-tokenize to other ids; {non_canonical} were sampled as a non-canonical tokenization of their text")
+    non_canonical = sum(
+        tokenizer(tokenizer.decode(ids), add_special_tokens=False)["input_ids"] != ids
+        for row in rows
+        for ids in row["completion_token_ids"]
+    )
+    print(
+        f"train on the vLLM records: {source['retokenize_mismatches']} of {source['sampled_turns']} sampled turns "
+        f"re-tokenize to other ids; {non_canonical} were sampled as a non-canonical tokenization of their text"
+    )
     assert source["sampled_turns"] == turns and source["retokenize_mismatches"] == non_canonical

@@ -5,7 +5,6 @@ gets the misbehaviour ``MODES[K % len(MODES)]``; requests are counted per conver
 seed) and turn, so a transient fault clears after a fixed number of requests whatever the retry policy.
 """
 
-
 import asyncio
 import json
 import re
@@ -13,13 +12,31 @@ import threading
 import time
 from collections import Counter
 
-MODES = ["ok", "text_calls", "5xx_always", "5xx_twice", "timeout_once", "malformed_once", "truncated_always",
-         "slow", "wrong_answer", "not_json_always", "429_once"]
+MODES = [
+    "ok",
+    "text_calls",
+    "5xx_always",
+    "5xx_twice",
+    "timeout_once",
+    "malformed_once",
+    "truncated_always",
+    "slow",
+    "wrong_answer",
+    "not_json_always",
+    "429_once",
+]
 EXPECTED = {  # mode -> (status, passed), or "failure" for an infrastructure failure after retries
-    "ok": ("completed", True), "text_calls": ("completed", True), "5xx_always": "failure",
-    "5xx_twice": ("completed", True), "timeout_once": ("completed", True), "malformed_once": ("completed", True),
-    "truncated_always": ("parse_error", False), "slow": ("completed", True), "wrong_answer": ("completed", False),
-    "not_json_always": "failure", "429_once": ("completed", True),
+    "ok": ("completed", True),
+    "text_calls": ("completed", True),
+    "5xx_always": "failure",
+    "5xx_twice": ("completed", True),
+    "timeout_once": ("completed", True),
+    "malformed_once": ("completed", True),
+    "truncated_always": ("parse_error", False),
+    "slow": ("completed", True),
+    "wrong_answer": ("completed", False),
+    "not_json_always": "failure",
+    "429_once": ("completed", True),
 }
 _PROMPT = re.compile(r"task-(\d+): what is (\d+)\*(\d+)\+(\d+)\?")
 
@@ -33,7 +50,10 @@ def create_app(model: str = "fake", slow: float = 0.3, stall: float = 3.0):
 
     @app.get("/v1/models")
     async def models():
-        return {"object": "list", "data": [{"id": model, "object": "model", "chat_template_sha256": "f" * 64}]}
+        return {
+            "object": "list",
+            "data": [{"id": model, "object": "model", "chat_template_sha256": "f" * 64}],
+        }
 
     @app.get("/health")
     async def health():
@@ -42,13 +62,18 @@ def create_app(model: str = "fake", slow: float = 0.3, stall: float = 3.0):
     def reply(content: str | None = None, calls: list | None = None, finish: str = "stop"):
         message = {"role": "assistant", "content": content}
         if calls:
-            message["tool_calls"] = [{"id": f"x{i}", "type": "function",
-                                      "function": {"name": name, "arguments": json.dumps(args)}}
-                                     for i, (name, args) in enumerate(calls)]
-        return {"id": "c", "object": "chat.completion", "model": model, "created": int(time.time()),
-                "choices": [{"index": 0, "message": message,
-                             "finish_reason": "tool_calls" if calls else finish}],
-                "usage": {"prompt_tokens": 20, "completion_tokens": 7, "total_tokens": 27}}
+            message["tool_calls"] = [
+                {"id": f"x{i}", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
+                for i, (name, args) in enumerate(calls)
+            ]
+        return {
+            "id": "c",
+            "object": "chat.completion",
+            "model": model,
+            "created": int(time.time()),
+            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if calls else finish}],
+            "usage": {"prompt_tokens": 20, "completion_tokens": 7, "total_tokens": 27},
+        }
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request):
@@ -63,7 +88,9 @@ def create_app(model: str = "fake", slow: float = 0.3, stall: float = 3.0):
         if mode == "5xx_always" or (mode == "5xx_twice" and seen <= 2):
             return JSONResponse({"error": {"message": "upstream overloaded"}}, status_code=503)
         if mode == "429_once" and seen == 1:
-            return JSONResponse({"error": {"message": "rate limited"}}, status_code=429, headers={"Retry-After": "0"})
+            return JSONResponse(
+                {"error": {"message": "rate limited"}}, status_code=429, headers={"Retry-After": "0"}
+            )
         if mode == "not_json_always":
             return PlainTextResponse("<html>bad gateway</html>", status_code=200)
         if mode == "timeout_once" and turn == 0 and seen == 1:
@@ -92,8 +119,9 @@ class ServerThread:
     def __init__(self, app):
         import uvicorn
 
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error",
-                                                    access_log=False))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error", access_log=False)
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> "ServerThread":

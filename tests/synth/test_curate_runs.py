@@ -17,9 +17,18 @@ from agentkit.synth.pipeline import run
 
 
 def shard_run(out: Path, shard: str) -> Path:
-    run("synth", SynthConfig(env=EnvConfig(name="toy-synth", tasks=TaskSourceConfig(n=16)), policy="reference",
-                             strategy=StrategyConfig(name="teacher"), n_samples=2, shard=shard, out=str(out),
-                             report=ReportConfig(progress=False, plots=False)))
+    run(
+        "synth",
+        SynthConfig(
+            env=EnvConfig(name="toy-synth", tasks=TaskSourceConfig(n=16)),
+            policy="reference",
+            strategy=StrategyConfig(name="teacher"),
+            n_samples=2,
+            shard=shard,
+            out=str(out),
+            report=ReportConfig(progress=False, plots=False),
+        ),
+    )
     return out
 
 
@@ -58,14 +67,21 @@ def shards(tmp_path_factory):
 
     exact = [copy_of(r) for r in a_rows[:3]]
     near = [copy_of(r, punctuation) for r in a_rows[3:5]]
-    assert all(n["messages"][-1]["content"] != o["messages"][-1]["content"] for n, o in zip(near, a_rows[3:5], strict=True))
+    assert all(
+        n["messages"][-1]["content"] != o["messages"][-1]["content"]
+        for n, o in zip(near, a_rows[3:5], strict=True)
+    )
     planted = b / "data" / "train-shard1of2-00000.jsonl"
     with open(planted, "a") as handle:
         for record in exact + near:
             handle.write(json.dumps(record) + "\n")
-    return {"a": a, "b": b, "originals": {r["id"] for r in a_rows + b_rows},
-            "exact": {r["id"] for r in exact},
-            "near": {r["id"] for r in near}}
+    return {
+        "a": a,
+        "b": b,
+        "originals": {r["id"] for r in a_rows + b_rows},
+        "exact": {r["id"] for r in exact},
+        "near": {r["id"] for r in near},
+    }
 
 
 def curate(tmp: Path, *args: str) -> Path:
@@ -86,8 +102,11 @@ def test_planted_cross_shard_duplicates_and_only_those_are_removed(shards, tmp_p
         task_sample = entry["id"].rsplit("/s", 1)
         assert entry["duplicate_of"] == f"{task_sample[0]}/s{int(task_sample[1]) - 10}"
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["counts"] == {"input": len(kept) + 5, "kept": len(kept),
-                                  "dropped": {"duplicate": 3, "near_duplicate": 2}}
+    assert manifest["counts"] == {
+        "input": len(kept) + 5,
+        "kept": len(kept),
+        "dropped": {"duplicate": 3, "near_duplicate": 2},
+    }
     assert manifest["index_bytes_per_trajectory"] == INDEX_BYTES + 8 * 5  # 5 LSH bands at threshold 0.9
     assert f"{len(kept)} of {len(kept) + 5} trajectories kept" in capsys.readouterr().out
 
@@ -100,7 +119,11 @@ def test_the_result_does_not_depend_on_input_or_line_order(shards, tmp_path):
 
     shuffled = tmp_path / "shuffled"  # the same records, lines shuffled, under other file names
     for side in ("a", "b"):
-        lines = [line for p in sorted((shards[side] / "data").glob("*.jsonl")) for line in p.read_text().splitlines()]
+        lines = [
+            line
+            for p in sorted((shards[side] / "data").glob("*.jsonl"))
+            for line in p.read_text().splitlines()
+        ]
         random.Random(7).shuffle(lines)
         (shuffled / side).mkdir(parents=True)
         (shuffled / side / f"z-{side}.jsonl").write_text("\n".join(lines) + "\n")
@@ -112,9 +135,15 @@ def test_the_result_does_not_depend_on_input_or_line_order(shards, tmp_path):
 
 
 def test_per_task_cap_and_decontamination_apply_across_runs(shards, tmp_path):
-    out = curate(tmp_path, str(shards["a"]), str(shards["b"]), "curation.max_per_task=1",
-                 "curation.dedup.near=false", "curation.dedup.exact=false",
-                 "curation.decontam.sources=[{env: toy-synth, tasks: {n: 3}}]")
+    out = curate(
+        tmp_path,
+        str(shards["a"]),
+        str(shards["b"]),
+        "curation.max_per_task=1",
+        "curation.dedup.near=false",
+        "curation.dedup.exact=false",
+        "curation.decontam.sources=[{env: toy-synth, tasks: {n: 3}}]",
+    )
     kept = rows(out / "data")
     tasks = [r["task"]["id"] for r in kept]
     assert len(tasks) == len(set(tasks))
@@ -123,8 +152,11 @@ def test_per_task_cap_and_decontamination_apply_across_runs(shards, tmp_path):
     assert set(tasks) == every_task - {"task-0", "task-1", "task-2"}
     dropped = [json.loads(line) for line in (out / "dropped.jsonl").read_text().splitlines()]
     assert {d["reason"] for d in dropped} == {"per_task_cap", "contaminated"}
-    assert all(d["why"].startswith("contaminated: 100% of toy-synth/task-") for d in dropped
-               if d["reason"] == "contaminated")
+    assert all(
+        d["why"].startswith("contaminated: 100% of toy-synth/task-")
+        for d in dropped
+        if d["reason"] == "contaminated"
+    )
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
@@ -152,7 +184,9 @@ def test_the_last_shard_of_a_run_curates_across_all_shards(tmp_path, capsys):
     assert not (out / "merged").exists()
     shard_run(out, "1/2")
     manifest = json.loads((out / "merged" / "manifest.json").read_text())
-    shards = [json.loads((out / f"manifest-shard{i}of2.json").read_text())["counts"]["curated"] for i in range(2)]
+    shards = [
+        json.loads((out / f"manifest-shard{i}of2.json").read_text())["counts"]["curated"] for i in range(2)
+    ]
     assert manifest["counts"]["input"] == sum(shards) == manifest["counts"]["kept"]
     assert {r["id"] for r in rows(out / "merged" / "data")} == {r["id"] for r in rows(out / "data")}
 

@@ -25,14 +25,22 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _agentkit(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "agentkit.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "agentkit.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.fixture(scope="module")
 def synth_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("export") / "run"
-    done = _agentkit("synth", "env=tooluse", "policy=reference", "strategy=teacher", "env.tasks.n=6", f"out={out}")
+    done = _agentkit(
+        "synth", "env=tooluse", "policy=reference", "strategy=teacher", "env.tasks.n=6", f"out={out}"
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return out
 
@@ -40,19 +48,38 @@ def synth_run(tmp_path_factory) -> Path:
 def _hand_made(tmp_path: Path) -> Path:
     calls = [ToolCall.make("c0", "python", {"code": "print(1)"}), ToolCall.make("c1", "search", {"q": "x"})]
     records = [
-        Trajectory(id="t/parallel", task=Task(id="p", env="code", prompt="do it", meta={"family": "fizz"}),
-                   messages=[Message(role="system", content="sys"), Message(role="user", content="do it"),
-                             Message(role="assistant", content="<think>two calls</think>", tool_calls=calls),
-                             Message(role="tool", tool_call_id="c0", name="python", content="1"),
-                             Message(role="tool", tool_call_id="c1", name="search", content="found"),
-                             Message(role="assistant", content="<think>ok</think>Done.")],
-                   status=Status.completed, reward=1.0, verdict=Verdict(passed=True, reward=1.0, reason="tests pass"),
-                   completion_token_ids=[[5, 6, 7], [8, 9]], logprobs=[[-0.1, -0.2, -0.3], [-0.4, -0.5]]),
-        Trajectory(id="t/failed", task=Task(id="f", env="math", prompt="2+2?"),
-                   messages=[Message(role="user", content="2+2?"), Message(role="assistant", content="5")],
-                   status=Status.max_turns, reward=0.0, verdict=Verdict(passed=False, reason="wrong: 5 != 4")),
-        Trajectory(id="t/no-answer", task=Task(id="n", env="math", prompt="?"),
-                   messages=[Message(role="user", content="?")], status=Status.model_error, error="server down"),
+        Trajectory(
+            id="t/parallel",
+            task=Task(id="p", env="code", prompt="do it", meta={"family": "fizz"}),
+            messages=[
+                Message(role="system", content="sys"),
+                Message(role="user", content="do it"),
+                Message(role="assistant", content="<think>two calls</think>", tool_calls=calls),
+                Message(role="tool", tool_call_id="c0", name="python", content="1"),
+                Message(role="tool", tool_call_id="c1", name="search", content="found"),
+                Message(role="assistant", content="<think>ok</think>Done."),
+            ],
+            status=Status.completed,
+            reward=1.0,
+            verdict=Verdict(passed=True, reward=1.0, reason="tests pass"),
+            completion_token_ids=[[5, 6, 7], [8, 9]],
+            logprobs=[[-0.1, -0.2, -0.3], [-0.4, -0.5]],
+        ),
+        Trajectory(
+            id="t/failed",
+            task=Task(id="f", env="math", prompt="2+2?"),
+            messages=[Message(role="user", content="2+2?"), Message(role="assistant", content="5")],
+            status=Status.max_turns,
+            reward=0.0,
+            verdict=Verdict(passed=False, reason="wrong: 5 != 4"),
+        ),
+        Trajectory(
+            id="t/no-answer",
+            task=Task(id="n", env="math", prompt="?"),
+            messages=[Message(role="user", content="?")],
+            status=Status.model_error,
+            error="server down",
+        ),
     ]
     for record in records:
         record.provenance.strategy = "direct" if record.id != "t/parallel" else "teacher"
@@ -67,8 +94,10 @@ def _turns(messages: list[dict]) -> list[tuple]:
     """What must survive every round trip: roles, text, calls (name + parsed arguments), tool outputs."""
     out = []
     for m in messages:
-        calls = tuple((c["function"]["name"], json.dumps(json.loads(c["function"]["arguments"]), sort_keys=True))
-                      for c in m.get("tool_calls") or [])
+        calls = tuple(
+            (c["function"]["name"], json.dumps(json.loads(c["function"]["arguments"]), sort_keys=True))
+            for c in m.get("tool_calls") or []
+        )
         out.append((m["role"], m.get("content") or "", calls, m.get("tool_call_id")))
     return out
 
@@ -138,7 +167,7 @@ def test_sharegpt_loads_with_datasets_and_follows_llamafactory_turn_rules(synth_
                 groups[-1].append(message["content"])
         expected = [g[0] if len(g) == 1 else json.dumps(g) for g in groups]
         observed = [t["value"] for t in turns if t["from"] == "observation"]
-        assert observed == expected[:len(observed)] and len(observed) >= len(expected) - 1
+        assert observed == expected[: len(observed)] and len(observed) >= len(expected) - 1
 
 
 def test_sharegpt_parallel_calls_and_unanswerable_records(tmp_path):
@@ -146,8 +175,9 @@ def test_sharegpt_parallel_calls_and_unanswerable_records(tmp_path):
     parallel, failed, nothing = rows
     assert [t["from"] for t in parallel["conversations"]] == ["human", "function_call", "observation", "gpt"]
     call = parallel["conversations"][1]["value"]
-    assert call.startswith("<think>two calls</think>[") and json.loads(call[len("<think>two calls</think>"):]) == [
-        {"name": "python", "arguments": {"code": "print(1)"}}, {"name": "search", "arguments": {"q": "x"}}]
+    assert call.startswith("<think>two calls</think>[") and json.loads(
+        call[len("<think>two calls</think>") :]
+    ) == [{"name": "python", "arguments": {"code": "print(1)"}}, {"name": "search", "arguments": {"q": "x"}}]
     assert json.loads(parallel["conversations"][2]["value"]) == ["1", "found"]
     assert parallel["system"] == "sys"
     assert [t["from"] for t in failed["conversations"]] == ["human", "gpt"] and nothing is None
@@ -171,20 +201,26 @@ def test_parquet_and_datasets_round_trip_and_filters(synth_run, tmp_path):
             assert row["status"] == original["status"] and row["reward"] == original["reward"]
     # Filters: min_reward, statuses, strategies, abilities.
     hand = _hand_made(tmp_path)
+
     def ids(**filters):
         (r,) = export_run(ExportConfig(run=str(hand), format="parquet", out=str(tmp_path / "f"), **filters))
         return sorted(pq.read_table(r.path).column("id").to_pylist())
+
     assert ids() == ["t/failed", "t/no-answer", "t/parallel"]
     assert ids(min_reward=0.5) == ["t/parallel"]
     assert ids(statuses=["max_turns", "model_error"]) == ["t/failed", "t/no-answer"]
     assert ids(strategies=["teacher"]) == ["t/parallel"]
-    assert ids(abilities=["function_calling"]) == ["t/parallel"] and ids(abilities=["self_correction"]) == ["t/failed"]
+    assert ids(abilities=["function_calling"]) == ["t/parallel"] and ids(abilities=["self_correction"]) == [
+        "t/failed"
+    ]
     assert ids(families=["fizz"]) == ["t/parallel"] and ids(envs=["math"]) == ["t/failed", "t/no-answer"]
     assert ids(envs=["math"], min_reward=0.0) == ["t/failed"]
 
 
 def test_export_cli_and_its_errors(synth_run, tmp_path):
-    done = _agentkit("export", f"run={synth_run}", "format=[atif,sharegpt]", f"out={tmp_path}", "statuses=[completed]")
+    done = _agentkit(
+        "export", f"run={synth_run}", "format=[atif,sharegpt]", f"out={tmp_path}", "statuses=[completed]"
+    )
     assert done.returncode == 0, done.stderr
     assert "atif: " in done.stdout and "sharegpt: " in done.stdout and (tmp_path / "atif.jsonl").exists()
     bad = _agentkit("export", f"run={synth_run}", "format=csv")
@@ -196,8 +232,14 @@ def test_export_cli_and_its_errors(synth_run, tmp_path):
 
 
 def test_push_to_hub_offline_is_one_clear_line(synth_run, tmp_path):
-    done = _agentkit("export", f"run={synth_run}", "format=datasets", f"out={tmp_path}", "hub_repo=someone/agentkit-x",
-                     env={"HF_HUB_OFFLINE": "1", "HF_TOKEN": "hf_unused"})
+    done = _agentkit(
+        "export",
+        f"run={synth_run}",
+        "format=datasets",
+        f"out={tmp_path}",
+        "hub_repo=someone/agentkit-x",
+        env={"HF_HUB_OFFLINE": "1", "HF_TOKEN": "hf_unused"},
+    )
     assert done.returncode == 2, done.stdout + done.stderr
     lines = [line for line in done.stderr.splitlines() if "agentkit export: error" in line]
     assert len(lines) == 1 and "hub_repo: cannot push" in lines[0] and "someone/agentkit-x" in lines[0]

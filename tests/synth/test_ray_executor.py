@@ -36,8 +36,11 @@ def cluster():
     from ray.cluster_utils import Cluster
 
     # Fast node-death detection, so the kill test does not wait out the default ~30 s.
-    head = dict(NODE, include_dashboard=False,
-                _system_config={"health_check_period_ms": 500, "health_check_failure_threshold": 4})
+    head = dict(
+        NODE,
+        include_dashboard=False,
+        _system_config={"health_check_period_ms": 500, "health_check_failure_threshold": 4},
+    )
     nodes = Cluster(initialize_head=True, head_node_args=head)
     try:
         nodes.add_node(**NODE)
@@ -49,10 +52,16 @@ def cluster():
 
 def config(out: Path, executor: ExecutorConfig, tasks: int, delay: float, concurrency: int) -> SynthConfig:
     options = {"delay": delay} if delay else {}
-    return SynthConfig(env=EnvConfig(name="toy-synth", tasks=TaskSourceConfig(n=tasks), options=options),
-                       policy="reference", strategy=StrategyConfig(name="teacher"), n_samples=2,
-                       concurrency=concurrency, out=str(out), report=ReportConfig(progress=False, plots=False),
-                       executor=executor)
+    return SynthConfig(
+        env=EnvConfig(name="toy-synth", tasks=TaskSourceConfig(n=tasks), options=options),
+        policy="reference",
+        strategy=StrategyConfig(name="teacher"),
+        n_samples=2,
+        concurrency=concurrency,
+        out=str(out),
+        report=ReportConfig(progress=False, plots=False),
+        executor=executor,
+    )
 
 
 def raw(out: Path) -> list[dict]:
@@ -60,25 +69,48 @@ def raw(out: Path) -> list[dict]:
 
 
 def outcomes(out: Path) -> list[tuple]:
-    return sorted((r["id"], r["meta"]["key"], r["status"], r["verdict"]["passed"], r["reward"]) for r in raw(out))
+    return sorted(
+        (r["id"], r["meta"]["key"], r["status"], r["verdict"]["passed"], r["reward"]) for r in raw(out)
+    )
 
 
 def dataset(out: Path) -> list[tuple]:
-    rows = [json.loads(line) for p in sorted((out / "data").glob("train*.jsonl")) for line in p.read_text().splitlines()]
+    rows = [
+        json.loads(line)
+        for p in sorted((out / "data").glob("train*.jsonl"))
+        for line in p.read_text().splitlines()
+    ]
     return sorted((r["id"], r["verdict"]["passed"]) for r in rows)
 
 
 def agentkit(out: Path, *extra: str) -> None:
     with _no_exit():
-        main(["synth", "env=toy-synth", "policy=reference", "strategy=teacher", "env.tasks.n=10", "n_samples=2",
-              "concurrency=4", "report.progress=false", "report.plots=false", f"out={out}", *extra])
+        main(
+            [
+                "synth",
+                "env=toy-synth",
+                "policy=reference",
+                "strategy=teacher",
+                "env.tasks.n=10",
+                "n_samples=2",
+                "concurrency=4",
+                "report.progress=false",
+                "report.plots=false",
+                f"out={out}",
+                *extra,
+            ]
+        )
 
 
 def test_two_nodes_give_the_local_dataset(cluster, tmp_path, capsys):
     local, out = tmp_path / "local", tmp_path / "ray"
     agentkit(local)
-    agentkit(out, "executor=ray", f"executor.address={cluster.address}",
-             f"++executor.runtime_env={{env_vars:{{PYTHONPATH:'{HERE}'}},worker_process_setup_hook:toy_synth_env.register}}")
+    agentkit(
+        out,
+        "executor=ray",
+        f"executor.address={cluster.address}",
+        f"++executor.runtime_env={{env_vars:{{PYTHONPATH:'{HERE}'}},worker_process_setup_hook:toy_synth_env.register}}",
+    )
     printed = capsys.readouterr().out
     assert "executor=ray: 2 rollout actor(s) on 2 node(s)" in printed
 
@@ -87,7 +119,10 @@ def test_two_nodes_give_the_local_dataset(cluster, tmp_path, capsys):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["complete"] and manifest["counts"]["executor"] == "ray"
     assert manifest["counts"]["execution"]["nodes"] == 2
-    assert manifest["counts"]["curated"] == json.loads((local / "manifest.json").read_text())["counts"]["curated"]
+    assert (
+        manifest["counts"]["curated"]
+        == json.loads((local / "manifest.json").read_text())["counts"]["curated"]
+    )
 
     # Resume: the same command again finds everything done and runs nothing.
     agentkit(out, "executor=ray", f"executor.address={cluster.address}")
@@ -98,13 +133,36 @@ def test_two_nodes_give_the_local_dataset(cluster, tmp_path, capsys):
 def test_eval_on_ray_scores_and_fails_like_local(cluster, tmp_path, capsys):
     """The same pass@k, and an episode whose sandbox is lost is the same infrastructure failure."""
     scores, failures = {}, {}
-    for name, extra in (("local", []), ("ray", ["executor=ray", f"executor.address={cluster.address}",
-                                                f"++executor.runtime_env={{env_vars:{{PYTHONPATH:'{HERE}'}},"
-                                                f"worker_process_setup_hook:toy_synth_env.register}}"])):
+    for name, extra in (
+        ("local", []),
+        (
+            "ray",
+            [
+                "executor=ray",
+                f"executor.address={cluster.address}",
+                f"++executor.runtime_env={{env_vars:{{PYTHONPATH:'{HERE}'}},"
+                f"worker_process_setup_hook:toy_synth_env.register}}",
+            ],
+        ),
+    ):
         with _no_exit():
-            main(["eval", "env=toy-synth", "policy=reference", "env.tasks.n=6", "n_samples=2", "ks=[1,2]",
-                  "+env.options.lose_sandbox=[task-1]", "retries=1", "retry_backoff=0",
-                  "report.progress=false", "report.plots=false", f"out={tmp_path / name}", *extra])
+            main(
+                [
+                    "eval",
+                    "env=toy-synth",
+                    "policy=reference",
+                    "env.tasks.n=6",
+                    "n_samples=2",
+                    "ks=[1,2]",
+                    "+env.options.lose_sandbox=[task-1]",
+                    "retries=1",
+                    "retry_backoff=0",
+                    "report.progress=false",
+                    "report.plots=false",
+                    f"out={tmp_path / name}",
+                    *extra,
+                ]
+            )
         captured = capsys.readouterr()
         scores[name] = [line for line in captured.out.splitlines() if line.startswith("pass@")]
         assert "2 episode(s) failed on infrastructure after 1 retries" in captured.err
@@ -112,8 +170,11 @@ def test_eval_on_ray_scores_and_fails_like_local(cluster, tmp_path, capsys):
         lines = (tmp_path / name / "failures.jsonl").read_text().splitlines()
         failures[name] = sorted((f["id"], f["status"], f["attempts"]) for f in map(json.loads, lines))
     assert scores["ray"] == scores["local"] == ["pass@1: 1.0000", "pass@2: 1.0000"]
-    assert failures["ray"] == failures["local"] == [("toy-synth/task-1/s0", "sandbox_error", 2),
-                                                    ("toy-synth/task-1/s1", "sandbox_error", 2)]
+    assert (
+        failures["ray"]
+        == failures["local"]
+        == [("toy-synth/task-1/s0", "sandbox_error", 2), ("toy-synth/task-1/s1", "sandbox_error", 2)]
+    )
 
 
 class _no_exit:
@@ -175,13 +236,31 @@ def test_the_driver_killed_mid_run_resumes_from_what_was_written(cluster, tmp_pa
     local, out = tmp_path / "local", tmp_path / "ray"
     agentkit(local)
     expected = sorted(r["id"] for r in raw(local))
-    command = [sys.executable, str(HERE / "run_agentkit.py"), "synth", "env=toy-synth", "policy=reference",
-               "strategy=teacher", "env.tasks.n=10", "n_samples=2", "concurrency=4", "report.progress=false",
-               "report.plots=false", f"out={out}", "executor=ray", f"executor.address={cluster.address}",
-               f"++executor.runtime_env={{env_vars:{{PYTHONPATH:'{HERE}'}},"
-               f"worker_process_setup_hook:toy_synth_env.register}}", "+env.options.delay=0.2"]
-    proc = subprocess.Popen(command, env=dict(os.environ, AGENTKIT_CONF=str(HERE.parents[1] / "conf")),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    command = [
+        sys.executable,
+        str(HERE / "run_agentkit.py"),
+        "synth",
+        "env=toy-synth",
+        "policy=reference",
+        "strategy=teacher",
+        "env.tasks.n=10",
+        "n_samples=2",
+        "concurrency=4",
+        "report.progress=false",
+        "report.plots=false",
+        f"out={out}",
+        "executor=ray",
+        f"executor.address={cluster.address}",
+        f"++executor.runtime_env={{env_vars:{{PYTHONPATH:'{HERE}'}},"
+        f"worker_process_setup_hook:toy_synth_env.register}}",
+        "+env.options.delay=0.2",
+    ]
+    proc = subprocess.Popen(
+        command,
+        env=dict(os.environ, AGENTKIT_CONF=str(HERE.parents[1] / "conf")),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     path = out / "raw" / "rollouts.jsonl"
     try:
         deadline = time.monotonic() + 180
@@ -200,7 +279,7 @@ def test_the_driver_killed_mid_run_resumes_from_what_was_written(cluster, tmp_pa
     assert 3 <= written < 20 and not (out / "manifest.json").exists()
 
     capsys.readouterr()
-    agentkit(out, *command[command.index("executor=ray"):])
+    agentkit(out, *command[command.index("executor=ray") :])
     assert f"{written} already done" in capsys.readouterr().out
     records = raw(out)
     keys = [r["meta"]["key"] for r in records]

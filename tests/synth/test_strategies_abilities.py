@@ -38,9 +38,19 @@ def test_a_corrected_mistake_adds_self_correction_to_the_trajectory():
     from agentkit.envs.tooluse.env import ToolUseEnv
 
     env = ToolUseEnv()
-    (task,) = env.load_tasks(TaskSourceConfig(source="generated", n=1, seed=2, options={"templates": ["cancel_pending"]}))
-    rollout = Rollout(env=env, task=task, sample=0, trajectory_id="t/s0", sampling=Sampling(),
-                      limits=EpisodeLimits(max_turns=20), provenance=Provenance(), policy=env_policy(env))
+    (task,) = env.load_tasks(
+        TaskSourceConfig(source="generated", n=1, seed=2, options={"templates": ["cancel_pending"]})
+    )
+    rollout = Rollout(
+        env=env,
+        task=task,
+        sample=0,
+        trajectory_id="t/s0",
+        sampling=Sampling(),
+        limits=EpisodeLimits(max_turns=20),
+        provenance=Provenance(),
+        policy=env_policy(env),
+    )
     plain = asyncio.run(build_strategy("direct").run(rollout))
     taught = asyncio.run(build_strategy("teacher", {"mistakes": ["value"]}).run(rollout))
     assert plain.abilities == task.abilities and "self_correction" not in plain.abilities
@@ -53,17 +63,32 @@ def test_synth_reports_the_ability_mix_and_training_filters_by_it(capsys, tmp_pa
 
     out = tmp_path / "run"
     try:
-        main(["synth", "env=tooluse", "policy=reference", "env.tasks.n=12", "report.progress=false",
-              "report.plots=false", f"out={out}"])
+        main(
+            [
+                "synth",
+                "env=tooluse",
+                "policy=reference",
+                "env.tasks.n=12",
+                "report.progress=false",
+                "report.plots=false",
+                f"out={out}",
+            ]
+        )
     except SystemExit as exc:
         assert exc.code in (0, None)
     report = json.loads((out / "report.json").read_text())
-    rows = [Trajectory.model_validate_json(line) for line in (out / "data" / "train-00000.jsonl").read_text().splitlines()]
+    rows = [
+        Trajectory.model_validate_json(line)
+        for line in (out / "data" / "train-00000.jsonl").read_text().splitlines()
+    ]
     expected = {}
     for row in rows:
         for ability in row.abilities:
             expected[ability] = expected.get(ability, 0) + 1
-    assert report["abilities"] == dict(sorted(expected.items())) and report["abilities"]["function_calling"] == 12
+    assert (
+        report["abilities"] == dict(sorted(expected.items()))
+        and report["abilities"]["function_calling"] == 12
+    )
     assert "abilities (kept)" in capsys.readouterr().out
 
     stats = SourceStats("state")

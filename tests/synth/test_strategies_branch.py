@@ -22,9 +22,19 @@ def branches(env, task, k, **options):
     strategy = build_strategy("branch", options)
 
     async def all_branches():
-        rollouts = [Rollout(env=env, task=task, sample=s, trajectory_id=f"{task.env}/{task.id}/s{s}",
-                            sampling=Sampling(seed=s), limits=EpisodeLimits(max_turns=20), provenance=Provenance(),
-                            policy=env_policy(env)) for s in range(k)]
+        rollouts = [
+            Rollout(
+                env=env,
+                task=task,
+                sample=s,
+                trajectory_id=f"{task.env}/{task.id}/s{s}",
+                sampling=Sampling(seed=s),
+                limits=EpisodeLimits(max_turns=20),
+                provenance=Provenance(),
+                policy=env_policy(env),
+            )
+            for s in range(k)
+        ]
         return await asyncio.gather(*(strategy.run(r) for r in rollouts))
 
     return strategy, asyncio.run(all_branches())
@@ -34,12 +44,16 @@ def test_tooluse_branches_share_one_prefix_and_a_wrong_value_really_changes_the_
     from agentkit.envs.tooluse.env import ToolUseEnv
 
     env = ToolUseEnv()
-    (task,) = env.load_tasks(TaskSourceConfig(source="generated", n=1, seed=2, options={"templates": ["cancel_pending"]}))
+    (task,) = env.load_tasks(
+        TaskSourceConfig(source="generated", n=1, seed=2, options={"templates": ["cancel_pending"]})
+    )
     strategy, runs = branches(env, task, 3, at=1, mistakes=["value"])
     metas = [r.meta["branch"] for r in runs]
     assert len({m["id"] for m in metas}) == 1 and len({m["prefix_sha256"] for m in metas}) == 1
     prefix = metas[0]["prefix_messages"]
-    assert all(r.messages[:prefix] == runs[0].messages[:prefix] for r in runs)  # the same turns, not re-sampled
+    assert all(
+        r.messages[:prefix] == runs[0].messages[:prefix] for r in runs
+    )  # the same turns, not re-sampled
     assert [m["index"] for m in metas] == [0, 1, 2] and metas[0]["kind"] == "policy"
     assert runs[0].passed and metas[0]["outcome"] == "passed"
     for run, meta in zip(runs[1:], metas[1:], strict=True):
@@ -59,9 +73,21 @@ def test_math_branches_replay_the_python_session_and_keep_failed_and_passed_path
         pytest.fail("bubblewrap is needed for the math env")
     out = tmp_path / "branch"
     try:
-        main(["synth", "env=math", "policy=reference", "strategy=branch", "n_samples=3", "env.tasks.n=2",
-              "curation.require_passed=false", "curation.dedup.near=false", "report.progress=false",
-              "report.plots=false", f"out={out}"])
+        main(
+            [
+                "synth",
+                "env=math",
+                "policy=reference",
+                "strategy=branch",
+                "n_samples=3",
+                "env.tasks.n=2",
+                "curation.require_passed=false",
+                "curation.dedup.near=false",
+                "report.progress=false",
+                "report.plots=false",
+                f"out={out}",
+            ]
+        )
     except SystemExit as exc:
         assert exc.code in (0, None), capsys.readouterr().err
     rows = [json.loads(line) for line in (out / "data" / "train-00000.jsonl").read_text().splitlines()]
@@ -74,6 +100,8 @@ def test_math_branches_replay_the_python_session_and_keep_failed_and_passed_path
         assert outcomes[0] == "passed" and "failed" in outcomes.values()
         prefix = group[0]["meta"]["branch"]["prefix_messages"]
         assert all(r["messages"][:prefix] == group[0]["messages"][:prefix] for r in group)
-        assert group[0]["messages"][prefix - 1]["role"] == "tool"  # the python cell ran before the branch point
+        assert (
+            group[0]["messages"][prefix - 1]["role"] == "tool"
+        )  # the python cell ran before the branch point
         finals = {r["messages"][-1]["content"] for r in group}
         assert len(finals) == len(group)  # different continuations from one state

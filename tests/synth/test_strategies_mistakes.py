@@ -20,9 +20,16 @@ from agentkit.synth.strategies import Rollout, build_strategy, mutate_code, obse
 
 
 def teach(env, task, kinds, sample=0):
-    rollout = Rollout(env=env, task=task, sample=sample, trajectory_id=f"{task.env}/{task.id}/s{sample}",
-                      sampling=Sampling(seed=sample), limits=EpisodeLimits(max_turns=24), provenance=Provenance(),
-                      policy=env_policy(env))
+    rollout = Rollout(
+        env=env,
+        task=task,
+        sample=sample,
+        trajectory_id=f"{task.env}/{task.id}/s{sample}",
+        sampling=Sampling(seed=sample),
+        limits=EpisodeLimits(max_turns=24),
+        provenance=Provenance(),
+        policy=env_policy(env),
+    )
     strategy = build_strategy("teacher", {"mistakes": kinds})
     return strategy, asyncio.run(strategy.run(rollout))
 
@@ -34,7 +41,7 @@ def wrong_turn(trajectory):
     after = index + 1
     while trajectory.messages[after].role == "tool":
         after += 1
-    return trajectory.messages[index], trajectory.messages[index + 1:after], trajectory.messages[after]
+    return trajectory.messages[index], trajectory.messages[index + 1 : after], trajectory.messages[after]
 
 
 def check_argument_mistake(strategy, trajectory, kind):
@@ -63,7 +70,9 @@ def test_tooluse_wrong_request_values_run_against_the_simulator_and_are_exposed(
             continue
         injected += 1
         check_argument_mistake(strategy, trajectory, "argument")
-        assert trajectory.meta["mistake"]["wrong"] in trajectory.messages[3].content  # the simulator answered it
+        assert (
+            trajectory.meta["mistake"]["wrong"] in trajectory.messages[3].content
+        )  # the simulator answered it
     assert injected >= 15
 
 
@@ -71,7 +80,9 @@ def test_tooluse_a_value_read_earlier_and_carried_forward_wrong_is_exposed():
     from agentkit.envs.tooluse.env import ToolUseEnv
 
     env = ToolUseEnv()
-    tasks = env.load_tasks(TaskSourceConfig(source="generated", n=6, seed=2, options={"templates": ["cancel_pending"]}))
+    tasks = env.load_tasks(
+        TaskSourceConfig(source="generated", n=6, seed=2, options={"templates": ["cancel_pending"]})
+    )
     for task in tasks:
         strategy, trajectory = teach(env, task, ["value"])
         check_argument_mistake(strategy, trajectory, "value")
@@ -82,7 +93,9 @@ def test_research_opening_a_neighbouring_result_is_exposed(tmp_path):
     from agentkit.envs.research import ResearchEnv
 
     env = ResearchEnv(cache_dir=str(tmp_path), progress=False)
-    tasks = env.load_tasks(TaskSourceConfig(source="generated", n=8, seed=4, options={"docs": 1000, "progress": False}))
+    tasks = env.load_tasks(
+        TaskSourceConfig(source="generated", n=8, seed=4, options={"docs": 1000, "progress": False})
+    )
     exposed = 0
     for task in tasks:
         strategy, trajectory = teach(env, task, ["value"])
@@ -96,7 +109,10 @@ def test_research_opening_a_neighbouring_result_is_exposed(tmp_path):
 def test_mutations_keep_the_program_runnable():
     rng = random.Random(0)
     mutation = mutate_code("product = 3 * 4\nprint(product)", rng)
-    assert mutation.code == "product = 3 + 4\nprint(product)" and mutation.detail == "wrote '+' where '*' belongs"
+    assert (
+        mutation.code == "product = 3 + 4\nprint(product)"
+        and mutation.detail == "wrote '+' where '*' belongs"
+    )
     assert mutation.carry("y = 2\n") is None
     assert mutation.carry("x = 1\nproduct = 3 * 4\n") == "x = 1\nproduct = 3 + 4\n"
     assert mutate_code("print(f'{n}')", rng) is None and mutate_code("cd /w && ls", rng) is None
@@ -105,12 +121,16 @@ def test_mutations_keep_the_program_runnable():
     assert wrong_value("O1008", {"type": "string"}, rng) == "O1009"
     assert wrong_value("doc-a", {"type": "string"}, rng, "id: doc-a\nid: doc-b") == "doc-b"
     assert wrong_value("pending", {"type": "string", "enum": ["pending", "shipped"]}, rng) == "shipped"
-    assert observation_fails("3 of 4 public tests passed.") and not observation_fails("4 of 4 public tests passed.")
+    assert observation_fails("3 of 4 public tests passed.") and not observation_fails(
+        "4 of 4 public tests passed."
+    )
 
 
 @pytest.mark.bwrap
 @pytest.mark.slow
-@pytest.mark.parametrize(("env", "kind", "exposed_by"), [("math", "code", "verifier"), ("code", "code", "tool")])
+@pytest.mark.parametrize(
+    ("env", "kind", "exposed_by"), [("math", "code", "verifier"), ("code", "code", "tool")]
+)
 def test_sandboxed_mistakes_run_and_the_real_output_exposes_them(capsys, tmp_path, env, kind, exposed_by):
     """math: a mutated program prints a wrong value, the answer built on it is rejected by the verifier.
     code (repository tasks): a misspelled bash command really fails in the sandbox."""
@@ -118,19 +138,34 @@ def test_sandboxed_mistakes_run_and_the_real_output_exposes_them(capsys, tmp_pat
         pytest.fail("bubblewrap is needed for the math and code envs")
     out = tmp_path / env
     try:
-        main(["synth", f"env={env}", "policy=reference", "strategy=teacher", f"strategy.options.mistakes=[{kind}]",
-              "env.tasks.n=3", "report.progress=false", "report.plots=false", f"out={out}"])
+        main(
+            [
+                "synth",
+                f"env={env}",
+                "policy=reference",
+                "strategy=teacher",
+                f"strategy.options.mistakes=[{kind}]",
+                "env.tasks.n=3",
+                "report.progress=false",
+                "report.plots=false",
+                f"out={out}",
+            ]
+        )
     except SystemExit as exc:
         assert exc.code in (0, None), capsys.readouterr().err
     rows = [json.loads(line) for line in (out / "raw" / "rollouts.jsonl").read_text().splitlines()]
     assert len(rows) == 3
     for row in rows:
         mistake = row["meta"]["mistake"]
-        assert row["verdict"]["passed"] and mistake["exposed"] and mistake["exposed_by"] == exposed_by, mistake
+        assert row["verdict"]["passed"] and mistake["exposed"] and mistake["exposed_by"] == exposed_by, (
+            mistake
+        )
         tools = [m["content"] for m in row["messages"] if m["role"] == "tool"]
         if env == "math":  # the wrong program's real output differs from the fixed program's
             assert tools[0].strip() == mistake["observed"] and tools[0] != tools[-1]
-            feedback = next(m["content"] for m in row["messages"] if m["role"] == "user" and "not correct" in m["content"])
+            feedback = next(
+                m["content"] for m in row["messages"] if m["role"] == "user" and "not correct" in m["content"]
+            )
             assert mistake["observed"] in feedback or "does not match" in feedback
         else:
             assert "not found" in tools[mistake["turn"]] and mistake["observed"] in tools[mistake["turn"]]

@@ -18,8 +18,16 @@ from agentkit.synth.strategies import Rollout, build_strategy, phase_report
 
 
 def _run(env, task):
-    rollout = Rollout(env=env, task=task, sample=0, trajectory_id=f"{task.env}/{task.id}/s0", sampling=Sampling(),
-                      limits=EpisodeLimits(max_turns=20), provenance=Provenance(), policy=env_policy(env))
+    rollout = Rollout(
+        env=env,
+        task=task,
+        sample=0,
+        trajectory_id=f"{task.env}/{task.id}/s0",
+        sampling=Sampling(),
+        limits=EpisodeLimits(max_turns=20),
+        provenance=Provenance(),
+        policy=env_policy(env),
+    )
     return asyncio.run(build_strategy("agentic_cot").run(rollout))
 
 
@@ -29,7 +37,9 @@ def test_tooluse_reference_writes_the_five_phases_for_every_template():
 
     env = ToolUseEnv()
     for name in TEMPLATES:
-        (task,) = env.load_tasks(TaskSourceConfig(source="generated", n=1, seed=3, options={"templates": [name]}))
+        (task,) = env.load_tasks(
+            TaskSourceConfig(source="generated", n=1, seed=3, options={"templates": [name]})
+        )
         trajectory = _run(env, task)
         report = trajectory.meta["phases"]
         assert trajectory.passed, (name, trajectory.verdict)
@@ -41,8 +51,9 @@ def test_research_reference_writes_the_five_phases(tmp_path):
     from agentkit.envs.research import ResearchEnv
 
     env = ResearchEnv(cache_dir=str(tmp_path), progress=False)
-    tasks = env.load_tasks(TaskSourceConfig(source="generated", n=10, seed=5, options={"docs": 1000,
-                                                                                       "progress": False}))
+    tasks = env.load_tasks(
+        TaskSourceConfig(source="generated", n=10, seed=5, options={"docs": 1000, "progress": False})
+    )
     for task in tasks:
         trajectory = _run(env, task)
         assert trajectory.passed, trajectory.verdict
@@ -54,8 +65,10 @@ def test_research_reference_writes_the_five_phases(tmp_path):
 def test_phase_aliases_of_the_research_prompt_count_as_their_phase():
     from agentkit.records import Message
 
-    messages = [Message(role="assistant", content="<think>Analysis: a\nPlan: b\nSearch: c</think>"),
-                Message(role="assistant", content="<think>Cross-check: d</think>\nSummary: e")]
+    messages = [
+        Message(role="assistant", content="<think>Analysis: a\nPlan: b\nSearch: c</think>"),
+        Message(role="assistant", content="<think>Cross-check: d</think>\nSummary: e"),
+    ]
     assert phase_report(messages)["sequence"] == ["analysis", "plan", "action", "reflection", "summary"]
 
 
@@ -67,8 +80,18 @@ def test_sandboxed_reference_solvers_keep_every_episode_under_agentic_cot(capsys
         pytest.fail("bubblewrap is needed for the math and code envs")
     out = tmp_path / env
     try:
-        main(["synth", f"env={env}", "policy=reference", "strategy=agentic_cot", f"env.tasks.n={n}",
-              "report.progress=false", "report.plots=false", f"out={out}"])
+        main(
+            [
+                "synth",
+                f"env={env}",
+                "policy=reference",
+                "strategy=agentic_cot",
+                f"env.tasks.n={n}",
+                "report.progress=false",
+                "report.plots=false",
+                f"out={out}",
+            ]
+        )
     except SystemExit as exc:
         assert exc.code in (0, None), capsys.readouterr().err
     report = json.loads((out / "report.json").read_text())

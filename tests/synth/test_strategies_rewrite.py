@@ -33,8 +33,16 @@ def env_and_tasks():
 
 def rewrite(env, task, text, **options):
     client = ScriptedClient([text], name="teacher")
-    rollout = Rollout(env=env, task=task, sample=0, trajectory_id=f"math/{task.id}/s0", sampling=Sampling(),
-                      limits=EpisodeLimits(max_turns=2), provenance=Provenance(), policy=model_policy(client))
+    rollout = Rollout(
+        env=env,
+        task=task,
+        sample=0,
+        trajectory_id=f"math/{task.id}/s0",
+        sampling=Sampling(),
+        limits=EpisodeLimits(max_turns=2),
+        provenance=Provenance(),
+        policy=model_policy(client),
+    )
     strategy = build_strategy("agentic_cot_rewrite", options)
     trajectory = asyncio.run(strategy.run(rollout))
     return strategy, trajectory, client
@@ -60,7 +68,11 @@ def test_a_good_rewrite_is_kept_as_one_five_phase_turn(env_and_tasks, row):
     assert strategy.check_format(trajectory) is None
     assert trajectory.meta["phases"]["complete"]
     last = trajectory.messages[-1]
-    assert last.role == "assistant" and last.content.startswith("<think>Analysis:") and "</think>\nSummary:" in last.content
+    assert (
+        last.role == "assistant"
+        and last.content.startswith("<think>Analysis:")
+        and "</think>\nSummary:" in last.content
+    )
     assert [m.role for m in trajectory.messages] == ["system", "user", "assistant"]
 
 
@@ -104,13 +116,25 @@ def test_a_rewrite_that_is_not_shorter_fails_the_length_check(env_and_tasks):
 
 
 def test_split_and_render_phases():
-    sections = split_phases("Sure! <think>**Analysis:** a\n## Plan: b\nAction: c</think>\nReflection: d\nSummary: e")
-    assert sections == [("analysis", "a"), ("plan", "b"), ("action", "c"), ("reflection", "d"), ("summary", "e")]
-    assert render_phases(sections) == "<think>Analysis: a\nPlan: b\nAction: c\nReflection: d</think>\nSummary: e"
+    sections = split_phases(
+        "Sure! <think>**Analysis:** a\n## Plan: b\nAction: c</think>\nReflection: d\nSummary: e"
+    )
+    assert sections == [
+        ("analysis", "a"),
+        ("plan", "b"),
+        ("action", "c"),
+        ("reflection", "d"),
+        ("summary", "e"),
+    ]
+    assert (
+        render_phases(sections) == "<think>Analysis: a\nPlan: b\nAction: c\nReflection: d</think>\nSummary: e"
+    )
     assert split_phases("an untrained model's text, no labels") == []
     assert summary_problems([("action", "x = 6"), ("summary", "the answer is 6")], "q", "6") == []
     assert summary_problems([("action", "x = 6"), ("summary", "6, and 7")], "q", "6")[0].endswith("7")
-    assert summary_problems([("action", "done"), ("summary", "Paris")], "q", "Paris")[0].startswith("the answer")
+    assert summary_problems([("action", "done"), ("summary", "Paris")], "q", "Paris")[0].startswith(
+        "the answer"
+    )
 
 
 def test_a_row_without_the_mapped_field_is_a_config_error(env_and_tasks):
@@ -133,10 +157,21 @@ def test_synth_rewrites_rows_through_a_served_teacher(capsys, tmp_path):
     out = tmp_path / "rewrite"
     with ServerThread(create_teacher_app(rows)) as server:
         try:
-            main(["synth", "env=math", "env.tasks.source=jsonl", f"env.tasks.path={ROWS}",
-                  *[f"+env.tasks.fields.{k}={v}" for k, v in FIELDS.items()],
-                  "strategy=agentic_cot_rewrite", f"model.base_url={server.base_url}", "model.name=teacher",
-                  "report.progress=false", "report.plots=false", f"out={out}"])
+            main(
+                [
+                    "synth",
+                    "env=math",
+                    "env.tasks.source=jsonl",
+                    f"env.tasks.path={ROWS}",
+                    *[f"+env.tasks.fields.{k}={v}" for k, v in FIELDS.items()],
+                    "strategy=agentic_cot_rewrite",
+                    f"model.base_url={server.base_url}",
+                    "model.name=teacher",
+                    "report.progress=false",
+                    "report.plots=false",
+                    f"out={out}",
+                ]
+            )
         except SystemExit as exc:
             assert exc.code in (0, None), capsys.readouterr().err
     report = json.loads((out / "report.json").read_text())
@@ -144,6 +179,8 @@ def test_synth_rewrites_rows_through_a_served_teacher(capsys, tmp_path):
     kept = [json.loads(line) for line in (out / "data" / "train-00000.jsonl").read_text().splitlines()]
     assert sorted(r["task"]["id"] for r in kept) == sorted(GOOD)
     assert all(r["provenance"]["strategy"] == "agentic_cot_rewrite" for r in kept)
-    raw = {r["task"]["id"]: r for r in map(json.loads, (out / "raw" / "rollouts.jsonl").read_text().splitlines())}
+    raw = {
+        r["task"]["id"]: r for r in map(json.loads, (out / "raw" / "rollouts.jsonl").read_text().splitlines())
+    }
     for row, (_, checks) in BAD.items():
         assert [p.split(":")[0] for p in raw[row]["meta"]["rewrite"]["problems"]] == checks

@@ -30,13 +30,16 @@ def dataset(out: Path) -> list[Trajectory]:
 
 def test_synth_reference_writes_dataset_manifest_report_and_plots(capsys, tmp_path):
     out = tmp_path / "run"
-    code, stdout, _ = agentkit(capsys, "synth", *BASE[:-2], "env.tasks.n=6", "n_samples=2", "strategy=teacher",
-                               f"out={out}")
+    code, stdout, _ = agentkit(
+        capsys, "synth", *BASE[:-2], "env.tasks.n=6", "n_samples=2", "strategy=teacher", f"out={out}"
+    )
     assert code == 0, stdout
     rows = dataset(out)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["counts"]["episodes_planned"] == 12 and manifest["counts"]["rollouts"] == 12
-    assert manifest["counts"]["curated"] == len(rows) == 12 - manifest["counts"]["dropped"].get("duplicate", 0)
+    assert (
+        manifest["counts"]["curated"] == len(rows) == 12 - manifest["counts"]["dropped"].get("duplicate", 0)
+    )
     assert manifest["schema_version"] == 1 and manifest["complete"] and manifest["strategy"] == "teacher"
     for info in manifest["files"]:
         assert file_sha256(out / info["path"]) == info["sha256"]
@@ -88,7 +91,10 @@ def test_shards_split_the_work_deterministically(capsys, tmp_path):
 
 def test_compressed_output(capsys, tmp_path):
     out = tmp_path / "run"
-    assert agentkit(capsys, "synth", *BASE, f"out={out}", "output.compression=zstd", "output.rows_per_file=4")[0] == 0
+    assert (
+        agentkit(capsys, "synth", *BASE, f"out={out}", "output.compression=zstd", "output.rows_per_file=4")[0]
+        == 0
+    )
     files = sorted((out / "data").iterdir())
     assert [p.name for p in files] == ["train-00000.jsonl.zst", "train-00001.jsonl.zst"]
     assert sum(len(read_jsonl(p, Trajectory)) for p in files) == 6
@@ -96,7 +102,9 @@ def test_compressed_output(capsys, tmp_path):
 
 def test_eval_reference_policy(capsys, tmp_path):
     out = tmp_path / "eval"
-    code, stdout, _ = agentkit(capsys, "eval", *BASE, f"out={out}", "n_samples=2", "ks=[1,2]", "bootstrap=200")
+    code, stdout, _ = agentkit(
+        capsys, "eval", *BASE, f"out={out}", "n_samples=2", "ks=[1,2]", "bootstrap=200"
+    )
     assert code == 0
     assert "pass@1: 1.0000" in stdout and "pass@2: 1.0000" in stdout
     report = json.loads((out / "report.json").read_text())
@@ -115,15 +123,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["tasks=/nonexistent/tasks.jsonl"], "/nonexistent/tasks.jsonl: no such file"),
-    (["env.tasks.source=jsonl", "env.tasks.path=/nonexistent/t.jsonl"], "/nonexistent/t.jsonl: no such file"),
-    (["strategy.name=nope"], "unknown strategy 'nope'; known: agentic_cot, agentic_cot_rewrite, branch, direct, reflect, rejection, teacher"),
-    (["strategy=reflect", "+strategy.options.max_tries=3"], "strategy.options for 'reflect'"),
-    (["policy=oracle"], "policy: expected one of model, reference"),
-    (["shard=3/2"], "shard: need 0 <= i < n"),
-    (["env.name=no-such-env"], "unknown env 'no-such-env'"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["tasks=/nonexistent/tasks.jsonl"], "/nonexistent/tasks.jsonl: no such file"),
+        (
+            ["env.tasks.source=jsonl", "env.tasks.path=/nonexistent/t.jsonl"],
+            "/nonexistent/t.jsonl: no such file",
+        ),
+        (
+            ["strategy.name=nope"],
+            "unknown strategy 'nope'; known: agentic_cot, agentic_cot_rewrite, branch, direct, reflect, rejection, teacher",
+        ),
+        (["strategy=reflect", "+strategy.options.max_tries=3"], "strategy.options for 'reflect'"),
+        (["policy=oracle"], "policy: expected one of model, reference"),
+        (["shard=3/2"], "shard: need 0 <= i < n"),
+        (["env.name=no-such-env"], "unknown env 'no-such-env'"),
+    ],
+)
 def test_bad_inputs_fail_fast_with_one_line(capsys, tmp_path, args, message):
     code, stdout, stderr = agentkit(capsys, "synth", *BASE, f"out={tmp_path / 'o'}", *args)
     assert code == 2 and message in stderr and stderr.count("\n") == 1, stderr
@@ -144,9 +161,19 @@ def test_malformed_task_rows_name_file_and_line(capsys, tmp_path):
 
 def test_unreachable_endpoint_fails_fast(capsys, tmp_path):
     url = f"http://127.0.0.1:{_free_port()}/v1"
-    code, _, stderr = agentkit(capsys, "synth", "env=toy-synth", "report.progress=false", f"model.base_url={url}",
-                               f"out={tmp_path / 'o'}")
-    assert code == 2 and f"model.base_url: cannot reach {url} (ConnectError" in stderr and stderr.count("\n") == 1
+    code, _, stderr = agentkit(
+        capsys,
+        "synth",
+        "env=toy-synth",
+        "report.progress=false",
+        f"model.base_url={url}",
+        f"out={tmp_path / 'o'}",
+    )
+    assert (
+        code == 2
+        and f"model.base_url: cannot reach {url} (ConnectError" in stderr
+        and stderr.count("\n") == 1
+    )
 
 
 def test_unknown_strategy_group_and_key_fail_at_compose_time(capsys, tmp_path):
@@ -157,10 +184,18 @@ def test_unknown_strategy_group_and_key_fail_at_compose_time(capsys, tmp_path):
 
 
 def test_tasks_overlapping_an_evaluation_set_are_left_out(capsys, tmp_path):
-    held_out = write_tasks(tmp_path / "eval.jsonl", [{"id": 100, "a": 6, "b": 8, "c": 13}])  # task-3's question
+    held_out = write_tasks(
+        tmp_path / "eval.jsonl", [{"id": 100, "a": 6, "b": 8, "c": 13}]
+    )  # task-3's question
     out = tmp_path / "run"
-    code, stdout, stderr = agentkit(capsys, "synth", *BASE, f"out={out}", "curation.decontam.ngram=3",
-                                    f"curation.decontam.sources=[{{tasks: {{source: jsonl, path: '{held_out}'}}}}]")
+    code, stdout, stderr = agentkit(
+        capsys,
+        "synth",
+        *BASE,
+        f"out={out}",
+        "curation.decontam.ngram=3",
+        f"curation.decontam.sources=[{{tasks: {{source: jsonl, path: '{held_out}'}}}}]",
+    )
     assert code == 0, stderr
     assert "(1 contaminated tasks skipped)" in stdout
     manifest = json.loads((out / "manifest.json").read_text())

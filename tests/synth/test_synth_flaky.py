@@ -31,9 +31,21 @@ def read_lines(path):
 def test_flaky_server_every_episode_ends_once_with_the_right_status(capsys, tmp_path, flaky_server):
     out = tmp_path / "run"
     n_tasks = len(MODES)
-    args = ["env=toy-synth", f"env.tasks.n={n_tasks}", "n_samples=2", f"model.base_url={flaky_server.base_url}",
-            "model.name=fake", "model.timeout=1", "model.max_retries=1", "retries=3", "retry_backoff=0.05",
-            "concurrency=8", "report.progress=false", "report.plots=false", f"out={out}"]
+    args = [
+        "env=toy-synth",
+        f"env.tasks.n={n_tasks}",
+        "n_samples=2",
+        f"model.base_url={flaky_server.base_url}",
+        "model.name=fake",
+        "model.timeout=1",
+        "model.max_retries=1",
+        "retries=3",
+        "retry_backoff=0.05",
+        "concurrency=8",
+        "report.progress=false",
+        "report.plots=false",
+        f"out={out}",
+    ]
     code, stdout, stderr = synth(capsys, *args)
     assert code == 0, stderr
     run = json.loads((out / "run.json").read_text())
@@ -42,12 +54,16 @@ def test_flaky_server_every_episode_ends_once_with_the_right_status(capsys, tmp_
     manifest = json.loads((out / "manifest.json").read_text())
 
     keys = [r["meta"]["key"] for r in rollouts] + [f["key"] for f in failures]
-    assert len(keys) == len(set(keys)) == manifest["counts"]["episodes_planned"] == 2 * n_tasks  # none lost or twice
+    assert (
+        len(keys) == len(set(keys)) == manifest["counts"]["episodes_planned"] == 2 * n_tasks
+    )  # none lost or twice
     assert not any(r["status"] in ("model_error", "sandbox_error", "verifier_error") for r in rollouts)
 
     outcome = {}
     for record in rollouts:
-        outcome.setdefault(record["task"]["id"], set()).add((record["status"], record.get("verdict", {}).get("passed")))
+        outcome.setdefault(record["task"]["id"], set()).add(
+            (record["status"], record.get("verdict", {}).get("passed"))
+        )
     for failure in failures:
         outcome.setdefault(failure["task_id"], set()).add("failure")
         assert failure["status"] == "model_error" and failure["attempts"] == 4
@@ -62,7 +78,9 @@ def test_flaky_server_every_episode_ends_once_with_the_right_status(capsys, tmp_
     assert [r["meta"].get("infra_retries") for r in by_mode["5xx_twice"]] == [2, 2]
     provenance = by_mode["ok"][0]["provenance"]
     assert provenance["model"] == "fake" and provenance["endpoint"] == "openai-compatible"
-    assert provenance["chat_template_sha256"] == "f" * 64 and provenance["config_sha256"] == run["config_sha256"]
+    assert (
+        provenance["chat_template_sha256"] == "f" * 64 and provenance["config_sha256"] == run["config_sha256"]
+    )
     assert provenance["sampling"]["seed"] == provenance["seed"]
 
     dataset = read_lines(out / "data" / "train-00000.jsonl")

@@ -13,8 +13,20 @@ def synth_dataset(tmp_path_factory):
     with pytest.MonkeyPatch.context() as monkeypatch:
         toy_synth_env.register(monkeypatch)
         try:
-            main(["synth", "env=toy-synth", "policy=reference", "strategy=teacher", "env.tasks.n=8", "n_samples=2",
-                  "report.progress=false", "report.plots=false", "output.rows_per_file=5", f"out={out}"])
+            main(
+                [
+                    "synth",
+                    "env=toy-synth",
+                    "policy=reference",
+                    "strategy=teacher",
+                    "env.tasks.n=8",
+                    "n_samples=2",
+                    "report.progress=false",
+                    "report.plots=false",
+                    "output.rows_per_file=5",
+                    f"out={out}",
+                ]
+            )
         except SystemExit as exc:
             assert exc.code in (0, None)
     return out
@@ -39,8 +51,18 @@ def test_compressed_output_loads_with_datasets(tmp_path):
 
     out = tmp_path / "zst"
     try:
-        main(["synth", "env=toy-synth", "policy=reference", "env.tasks.n=4", "report.progress=false",
-              "report.plots=false", "output.compression=zstd", f"out={out}"])
+        main(
+            [
+                "synth",
+                "env=toy-synth",
+                "policy=reference",
+                "env.tasks.n=4",
+                "report.progress=false",
+                "report.plots=false",
+                "output.compression=zstd",
+                f"out={out}",
+            ]
+        )
     except SystemExit as exc:
         assert exc.code in (0, None)
     ds = datasets.load_dataset("json", data_files=str(out / "data" / "*.jsonl.zst"), split="train")
@@ -59,9 +81,20 @@ def test_trl_sft_trainer_trains_on_it_without_conversion(synth_dataset, tiny_mod
     rendered = tokenizer.apply_chat_template(ds[0]["messages"], tools=ds[0]["tools"], tokenize=False)
     first_call = next(c for m in ds[0]["messages"] if m.get("tool_calls") for c in m["tool_calls"])
     assert first_call["function"]["arguments"] in rendered and "null" not in rendered
-    args = SFTConfig(output_dir=str(tmp_path / "sft"), max_steps=3, per_device_train_batch_size=1, learning_rate=1e-3,
-                     logging_steps=1, save_strategy="no", report_to=[], bf16=False, max_length=768,
-                     assistant_only_loss=True, dataloader_num_workers=0, dataloader_pin_memory=False)
+    args = SFTConfig(
+        output_dir=str(tmp_path / "sft"),
+        max_steps=3,
+        per_device_train_batch_size=1,
+        learning_rate=1e-3,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        bf16=False,
+        max_length=768,
+        assistant_only_loss=True,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=False,
+    )
     trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tokenizer)
     result = trainer.train()
     assert trainer.state.global_step == 3 and math.isfinite(result.training_loss)

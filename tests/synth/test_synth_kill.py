@@ -15,9 +15,21 @@ ROOT = HERE.parents[1]
 
 
 def command(out: Path) -> list[str]:
-    return [sys.executable, str(HERE / "run_agentkit.py"), "synth", "env=toy-synth", "policy=reference",
-            "strategy=teacher", "env.tasks.n=12", "n_samples=2", "+env.options.delay=0.05", "concurrency=3",
-            "report.progress=false", "report.plots=false", f"out={out}"]
+    return [
+        sys.executable,
+        str(HERE / "run_agentkit.py"),
+        "synth",
+        "env=toy-synth",
+        "policy=reference",
+        "strategy=teacher",
+        "env.tasks.n=12",
+        "n_samples=2",
+        "+env.options.delay=0.05",
+        "concurrency=3",
+        "report.progress=false",
+        "report.plots=false",
+        f"out={out}",
+    ]
 
 
 def raw_lines(out: Path) -> int:
@@ -46,7 +58,11 @@ def run_and_kill(out: Path, after_lines: int) -> int:
 
 
 def dataset_ids(out: Path) -> list[str]:
-    rows = [json.loads(line) for p in sorted((out / "data").glob("train*.jsonl")) for line in p.read_text().splitlines()]
+    rows = [
+        json.loads(line)
+        for p in sorted((out / "data").glob("train*.jsonl"))
+        for line in p.read_text().splitlines()
+    ]
     return sorted(r["id"] for r in rows)
 
 
@@ -71,6 +87,8 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_dataset(tmp_path, capsys):
     assert done.returncode == 0, done.stderr
     assert f"{seen} already done" in done.stdout
     assert dataset_ids(out) == expected
-    keys = [json.loads(line)["meta"]["key"] for line in (out / "raw" / "rollouts.jsonl").read_text().splitlines()]
+    keys = [
+        json.loads(line)["meta"]["key"] for line in (out / "raw" / "rollouts.jsonl").read_text().splitlines()
+    ]
     assert len(keys) == len(set(keys)) == 24
     assert json.loads((out / "manifest.json").read_text())["complete"]

@@ -7,9 +7,9 @@ from agentkit.client import Sampling, completion_from_text
 from agentkit.errors import ConfigError, ModelError
 from agentkit.loop import EpisodeLimits
 from agentkit.records import Provenance
-from agentkit.toolcalls import render_tool_call
 from agentkit.synth.rollout import RolloutEngine, env_policy, model_policy, plan_work
 from agentkit.synth.strategies import build_strategy
+from agentkit.toolcalls import render_tool_call
 
 
 class ArithClient:
@@ -17,7 +17,9 @@ class ArithClient:
 
     name, endpoint_kind = "arith", "test"
 
-    def __init__(self, fail_first: dict[str, int] | None = None, crash: set[str] | None = None, delay: float = 0.0):
+    def __init__(
+        self, fail_first: dict[str, int] | None = None, crash: set[str] | None = None, delay: float = 0.0
+    ):
         self.fail_first = dict(fail_first or {})
         self.crash = crash or set()
         self.delay = delay
@@ -39,7 +41,9 @@ class ArithClient:
             await asyncio.sleep(self.delay)
         finally:
             self.in_flight -= 1
-        numbers = [int(x) for x in messages[1].content.split("what is ")[1].rstrip("?").replace("*", "+").split("+")]
+        numbers = [
+            int(x) for x in messages[1].content.split("what is ")[1].rstrip("?").replace("*", "+").split("+")
+        ]
         a, b, c = numbers
         if messages[-1].role == "tool":
             return completion_from_text(f"The answer is \\boxed{{{messages[-1].content}}}")
@@ -51,10 +55,19 @@ class ArithClient:
 
 def engine(env, strategy, policy, **kwargs):
     done, failed, retried = [], [], []
-    eng = RolloutEngine(env, build_strategy(strategy), policy, sampling=Sampling(), limits=EpisodeLimits(max_turns=4),
-                        provenance=Provenance(strategy=strategy), retry_backoff=0.001,
-                        on_trajectory=lambda t, item: done.append(t), on_failure=failed.append,
-                        on_retry=lambda item, error: retried.append((item.key, error)), **kwargs)
+    eng = RolloutEngine(
+        env,
+        build_strategy(strategy),
+        policy,
+        sampling=Sampling(),
+        limits=EpisodeLimits(max_turns=4),
+        provenance=Provenance(strategy=strategy),
+        retry_backoff=0.001,
+        on_trajectory=lambda t, item: done.append(t),
+        on_failure=failed.append,
+        on_retry=lambda item, error: retried.append((item.key, error)),
+        **kwargs,
+    )
     return eng, done, failed, retried
 
 
@@ -84,7 +97,9 @@ def test_infrastructure_failures_are_retried_then_recorded_never_written():
     assert set(by_task) == {"task-0", "task-2", "task-4", "task-5"}
     assert by_task["task-2"].passed and by_task["task-2"].meta["infra_retries"] == 2
     assert sorted((f.task_id, f.status, f.attempts) for f in failed) == [
-        ("task-1", "sandbox_error", 3), ("task-3", "model_error", 3)]
+        ("task-1", "sandbox_error", 3),
+        ("task-3", "model_error", 3),
+    ]
     assert all(t.reward is not None for t in done)
     assert len(retried) == 2 + 2 + 2
 

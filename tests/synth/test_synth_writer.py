@@ -56,7 +56,9 @@ def test_dataset_shards_are_replaced_and_stale_ones_removed(tmp_path):
 
 
 def test_config_diff_lists_changed_keys():
-    assert config_diff({"a": {"b": 1, "c": 2}}, {"a": {"b": 1, "c": 3}, "d": 4}) == "a.c: 2 -> 3; d: None -> 4"
+    assert (
+        config_diff({"a": {"b": 1, "c": 2}}, {"a": {"b": 1, "c": 3}, "d": 4}) == "a.c: 2 -> 3; d: None -> 4"
+    )
 
 
 def test_arrow_order_lets_datasets_load_heterogeneous_rows_across_files(tmp_path):
@@ -65,16 +67,24 @@ def test_arrow_order_lets_datasets_load_heterogeneous_rows_across_files(tmp_path
     from agentkit.synth.writer import arrow_order
 
     def row(i, meta, tools):
-        return {"id": f"r{i}", "task": {"id": f"t{i}", "meta": meta},
-                "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
-                "tools": [{"type": "function", "function": {"name": n, "parameters": p}} for n, p in tools]}
+        return {
+            "id": f"r{i}",
+            "task": {"id": f"t{i}", "meta": meta},
+            "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+            "tools": [{"type": "function", "function": {"name": n, "parameters": p}} for n, p in tools],
+        }
 
     python = ("python", {"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]})
-    search = ("search", {"type": "object", "properties": {"query": {"type": "string"}, "k": {"type": "integer"}}})
+    search = (
+        "search",
+        {"type": "object", "properties": {"query": {"type": "string"}, "k": {"type": "integer"}}},
+    )
     rows = [row(i, {"kind": "arith", "level": 1}, [python]) for i in range(6)]
-    rows += [row(6, {"kind": "system", "values": {"x": "1"}, "level": 2.5}, [python, search]),
-             row(7, {"kind": "arith", "answer": "3"}, [search]),
-             row(8, {"kind": "arith", "answer": 3}, [python])]
+    rows += [
+        row(6, {"kind": "system", "values": {"x": "1"}, "level": 2.5}, [python, search]),
+        row(7, {"kind": "arith", "answer": "3"}, [search]),
+        row(8, {"kind": "arith", "answer": 3}, [python]),
+    ]
     order = arrow_order(rows)
     assert order[:2] == [0, 6] and sorted(order) == list(range(9))
     run = RunDir(tmp_path)

@@ -22,16 +22,28 @@ from agentkit.registry import ENVS
 from agentkit.toolcalls import render_tool_call
 
 NAME = "toy-synth"
-ADD = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
-       "required": ["a", "b"], "additionalProperties": False}
-PYTHON = {"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"],
-          "additionalProperties": False}
+ADD = {
+    "type": "object",
+    "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+    "required": ["a", "b"],
+    "additionalProperties": False,
+}
+PYTHON = {
+    "type": "object",
+    "properties": {"code": {"type": "string"}},
+    "required": ["code"],
+    "additionalProperties": False,
+}
 _BOXED = re.compile(r"\\boxed\{([^}]*)\}")
 
 
 def make_task(number: int, a: int, b: int, c: int) -> Task:
-    return Task(id=f"task-{number}", env=NAME, prompt=f"task-{number}: what is {a}*{b}+{c}?",
-                meta={"a": a, "b": b, "c": c, "answer": a * b + c})
+    return Task(
+        id=f"task-{number}",
+        env=NAME,
+        prompt=f"task-{number}: what is {a}*{b}+{c}?",
+        meta={"a": a, "b": b, "c": c, "answer": a * b + c},
+    )
 
 
 class ToyEpisode(Episode):
@@ -42,8 +54,10 @@ class ToyEpisode(Episode):
 
     @property
     def tools(self):
-        return [Tool("python", "Run Python code; print what you need", PYTHON, self._python),
-                Tool("add", "Add two integers", ADD, self._add)]
+        return [
+            Tool("python", "Run Python code; print what you need", PYTHON, self._python),
+            Tool("add", "Add two integers", ADD, self._add),
+        ]
 
     async def _python(self, code: str) -> ToolOutput:
         await asyncio.sleep(self.delay)
@@ -52,8 +66,10 @@ class ToyEpisode(Episode):
             with contextlib.redirect_stdout(out):
                 exec(code, self.namespace)  # test fixture, trusted code only
         except Exception as exc:  # the model sees its error
-            return ToolOutput(content=out.getvalue() + f"Traceback (most recent call last):\n{type(exc).__name__}: {exc}",
-                              error=True)
+            return ToolOutput(
+                content=out.getvalue() + f"Traceback (most recent call last):\n{type(exc).__name__}: {exc}",
+                error=True,
+            )
         return ToolOutput(content=out.getvalue() or "[no output]")
 
     async def _add(self, a: int, b: int) -> str:
@@ -94,8 +110,10 @@ class ToySynthEnv(Env):
         a, b, c = task.meta["a"], task.meta["b"], task.meta["c"]
 
         def solve():
-            seen = yield ("<think>Plan: multiply with python, then add with the add tool.</think>"
-                          + render_tool_call("python", {"code": f"product = {a} * {b}\nprint(product)"}))
+            seen = yield (
+                "<think>Plan: multiply with python, then add with the add tool.</think>"
+                + render_tool_call("python", {"code": f"product = {a} * {b}\nprint(product)"})
+            )
             product = int(seen[-1].content.strip())
             seen = yield render_tool_call("add", {"a": product, "b": c})
             yield f"<think>Reflection: the tools agree.</think>The answer is \\boxed{{{seen[-1].content.strip()}}}."
@@ -112,8 +130,10 @@ class ToySynthEnv(Env):
                 try:
                     tasks.append(make_task(int(row["id"]), int(row["a"]), int(row["b"]), int(row["c"])))
                 except (KeyError, TypeError, ValueError) as exc:
-                    raise DataError(f"bad task row ({type(exc).__name__}: {exc})", source.path, line) from None
-            return tasks[:source.n] if source.n else tasks
+                    raise DataError(
+                        f"bad task row ({type(exc).__name__}: {exc})", source.path, line
+                    ) from None
+            return tasks[: source.n] if source.n else tasks
         raise NotImplementedError(f"env '{NAME}' has no task source '{source.source}'")
 
     async def aclose(self):

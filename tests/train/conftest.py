@@ -27,6 +27,9 @@ def toy_synth(tmp_path_factory) -> Path:
     write_jsonl(root / "data" / "train-00000.jsonl", records[:120])
     write_jsonl(root / "data" / "train-00001.jsonl.zst", records[120:])
     write_jsonl(root / "raw" / "rollouts.jsonl", records)  # raw rollouts of a synth run: never trained on
-    files = [{"path": "data/train-00000.jsonl", "rows": 120}, {"path": "data/train-00001.jsonl.zst", "rows": 120}]
+    files = [
+        {"path": "data/train-00000.jsonl", "rows": 120},
+        {"path": "data/train-00001.jsonl.zst", "rows": 120},
+    ]
     (root / "manifest.json").write_text(json.dumps({"kind": "synth", "files": files}))
     return root

@@ -35,16 +35,21 @@ def main(out: Path, lora: bool) -> None:
 
         from agentkit.train.config import MLA_LORA_TARGETS
 
-        model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=MLA_LORA_TARGETS,
-                                                 task_type="CAUSAL_LM"))
+        model = get_peft_model(
+            model, LoraConfig(r=4, lora_alpha=8, target_modules=MLA_LORA_TARGETS, task_type="CAUSAL_LM")
+        )
     if world > 1:
         mesh = init_device_mesh("cpu", (world,))
         base = model.get_base_model() if lora else model
         for layer in base.model.layers:
             fully_shard(layer, mesh=mesh)
         fully_shard(model, mesh=mesh)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3, weight_decay=0.1)
-    batches = torch.randint(3, len(tokenizer), (STEPS, ROWS, LENGTH), generator=torch.Generator().manual_seed(1))
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=3e-3, weight_decay=0.1
+    )
+    batches = torch.randint(
+        3, len(tokenizer), (STEPS, ROWS, LENGTH), generator=torch.Generator().manual_seed(1)
+    )
     losses = []
     for batch in batches:
         rows = batch[rank::world]  # every process its share of the same global batch
@@ -65,8 +70,15 @@ def main(out: Path, lora: bool) -> None:
             merged.load_state_dict(state)
         merged.save_pretrained(out)
         tokenizer.save_pretrained(out)
-        (out / "losses.json").write_text(json.dumps({"world_size": world, "losses": losses,
-                                                     "sharded": [type(p).__name__ for p in model.parameters()][:1]}))
+        (out / "losses.json").write_text(
+            json.dumps(
+                {
+                    "world_size": world,
+                    "losses": losses,
+                    "sharded": [type(p).__name__ for p in model.parameters()][:1],
+                }
+            )
+        )
     dist.barrier()
     dist.destroy_process_group()
 
@@ -78,8 +90,10 @@ def _merged(state: dict, tokenizer):
     from agentkit.models import build_model
     from agentkit.train.config import MLA_LORA_TARGETS
 
-    model = get_peft_model(build_model(MICRO_ARCH, tokenizer, seed=0),
-                           LoraConfig(r=4, lora_alpha=8, target_modules=MLA_LORA_TARGETS, task_type="CAUSAL_LM"))
+    model = get_peft_model(
+        build_model(MICRO_ARCH, tokenizer, seed=0),
+        LoraConfig(r=4, lora_alpha=8, target_modules=MLA_LORA_TARGETS, task_type="CAUSAL_LM"),
+    )
     model.load_state_dict(state)
     return model.merge_and_unload()
 

@@ -33,8 +33,11 @@ def test_synth_dir_reads_curated_shards_and_filters(tiny_tokenizer, toy_synth):
 
 
 def test_status_and_verdict_filters_are_configurable(tiny_tokenizer, toy_synth):
-    data = build_train_data(DataConfig(path=str(toy_synth), sources={"main": SourceConfig(require_passed=False)},
-                                       **SFT), tiny_tokenizer, progress=False)
+    data = build_train_data(
+        DataConfig(path=str(toy_synth), sources={"main": SourceConfig(require_passed=False)}, **SFT),
+        tiny_tokenizer,
+        progress=False,
+    )
     assert data.stats["main"].kept == 240
     with pytest.raises(DataError, match="no trainable examples .*status=completed: 240"):
         _build(tiny_tokenizer, sources={"main": SourceConfig(path=str(toy_synth), statuses=["max_turns"])})
@@ -89,34 +92,55 @@ def test_parquet_hf_dir_and_sharegpt_sources(tiny_tokenizer, tmp_path):
     import pyarrow.parquet as pq
     from datasets import Dataset, DatasetDict
 
-    conversations = [{"messages": [{"role": "user", "content": f"Q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
-                     for i in range(6)]
+    conversations = [
+        {"messages": [{"role": "user", "content": f"Q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
+        for i in range(6)
+    ]
     pq.write_table(pa.Table.from_pylist(conversations), tmp_path / "conv.parquet")
-    DatasetDict({"train": Dataset.from_list([{"text": f"doc {i}"} for i in range(5)])}).save_to_disk(tmp_path / "hf")
+    DatasetDict({"train": Dataset.from_list([{"text": f"doc {i}"} for i in range(5)])}).save_to_disk(
+        tmp_path / "hf"
+    )
     sharegpt = tmp_path / "sharegpt.jsonl"
-    sharegpt.write_text(json.dumps({"conversations": [{"from": "human", "value": "Q"},
-                                                      {"from": "gpt", "value": "answer"}]}) + "\n")
+    sharegpt.write_text(
+        json.dumps({"conversations": [{"from": "human", "value": "Q"}, {"from": "gpt", "value": "answer"}]})
+        + "\n"
+    )
     assert len(_build(tiny_tokenizer, path=str(tmp_path / "conv.parquet")).dataset) == 6
     assert len(_build(tiny_tokenizer, path=str(tmp_path / "hf")).dataset) == 5
     row = _build(tiny_tokenizer, path=str(sharegpt)).dataset[0]
-    trained = tiny_tokenizer.decode([t for t, label in zip(row["input_ids"], row["labels"], strict=True)
-                                     if label != IGNORE], skip_special_tokens=False)
+    trained = tiny_tokenizer.decode(
+        [t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label != IGNORE],
+        skip_special_tokens=False,
+    )
     assert trained == "answer<|end_of_text|>"
     with pytest.raises(ConfigError, match="split: 'test' is not a split"):
-        build_train_data(DataConfig(sources={"main": SourceConfig(path=str(tmp_path / "hf"), split="test")}, **SFT),
-                         tiny_tokenizer, progress=False)
+        build_train_data(
+            DataConfig(sources={"main": SourceConfig(path=str(tmp_path / "hf"), split="test")}, **SFT),
+            tiny_tokenizer,
+            progress=False,
+        )
 
 
 def test_mixture_follows_weights_and_the_shorthand(tiny_tokenizer, toy_synth):
-    cfg = DataConfig(path=str(toy_synth), loss_roles=["system", "user", "assistant"], loss_on_template=True,
-                     sources={"main": SourceConfig(weight=0.75),
-                              "general": SourceConfig(kind="generated", generator="commonsense", n=2000, weight=0.25)})
+    cfg = DataConfig(
+        path=str(toy_synth),
+        loss_roles=["system", "user", "assistant"],
+        loss_on_template=True,
+        sources={
+            "main": SourceConfig(weight=0.75),
+            "general": SourceConfig(kind="generated", generator="commonsense", n=2000, weight=0.25),
+        },
+    )
     data = build_train_data(cfg, tiny_tokenizer, progress=False)
     assert data.weights == {"main": 0.75, "general": 0.25}
     n = len(data.dataset)
-    conversations = sum("<|User|>" in tiny_tokenizer.decode(ids, skip_special_tokens=False)
-                        for ids in data.dataset["input_ids"])
-    assert 210 <= n <= 330 and abs(conversations / n - 0.75) < 0.08  # first_exhausted: trajectories run out first
+    conversations = sum(
+        "<|User|>" in tiny_tokenizer.decode(ids, skip_special_tokens=False)
+        for ids in data.dataset["input_ids"]
+    )
+    assert (
+        210 <= n <= 330 and abs(conversations / n - 0.75) < 0.08
+    )  # first_exhausted: trajectories run out first
     assert resolve_sources(DataConfig(path="a.jsonl,b.jsonl")).keys() == {"main0", "main1"}
     with pytest.raises(ConfigError, match="data: no sources"):
         resolve_sources(DataConfig())
@@ -126,15 +150,22 @@ def test_mixture_follows_weights_and_the_shorthand(tiny_tokenizer, toy_synth):
 
 def test_streaming_yields_the_same_examples(tiny_tokenizer, toy_synth):
     eager = _build(tiny_tokenizer, path=str(toy_synth))
-    stream = build_train_data(DataConfig(path=str(toy_synth), streaming=True, shuffle_buffer=1, **SFT),
-                              tiny_tokenizer, progress=False)
+    stream = build_train_data(
+        DataConfig(path=str(toy_synth), streaming=True, shuffle_buffer=1, **SFT),
+        tiny_tokenizer,
+        progress=False,
+    )
     rows = list(stream.dataset)
     assert len(rows) == len(eager.dataset)
-    assert sorted(map(tuple, (r["input_ids"] for r in rows))) == sorted(map(tuple, eager.dataset["input_ids"]))
+    assert sorted(map(tuple, (r["input_ids"] for r in rows))) == sorted(
+        map(tuple, eager.dataset["input_ids"])
+    )
 
 
 def test_truncation_drops_examples_with_nothing_left_to_train(tiny_tokenizer, toy_synth):
-    data = build_train_data(DataConfig(path=str(toy_synth), **SFT), tiny_tokenizer, truncate_at=64, progress=False)
+    data = build_train_data(
+        DataConfig(path=str(toy_synth), **SFT), tiny_tokenizer, truncate_at=64, progress=False
+    )
     stats = data.stats["main"]
     assert stats.truncated > 0 and stats.skipped["nothing to train on within max_length"] > 0
     assert all(len(ids) <= 64 for ids in data.dataset["input_ids"])

@@ -20,10 +20,14 @@ BIN = Path(sys.executable).parent
 # The tiny recipe shrunk to seconds: the micro model, context 32 -> 128 (YaRN x4), a few steps per stage.
 MICRO_RECIPE = [
     *(f"++model.arch.{k}={v}" for k, v in MICRO_ARCH.items() if k != "preset"),
-    "++model.arch.max_position_embeddings=32", "recipe.eval_docs=2", "trainer.save_steps=2",
+    "++model.arch.max_position_embeddings=32",
+    "recipe.eval_docs=2",
+    "trainer.save_steps=2",
     "recipe.schedule.warmup_steps=2",
     *(f"recipe.stages.{s}.max_length=32" for s in ("commonsense", "stem")),
-    "recipe.stages.commonsense.batch_size=2", "recipe.stages.stem.batch_size=8", "recipe.stages.long.batch_size=1",
+    "recipe.stages.commonsense.batch_size=2",
+    "recipe.stages.stem.batch_size=8",
+    "recipe.stages.long.batch_size=1",
     "recipe.stages.agentic.batch_size=2",
     *(f"recipe.stages.{s}.steps=4" for s in ("commonsense", "stem")),
     *(f"recipe.stages.{s}.max_length=128" for s in ("long", "agentic")),
@@ -43,8 +47,8 @@ def test_recipe_composes_stages_in_order_with_one_schedule():
     lrs = [schedule.lr(step) for step in range(plans[-1].end)]
     warm = schedule.warmup_steps
     assert all(a < b for a, b in pairwise(lrs[:warm]))  # warmup inside the first stage
-    assert set(lrs[warm:plans[2].start]) == {cfg.recipe.schedule.peak_lr}  # stable through STEM
-    decay = lrs[plans[2].start:]
+    assert set(lrs[warm : plans[2].start]) == {cfg.recipe.schedule.peak_lr}  # stable through STEM
+    decay = lrs[plans[2].start :]
     assert all(a > b for a, b in pairwise(decay))  # one decay across long-context and agentic
     assert decay[-1] == pytest.approx(cfg.recipe.schedule.peak_lr * cfg.recipe.schedule.min_lr_ratio)
 
@@ -55,16 +59,19 @@ def test_token_budget_becomes_steps():
     assert plans[1].steps == 20480 // (8 * 128)
 
 
-@pytest.mark.parametrize(("override", "key"), [
-    ("recipe.stages.stem.lr_phase=cooldown", "recipe.stages.stem.lr_phase"),
-    ("recipe.stages.stem.lr_phase=warmup", "recipe.stages.stem.lr_phase"),
-    ("recipe.stages.agentic.lr_phase=stable", "recipe.stages.agentic.lr_phase"),
-    ("recipe.stages.stem.tokens=1000", "recipe.stages.stem"),
-    ("recipe.stages.agentic.curriculum.by=vibes", "recipe.stages.agentic.curriculum.by"),
-    ("recipe.stages.long.rope.factor=1.0", "recipe.stages.long.rope.factor"),
-    ("recipe.stages.long.rope.type=ntk-ish", "recipe.stages.long.rope.type"),
-    ("recipe.schedule.decay_type=step", "recipe.schedule.decay_type"),
-])
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("recipe.stages.stem.lr_phase=cooldown", "recipe.stages.stem.lr_phase"),
+        ("recipe.stages.stem.lr_phase=warmup", "recipe.stages.stem.lr_phase"),
+        ("recipe.stages.agentic.lr_phase=stable", "recipe.stages.agentic.lr_phase"),
+        ("recipe.stages.stem.tokens=1000", "recipe.stages.stem"),
+        ("recipe.stages.agentic.curriculum.by=vibes", "recipe.stages.agentic.curriculum.by"),
+        ("recipe.stages.long.rope.factor=1.0", "recipe.stages.long.rope.factor"),
+        ("recipe.stages.long.rope.type=ntk-ish", "recipe.stages.long.rope.type"),
+        ("recipe.schedule.decay_type=step", "recipe.schedule.decay_type"),
+    ],
+)
 def test_recipe_config_errors_name_their_key(override, key):
     cfg = compose_train(["recipe=tiny", override])
     with pytest.raises(ConfigError) as err:
@@ -73,12 +80,15 @@ def test_recipe_config_errors_name_their_key(override, key):
 
 
 def test_packing_keeps_document_order_and_boundaries():
-    docs = [Document(f"d{i}", "s", list(range(100 * i, 100 * i + n)), list(range(100 * i, 100 * i + n)))
-            for i, n in enumerate([5, 9, 3, 20, 4])]
+    docs = [
+        Document(f"d{i}", "s", list(range(100 * i, 100 * i + n)), list(range(100 * i, 100 * i + n)))
+        for i, n in enumerate([5, 9, 3, 20, 4])
+    ]
     rows, names = pack_in_order(docs, 8, "stream")
     assert [t for r in rows for t in r["input_ids"]] == [t for d in docs for t in d.input_ids]
-    assert all(len(r["input_ids"]) == 8 for r in rows[:-1]) and all(sum(r["seq_lengths"]) == len(r["input_ids"])
-                                                                    for r in rows)
+    assert all(len(r["input_ids"]) == 8 for r in rows[:-1]) and all(
+        sum(r["seq_lengths"]) == len(r["input_ids"]) for r in rows
+    )
     flat = [n for row in names for n in row]
     assert [n for i, n in enumerate(flat) if i == 0 or flat[i - 1] != n] == [d.id for d in docs]
     rows, names = pack_in_order(docs, 8, "whole")
@@ -90,7 +100,11 @@ def _trained_documents(stage_dir: Path) -> list[str]:
     """The documents a stage actually trained on, in order: the rows its collator saw, mapped to their documents."""
     rows = {r["row"]: r for r in map(json.loads, (stage_dir / "documents.jsonl").read_text().splitlines())}
     trained = json.loads((stage_dir / "trained_rows.json").read_text())["rows"]
-    flat = [(doc, n) for row in trained for doc, n in zip(rows[row]["documents"], rows[row]["lengths"], strict=True)]
+    flat = [
+        (doc, n)
+        for row in trained
+        for doc, n in zip(rows[row]["documents"], rows[row]["lengths"], strict=True)
+    ]
     return flat
 
 
@@ -99,8 +113,9 @@ def _trained_documents(stage_dir: Path) -> list[str]:
 def test_recipe_trains_every_stage_in_order_and_keeps_the_curriculum(tmp_path):
     from agentkit.train.pipeline import run_pipeline
 
-    cfg = compose_train(["recipe=tiny", f"out={tmp_path / 'r'}", *MICRO_RECIPE,
-                         "recipe.stages.stem.curriculum.by=sources"])
+    cfg = compose_train(
+        ["recipe=tiny", f"out={tmp_path / 'r'}", *MICRO_RECIPE, "recipe.stages.stem.curriculum.by=sources"]
+    )
     out = run_pipeline(cfg)
     report = json.loads((out / "report.json").read_text())
     assert [s["stage"] for s in report["stages"]] == ["commonsense", "stem", "long", "agentic"]
@@ -136,7 +151,10 @@ def test_recipe_trains_every_stage_in_order_and_keeps_the_curriculum(tmp_path):
     from agentkit.server.vllm import deepseek_v3_config
 
     exported = deepseek_v3_config(config)  # what vLLM serves: the same RoPE scaling and context
-    assert exported["rope_parameters"] == config["rope_parameters"] and exported["max_position_embeddings"] == 128
+    assert (
+        exported["rope_parameters"] == config["rope_parameters"]
+        and exported["max_position_embeddings"] == 128
+    )
     long_context = report["long_context"]["long"]
     assert {"before", "after"} <= set(long_context) and long_context["old_context"] == 32
     assert set(long_context["after"]["passkey"]) == {"16", "32", "64", "128"}
@@ -187,6 +205,8 @@ def test_recipe_resumes_after_kill_with_the_same_weights(tmp_path):
     b = load_file(str(killed / "final" / "model.safetensors"))
     assert a.keys() == b.keys()
     assert max(float((a[k] - b[k]).abs().max()) for k in a) == 0.0
-    losses = [[h["loss"] for h in json.loads((d / "report.json").read_text())["loss_history"]]
-              for d in (tmp_path / "whole", killed)]
+    losses = [
+        [h["loss"] for h in json.loads((d / "report.json").read_text())["loss_history"]]
+        for d in (tmp_path / "whole", killed)
+    ]
     assert losses[0] == losses[1]

@@ -8,8 +8,16 @@ from agentkit.chat_template import YOUTU_CHAT_TEMPLATE
 from agentkit.errors import DataError
 from agentkit.train.render import IGNORE, LossPolicy, render_conversation, render_text
 
-TOOLS = [{"type": "function", "function": {"name": "python", "description": "Run Python",
-                                           "parameters": {"type": "object", "properties": {"code": {"type": "string"}}}}}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "python",
+            "description": "Run Python",
+            "parameters": {"type": "object", "properties": {"code": {"type": "string"}}},
+        },
+    }
+]
 UNMARKED = YOUTU_CHAT_TEMPLATE.replace("{%- generation -%}", "").replace("{%- endgeneration -%}", "")
 # A ChatML-style template without generation markers, whose role headers are plain text (not special tokens),
 # so BPE merges can straddle a turn boundary.
@@ -38,9 +46,19 @@ def conversations(draw):
         for call in range(draw(st.integers(0, 2))):
             code = draw(st.text(alphabet="abcxyz+*() 0123456789", min_size=1, max_size=12))
             args = '{"code": "' + code + '"}'
-            messages.append({"role": "assistant", "content": draw(ASSISTANT_TEXT),
-                             "tool_calls": [{"id": f"c{turn}{call}", "type": "function",
-                                             "function": {"name": "python", "arguments": args}}]})
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": draw(ASSISTANT_TEXT),
+                    "tool_calls": [
+                        {
+                            "id": f"c{turn}{call}",
+                            "type": "function",
+                            "function": {"name": "python", "arguments": args},
+                        }
+                    ],
+                }
+            )
             messages.append({"role": "tool", "tool_call_id": f"c{turn}{call}", "content": draw(OTHER_TEXT)})
         messages.append({"role": "assistant", "content": draw(ASSISTANT_TEXT)})
     return messages
@@ -64,14 +82,17 @@ def _trained_text(tokenizer, example) -> list[str]:
 def test_mask_equals_generation_markers_even_without_them(tiny_tokenizer, messages):
     """The mask from prefix rendering equals transformers' {% generation %} mask, with or without the markers."""
     tools = TOOLS if any(m.get("tool_calls") for m in messages) else None
-    reference = tiny_tokenizer.apply_chat_template(messages, tools=tools, return_dict=True,
-                                                   return_assistant_tokens_mask=True)
+    reference = tiny_tokenizer.apply_chat_template(
+        messages, tools=tools, return_dict=True, return_assistant_tokens_mask=True
+    )
     for template in (YOUTU_CHAT_TEMPLATE, UNMARKED):
         example = render_conversation(tiny_tokenizer, messages, tools, chat_template=template)
         assert example["input_ids"] == list(reference["input_ids"])
         assert [int(label != IGNORE) for label in example["labels"]] == list(reference["assistant_masks"])
-        assert all(label in (IGNORE, token) for token, label in zip(example["input_ids"], example["labels"],
-                                                                     strict=True))
+        assert all(
+            label in (IGNORE, token)
+            for token, label in zip(example["input_ids"], example["labels"], strict=True)
+        )
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -89,20 +110,30 @@ def test_unmarked_chatml_never_trains_on_other_roles(tiny_tokenizer, messages):
 
 def test_non_prefix_stable_template_is_refused(tiny_tokenizer):
     """A template that renders history differently than the last turn cannot give a sound mask: a clear error."""
-    template = ("{%- for m in messages -%}{%- if loop.last -%}{{ m['role'] + ': ' + m['content'] + '\\n' }}"
-                "{%- else -%}{{ m['role'][0] + '> ' + m['content'] + '\\n' }}{%- endif -%}{%- endfor -%}"
-                "{%- if add_generation_prompt -%}assistant: {%- endif -%}")
+    template = (
+        "{%- for m in messages -%}{%- if loop.last -%}{{ m['role'] + ': ' + m['content'] + '\\n' }}"
+        "{%- else -%}{{ m['role'][0] + '> ' + m['content'] + '\\n' }}{%- endif -%}{%- endfor -%}"
+        "{%- if add_generation_prompt -%}assistant: {%- endif -%}"
+    )
     messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
     with pytest.raises(DataError, match="prefix-stable"):
         render_conversation(tiny_tokenizer, messages, chat_template=template)
 
 
 def test_midtrain_policy_masks_tool_observations_only(tiny_tokenizer):
-    messages = [{"role": "system", "content": "SYSTEM"}, {"role": "user", "content": "QUESTION"},
-                {"role": "assistant", "content": "plan",
-                 "tool_calls": [{"id": "c0", "type": "function", "function": {"name": "python", "arguments": "{}"}}]},
-                {"role": "tool", "tool_call_id": "c0", "content": "OBSERVATION"},
-                {"role": "assistant", "content": "done"}]
+    messages = [
+        {"role": "system", "content": "SYSTEM"},
+        {"role": "user", "content": "QUESTION"},
+        {
+            "role": "assistant",
+            "content": "plan",
+            "tool_calls": [
+                {"id": "c0", "type": "function", "function": {"name": "python", "arguments": "{}"}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c0", "content": "OBSERVATION"},
+        {"role": "assistant", "content": "done"},
+    ]
     policy = LossPolicy.of(["system", "user", "assistant"], template=True)
     runs = _trained_text(tiny_tokenizer, render_conversation(tiny_tokenizer, messages, TOOLS, policy))
     trained = "".join(runs)

@@ -35,7 +35,9 @@ def _heldout_loss(model, tokenizer, trajectories) -> float:
     total, count = 0.0, 0
     model.eval()
     for t in trajectories:
-        item = Item("heldout", messages=message_dicts(t.messages), tools=[s.model_dump() for s in t.tools] or None)
+        item = Item(
+            "heldout", messages=message_dicts(t.messages), tools=[s.model_dump() for s in t.tools] or None
+        )
         example = render_item(item, tokenizer, LossPolicy())
         ids = torch.tensor([example["input_ids"]])
         labels = torch.tensor([example["labels"]])
@@ -57,9 +59,22 @@ def test_sft_from_the_cli_learns_and_saves_a_servable_checkpoint(tmp_path, toy_s
 
     start = materialize(MICRO_ARCH, tmp_path / "start")
     out = tmp_path / "sft"
-    main(["train", "stage=sft", f"model={start}", f"data={toy_synth}", f"out={out}",
-          "trainer.max_steps=12", "trainer.learning_rate=3e-3", "trainer.gradient_accumulation_steps=1",
-          "trainer.max_length=512", "trainer.logging_steps=2", "trainer.resume=never", "trainer.warmup_ratio=0.1"])
+    main(
+        [
+            "train",
+            "stage=sft",
+            f"model={start}",
+            f"data={toy_synth}",
+            f"out={out}",
+            "trainer.max_steps=12",
+            "trainer.learning_rate=3e-3",
+            "trainer.gradient_accumulation_steps=1",
+            "trainer.max_length=512",
+            "trainer.logging_steps=2",
+            "trainer.resume=never",
+            "trainer.warmup_ratio=0.1",
+        ]
+    )
     report = _report(out)
     assert report["steps"] == 12 and report["mixture"]["sources"]["main"]["kept"] == 210
     assert _loss_drop(report) < 0.5
@@ -73,15 +88,24 @@ def test_sft_from_the_cli_learns_and_saves_a_servable_checkpoint(tmp_path, toy_s
     assert after < 0.5 * before, (before, after)
 
     assert tokenizer.chat_template == YOUTU_CHAT_TEMPLATE and model.config.use_cache
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "What is 12 + 30?"}],
-                                           add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "What is 12 + 30?"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
     generated = model.generate(**prompt, max_new_tokens=5, do_sample=False)
-    assert generated.shape[1] == prompt["input_ids"].shape[1] + 5 or generated[0, -1] == tokenizer.eos_token_id
+    assert (
+        generated.shape[1] == prompt["input_ids"].shape[1] + 5 or generated[0, -1] == tokenizer.eos_token_id
+    )
 
 
 def test_pretrain_wsd_packing_and_tensorboard(tmp_path):
-    cfg = stage_config(tmp_path, "pretrain", trainer=dict(max_steps=20, max_length=256, learning_rate=5e-3,
-                                                          report_to=["tensorboard"]))
+    cfg = stage_config(
+        tmp_path,
+        "pretrain",
+        trainer=dict(max_steps=20, max_length=256, learning_rate=5e-3, report_to=["tensorboard"]),
+    )
     cfg.data.sources["main"].n = 600
     out = run_stage(cfg)
     report = _report(out)
@@ -106,7 +130,9 @@ def test_packed_rows_keep_documents_apart(tmp_path):
     assert len(starts) > 2, "the first row should hold several documents"
     model = trainer.model.eval()
     with torch.no_grad():
-        packed = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits[0]
+        packed = model(
+            input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False
+        ).logits[0]
         for begin, end in zip(starts, starts[1:], strict=False):
             alone = model(input_ids=batch["input_ids"][:, begin:end], use_cache=False).logits[0]
             assert torch.allclose(packed[begin:end], alone, atol=1e-4)
@@ -120,15 +146,20 @@ def test_midtrain_masks_observations_mixes_text_and_learns(tmp_path, toy_synth):
     cfg.data.sources["general"].n = 400
     trainer, data = build_trainer(cfg)
     labelled = trainer.train_dataset[0]
-    trained = trainer.processing_class.decode([t for t, label in zip(labelled["input_ids"], labelled["labels"],
-                                                                      strict=True) if label != IGNORE],
-                                              skip_special_tokens=False)
+    trained = trainer.processing_class.decode(
+        [t for t, label in zip(labelled["input_ids"], labelled["labels"], strict=True) if label != IGNORE],
+        skip_special_tokens=False,
+    )
     assert "<tool_response>" not in trained and "What is" in trained and "<tool_call>" in trained
     out = run_stage(cfg)
     report = _report(out)
     sources = report["mixture"]["sources"]
-    assert sources["main"]["examples"] + sources["main"]["skipped"].get("nothing to train on within max_length", 0) \
-        == 210 and sources["general"]["examples"] > 0
+    assert (
+        sources["main"]["examples"]
+        + sources["main"]["skipped"].get("nothing to train on within max_length", 0)
+        == 210
+        and sources["general"]["examples"] > 0
+    )
     assert report["mixture"]["weights"] == {"main": 0.7, "general": 0.3}
     assert _loss_drop(report) < 0.6
 
@@ -138,8 +169,13 @@ def test_lora_with_gradient_checkpointing_merges_into_a_plain_checkpoint(tmp_pat
 
     # The latent geometry vLLM's MLA kernels take (512 + 64), so the export below is servable.
     servable = ["++model.arch.kv_lora_rank=512", "++model.arch.qk_rope_head_dim=64"]
-    cfg = stage_config(tmp_path, "sft", servable, trainer=dict(max_steps=10, learning_rate=1e-2, gradient_checkpointing=True),
-                       peft=dict(enabled=True, r=8, alpha=16))
+    cfg = stage_config(
+        tmp_path,
+        "sft",
+        servable,
+        trainer=dict(max_steps=10, learning_rate=1e-2, gradient_checkpointing=True),
+        peft=dict(enabled=True, r=8, alpha=16),
+    )
     cfg.data.path = str(toy_synth)
     out = run_stage(cfg)
     report = _report(out)
@@ -213,12 +249,16 @@ def test_config_errors_name_their_key(tmp_path):
         compose_train(["stage=sft", "trainer.learnig_rate=1e-3"])
     with pytest.raises(ConfigCompositionException):
         compose_train(["stage=sft", "++data.sources={extra: {path: x, wieght: 1}}"])
-    extra = compose_train(["stage=midtrain", "data=a.jsonl", "++data.sources={extra: {path: b.jsonl, weight: 0.2}}"])
+    extra = compose_train(
+        ["stage=midtrain", "data=a.jsonl", "++data.sources={extra: {path: b.jsonl, weight: 0.2}}"]
+    )
     assert extra.data.path == "a.jsonl" and extra.data.sources["extra"].weight == 0.2
-    cases = {"trainer.packing_strategy": dict(trainer=dict(packing_strategy="wrapped")),
-             "trainer.extra.no_such_field": dict(trainer=dict(extra={"no_such_field": 1})),
-             "trainer.max_steps": dict(trainer=dict(max_steps=-1), data=dict(streaming=True)),
-             "trainer.lr_scheduler": dict(trainer=dict(lr_scheduler="zigzag"))}
+    cases = {
+        "trainer.packing_strategy": dict(trainer=dict(packing_strategy="wrapped")),
+        "trainer.extra.no_such_field": dict(trainer=dict(extra={"no_such_field": 1})),
+        "trainer.max_steps": dict(trainer=dict(max_steps=-1), data=dict(streaming=True)),
+        "trainer.lr_scheduler": dict(trainer=dict(lr_scheduler="zigzag")),
+    }
     for key, sections in cases.items():
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             validate(stage_config(tmp_path, "sft", **sections))
@@ -232,12 +272,21 @@ def test_bf16_is_off_on_cpu_and_sft_config_carries_the_stage(tmp_path):
     cfg = stage_config(tmp_path, "pretrain")
     args = sft_config(cfg)
     assert args.bf16 is False and args.use_cpu and not args.gradient_checkpointing
-    assert args.packing and args.packing_strategy == "bfd_split" and args.lr_scheduler_type == "warmup_stable_decay"
+    assert (
+        args.packing
+        and args.packing_strategy == "bfd_split"
+        and args.lr_scheduler_type == "warmup_stable_decay"
+    )
 
 
 def test_stage_defaults_compose(tmp_path):
-    for stage, roles in {"pretrain": ["system", "user", "assistant", "tool"],
-                         "midtrain": ["system", "user", "assistant"], "sft": ["assistant"]}.items():
+    for stage, roles in {
+        "pretrain": ["system", "user", "assistant", "tool"],
+        "midtrain": ["system", "user", "assistant"],
+        "sft": ["assistant"],
+    }.items():
         cfg = compose_train([f"stage={stage}"])
-        assert cfg.stage == stage and cfg.data.loss_roles == roles and cfg.model.arch == {"preset": "tiny-mla"}
+        assert (
+            cfg.stage == stage and cfg.data.loss_roles == roles and cfg.model.arch == {"preset": "tiny-mla"}
+        )
     assert compose_train(["stage=sft", "model=small-mla"]).model.arch == {"preset": "small-mla"}

@@ -16,7 +16,15 @@ def _pieces(text):
 
 
 def test_stem_pre_tokenization_rules():
-    assert _pieces("x = 2024") == ["x", "Ġ=", "Ġ", "2", "0", "2", "4"]  # digits one by one, never with a space
+    assert _pieces("x = 2024") == [
+        "x",
+        "Ġ=",
+        "Ġ",
+        "2",
+        "0",
+        "2",
+        "4",
+    ]  # digits one by one, never with a space
     assert _pieces('f(42) "42"')[2:4] == _pieces('f(42) "42"')[-3:-1] == ["4", "2"]  # same pieces anywhere
     assert _pieces("中文") == ["ä¸Ń", "æĸĩ"]  # CJK one by one (byte-level view)
     assert _pieces(" \\frac{1}{2}")[:2] == ["Ġ\\frac", "{"]  # a LaTeX command stays whole
@@ -26,8 +34,16 @@ def test_stem_pre_tokenization_rules():
 @pytest.mark.slow  # > 3 s on 2 busy cores (pytest --durations)
 def test_tokenizer_stage_trains_saves_and_reports_compression(tmp_path, capsys):
     out = tmp_path / "tok"
-    main(["train", "stage=tokenizer", f"out={out}", "data.sources.main.n=6000", "tokenizer.vocab_size=2048",
-          "tokenizer.eval_docs=200"])
+    main(
+        [
+            "train",
+            "stage=tokenizer",
+            f"out={out}",
+            "data.sources.main.n=6000",
+            "tokenizer.vocab_size=2048",
+            "tokenizer.eval_docs=200",
+        ]
+    )
     tokenizer = AutoTokenizer.from_pretrained(out)
     assert tokenizer.chat_template == YOUTU_CHAT_TEMPLATE
     vocab = tokenizer.get_vocab()
@@ -36,7 +52,9 @@ def test_tokenizer_stage_trains_saves_and_reports_compression(tmp_path, capsys):
     text = "What is 37 * 48? $\\frac{1}{2}$ <think>ok</think> 中文"
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     assert tokenizer.decode(ids) == text
-    assert [tokenizer.decode([i]) for i in tokenizer("12345", add_special_tokens=False)["input_ids"]] == list("12345")
+    assert [tokenizer.decode([i]) for i in tokenizer("12345", add_special_tokens=False)["input_ids"]] == list(
+        "12345"
+    )
     assert len(tokenizer.tokenize("<think>")) == 1
 
     # Superword tokens: merges across spaces (phrases) and a line break with its indentation.

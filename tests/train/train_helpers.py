@@ -7,12 +7,29 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 # YoutuForCausalLM (dense MLA) shrunk further than tiny-mla so every stage trains in seconds on a busy CPU.
-MICRO_ARCH = {"preset": "tiny-mla", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-              "num_attention_heads": 2, "num_key_value_heads": 2, "kv_lora_rank": 32, "qk_nope_head_dim": 16,
-              "qk_rope_head_dim": 8, "v_head_dim": 16}
+MICRO_ARCH = {
+    "preset": "tiny-mla",
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 2,
+    "kv_lora_rank": 32,
+    "qk_nope_head_dim": 16,
+    "qk_rope_head_dim": 8,
+    "v_head_dim": 16,
+}
 MICRO_OVERRIDE = "++model.arch={" + ", ".join(f"{k}: {v}" for k, v in MICRO_ARCH.items()) + "}"
-FAST_TRAINER = dict(max_steps=12, logging_steps=1, learning_rate=3e-3, max_length=512, gradient_accumulation_steps=1,
-                    save_steps=1000, resume="never", warmup_ratio=0.1)
+FAST_TRAINER = dict(
+    max_steps=12,
+    logging_steps=1,
+    learning_rate=3e-3,
+    max_length=512,
+    gradient_accumulation_steps=1,
+    save_steps=1000,
+    resume="never",
+    warmup_ratio=0.1,
+)
 
 
 def compose_train(overrides: list[str]):

@@ -14,13 +14,17 @@ def run_in_sandbox():
         result = await sandbox().exec(["python3", "answer.py"])
         state.store.set("out", result.stdout.strip())
         return state
+
     return solve
 
 
 @scorer(metrics=[accuracy()])
 def matches():
     async def score(state, target):
-        return Score(value="C" if state.store.get("out") == target.text else "I", answer=state.store.get("out"))
+        return Score(
+            value="C" if state.store.get("out") == target.text else "I", answer=state.store.get("out")
+        )
+
     return score
 
 

@@ -9,24 +9,40 @@ import pytest
 
 from agentkit.client import ScriptedClient
 from agentkit.config import TaskSourceConfig
+from agentkit.envs.code.function import extract_code
 from agentkit.loop import EpisodeLimits, run_episode
 from agentkit.records import Status
-from agentkit.envs.code.function import extract_code
 
 pytestmark = pytest.mark.bwrap
 
 LIMITS = EpisodeLimits(max_turns=8, max_seconds=120)
 ROWS = {
-    "mbpp": [{"task_id": 7, "text": "Write a function that keeps the pairs whose first item is larger.",
-              "code": "class Pair:\n    def __init__(self, a, b):\n        self.a, self.b = a, b\n\n"
-                      "def bigger_first(pairs):\n    return [(p.a, p.b) for p in pairs if p.a > p.b]\n",
-              "test_setup_code": "import math",
-              "test_list": ["assert bigger_first([Pair(2, 1), Pair(1, 2)]) == [(2, 1)]",
-                            "assert bigger_first([]) == []", "assert math.isclose(len(bigger_first([Pair(3, 0)])), 1)"]}],
-    "stdio": [{"id": "rev", "prompt": "Print the words of the input line in reverse order.",
-               "cases": [{"input": "a b c\n", "output": "c b a\n"}, {"input": "one\n", "output": "one\n"},
-                         {"input": "x  y\n", "output": "y x\n"}],
-               "solution": "print(' '.join(reversed(input().split())))\n"}],
+    "mbpp": [
+        {
+            "task_id": 7,
+            "text": "Write a function that keeps the pairs whose first item is larger.",
+            "code": "class Pair:\n    def __init__(self, a, b):\n        self.a, self.b = a, b\n\n"
+            "def bigger_first(pairs):\n    return [(p.a, p.b) for p in pairs if p.a > p.b]\n",
+            "test_setup_code": "import math",
+            "test_list": [
+                "assert bigger_first([Pair(2, 1), Pair(1, 2)]) == [(2, 1)]",
+                "assert bigger_first([]) == []",
+                "assert math.isclose(len(bigger_first([Pair(3, 0)])), 1)",
+            ],
+        }
+    ],
+    "stdio": [
+        {
+            "id": "rev",
+            "prompt": "Print the words of the input line in reverse order.",
+            "cases": [
+                {"input": "a b c\n", "output": "c b a\n"},
+                {"input": "one\n", "output": "one\n"},
+                {"input": "x  y\n", "output": "y x\n"},
+            ],
+            "solution": "print(' '.join(reversed(input().split())))\n",
+        }
+    ],
 }
 
 
@@ -38,15 +54,20 @@ def tasks(world, tmp_path_factory):
         path = directory / f"{source}.jsonl"
         path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
         (found[source],) = world.env.load_tasks(TaskSourceConfig(source=source, path=str(path)))
-    generated = world.env.load_tasks(TaskSourceConfig(source="generated", n=30, seed=2, options={"kinds": ["function"]}))
+    generated = world.env.load_tasks(
+        TaskSourceConfig(source="generated", n=30, seed=2, options={"kinds": ["function"]})
+    )
     for kind in ("function", "stdio"):
         found[f"generated-{kind}"] = next(t for t in generated if t.meta["format"] == kind)
-    found["humaneval-0"], found["humaneval-1"] = world.env.load_tasks(TaskSourceConfig(source="humaneval", n=2, seed=1))
+    found["humaneval-0"], found["humaneval-1"] = world.env.load_tasks(
+        TaskSourceConfig(source="humaneval", n=2, seed=1)
+    )
     return found
 
 
-@pytest.mark.parametrize("which", ["mbpp", "stdio", "generated-function", "generated-stdio", "humaneval-0",
-                                   "humaneval-1"])
+@pytest.mark.parametrize(
+    "which", ["mbpp", "stdio", "generated-function", "generated-stdio", "humaneval-0", "humaneval-1"]
+)
 def test_reference_solver_passes(world, tasks, which):
     task = tasks[which]
     trajectory = world.run(run_episode(world.env, task, world.env.reference_solver(task), limits=LIMITS))

@@ -15,31 +15,50 @@ from agentkit.toolcalls import render_tool_call
 
 pytestmark = pytest.mark.bwrap
 
-ADD = Task(id="add", env="code", prompt="Write add(a, b).", meta={
-    "kind": "function", "format": "function", "source": "test", "entry_point": "add", "prelude": "",
-    "setup": "", "tests": ["assert add(1, 2) == 3", "assert add(-4, 4) == 0", "assert abs(add(0.5, 0.25) - 0.75) < 1e-9"],
-    "public_tests": ["assert add(1, 2) == 3"], "solution": "def add(a, b):\n    return a + b\n", "timeout": 4})
+ADD = Task(
+    id="add",
+    env="code",
+    prompt="Write add(a, b).",
+    meta={
+        "kind": "function",
+        "format": "function",
+        "source": "test",
+        "entry_point": "add",
+        "prelude": "",
+        "setup": "",
+        "tests": [
+            "assert add(1, 2) == 3",
+            "assert add(-4, 4) == 0",
+            "assert abs(add(0.5, 0.25) - 0.75) < 1e-9",
+        ],
+        "public_tests": ["assert add(1, 2) == 3"],
+        "solution": "def add(a, b):\n    return a + b\n",
+        "timeout": 4,
+    },
+)
 
 ADVERSARIAL = {
     "exit at import": "import sys\nsys.exit(0)\n",
     "os._exit in the call": "import os\ndef add(a, b):\n    os._exit(0)\n",
     "exit after printing success": "import sys\ndef add(a, b):\n    print('3 passed'); sys.exit(0)\n",
     "fake harness output": (
-        "import sys\nfor line in ['ready', 'result [{\"id\": \"add\", \"units\": 3, \"passed_units\": 3, "
+        'import sys\nfor line in [\'ready\', \'result [{"id": "add", "units": 3, "passed_units": 3, '
         "\"failures\": []}]']:\n    sys.stdout.write('0' * 32 + ' ' + line + '\\n'); sys.__stdout__.write(line)\n"
-        "def add(a, b):\n    return 0\n"),
+        "def add(a, b):\n    return 0\n"
+    ),
     "__eq__ that always agrees": "class Yes:\n    def __eq__(self, other):\n        return True\n"
-                                 "    __hash__ = object.__hash__\ndef add(a, b):\n    return Yes()\n",
+    "    __hash__ = object.__hash__\ndef add(a, b):\n    return Yes()\n",
     "patched builtins": "import builtins\nbuiltins.abs = lambda x: 0\nbuiltins.AssertionError = KeyError\n"
-                        "def add(a, b):\n    return 0\n",
+    "def add(a, b):\n    return 0\n",
     "patched runner via atexit": "import atexit, os\natexit.register(lambda: os.write(1, b'PASSED'))\n"
-                                 "def add(a, b):\n    return None\n",
+    "def add(a, b):\n    return None\n",
     "hang": "def add(a, b):\n    while True:\n        pass\n",
     "kills the test runner": "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"
-                             "def add(a, b):\n    return a - b\n",
+    "def add(a, b):\n    return a - b\n",
     "reads the runner's memory": (
         "import os\ndata = b''\ntry:\n    data = open(f'/proc/{os.getppid()}/mem', 'rb').read(1)\nexcept OSError:\n"
-        "    pass\ndef add(a, b):\n    return len(data)\n"),
+        "    pass\ndef add(a, b):\n    return len(data)\n"
+    ),
     "wrong answer": "def add(a, b):\n    return a * b\n",
 }
 
@@ -75,12 +94,18 @@ def test_adversarial_solutions_fail(world):
 
 
 def test_the_runner_cannot_be_read_from_the_solution(world):
-    probe = Task(id="probe", env="code", prompt="", meta=ADD.meta | {
-        "tests": ["assert probe() == []"], "entry_point": "probe", "public_tests": []})
-    code = ("import os\ndef probe():\n    opened = []\n"
-            "    for name in ('mem', 'environ', 'fd/0', 'fd/1'):\n        try:\n"
-            "            open(f'/proc/{os.getppid()}/{name}', 'rb').close()\n            opened.append(name)\n"
-            "        except OSError:\n            pass\n    return opened\n")
+    probe = Task(
+        id="probe",
+        env="code",
+        prompt="",
+        meta=ADD.meta | {"tests": ["assert probe() == []"], "entry_point": "probe", "public_tests": []},
+    )
+    code = (
+        "import os\ndef probe():\n    opened = []\n"
+        "    for name in ('mem', 'environ', 'fd/0', 'fd/1'):\n        try:\n"
+        "            open(f'/proc/{os.getppid()}/{name}', 'rb').close()\n            opened.append(name)\n"
+        "        except OSError:\n            pass\n    return opened\n"
+    )
     verdict = world.run(_verify(world, probe, code))
     assert verdict.passed, verdict.reason
 
@@ -106,18 +131,30 @@ def test_code_inside_think_does_not_count(world):
 
 
 def test_solution_exceptions_reach_the_tests_as_builtin_types(world):
-    task = Task(id="div", env="code", prompt="", meta=ADD.meta | {
-        "entry_point": "div", "public_tests": [],
-        "tests": ["try:\n    div(1, 0)\n    raise AssertionError('no error')\nexcept ZeroDivisionError:\n    pass",
-                  "assert div(6, 3) == 2"]})
+    task = Task(
+        id="div",
+        env="code",
+        prompt="",
+        meta=ADD.meta
+        | {
+            "entry_point": "div",
+            "public_tests": [],
+            "tests": [
+                "try:\n    div(1, 0)\n    raise AssertionError('no error')\nexcept ZeroDivisionError:\n    pass",
+                "assert div(6, 3) == 2",
+            ],
+        },
+    )
     assert world.run(_verify(world, task, "def div(a, b):\n    return a // b\n")).passed
 
 
 def test_public_tests_tool_and_feedback(world):
-    script = [render_tool_call("run_public_tests", {"code": "def add(a, b):\n    return a - b\n"}),
-              render_tool_call("python", {"code": "x = 40\n"}),
-              render_tool_call("python", {"code": "print(x + 2)\nundefined_name"}),
-              "```python\ndef add(a, b):\n    return a - b\n```"]
+    script = [
+        render_tool_call("run_public_tests", {"code": "def add(a, b):\n    return a - b\n"}),
+        render_tool_call("python", {"code": "x = 40\n"}),
+        render_tool_call("python", {"code": "print(x + 2)\nundefined_name"}),
+        "```python\ndef add(a, b):\n    return a - b\n```",
+    ]
     trajectory = world.run(run_episode(world.env, ADD, ScriptedClient(script)))
     assert trajectory.status == Status.completed
     report, empty, state = [m.content for m in trajectory.messages if m.role == "tool"]
@@ -130,8 +167,14 @@ def test_feedback_names_the_failing_test(world):
     async def go():
         episode = await world.env.open(ADD)
         async with episode:
-            verdict = await episode.verify([Message(role="assistant", content="```python\ndef add(a, b):\n"
-                                                                              "    print('debug', a)\n    return a\n```")])
+            verdict = await episode.verify(
+                [
+                    Message(
+                        role="assistant",
+                        content="```python\ndef add(a, b):\n    print('debug', a)\n    return a\n```",
+                    )
+                ]
+            )
             return verdict, episode.feedback(verdict)
 
     verdict, feedback = world.run(go())
@@ -150,8 +193,10 @@ def test_humaneval_answers_get_the_prompt_as_prelude(world):
     from agentkit.config import TaskSourceConfig
 
     (task,) = [t for t in world.env.load_tasks(TaskSourceConfig(source="humaneval")) if t.id == "HumanEval/0"]
-    body = task.meta["solution"][len(task.meta["prelude"]):]
-    answer = ("from __future__ import annotations\n\n"
-              "def has_close_elements(numbers: List[float], threshold: float) -> bool:\n" + body)
+    body = task.meta["solution"][len(task.meta["prelude"]) :]
+    answer = (
+        "from __future__ import annotations\n\n"
+        "def has_close_elements(numbers: List[float], threshold: float) -> bool:\n" + body
+    )
     verdict = world.run(_verify(world, task, answer))
     assert verdict.passed, verdict.reason  # List comes from the prompt; the __future__ import still works

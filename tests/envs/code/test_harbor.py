@@ -30,11 +30,19 @@ TASKS = ROOT / "tests" / "assets" / "harbor"
 
 def test_hand_made_tasks_follow_harbors_layout():
     for task_dir in sorted(TASKS.iterdir()):
-        for name in ("instruction.md", "task.toml", "environment/Dockerfile", "tests/test.sh", "solution/solve.sh"):
+        for name in (
+            "instruction.md",
+            "task.toml",
+            "environment/Dockerfile",
+            "tests/test.sh",
+            "solution/solve.sh",
+        ):
             assert (task_dir / name).is_file(), f"{task_dir.name}: {name}"
         config = tomllib.loads((task_dir / "task.toml").read_text())
         assert set(config) <= {"version", "metadata", "verifier", "agent", "environment", "solution"}
-        assert isinstance(config["verifier"]["timeout_sec"], float) and isinstance(config["agent"]["timeout_sec"], float)
+        assert isinstance(config["verifier"]["timeout_sec"], float) and isinstance(
+            config["agent"]["timeout_sec"], float
+        )
         assert {"cpus", "memory_mb", "storage_mb", "build_timeout_sec"} <= set(config["environment"])
         assert "/logs/verifier/reward." in (task_dir / "tests" / "test.sh").read_text()
 
@@ -45,15 +53,19 @@ def test_loading_maps_paths_and_reads_the_dockerfile():
     assert sorted(by_id) == ["hello-file", "sum-csv"]
     csv_task = by_id["sum-csv"]
     assert "/workspace/app/data/numbers.csv" in csv_task.prompt and "/app/" not in csv_task.prompt.replace(
-        "/workspace/app/", "")
+        "/workspace/app/", ""
+    )
     meta = csv_task.meta["harbor"]
     assert meta["workdir"] == "/app" and meta["copies"] == [[["numbers.csv"], "/app/data/numbers.csv"]]
     assert meta["ignored_run_lines"] == ["pip install --no-cache-dir pytest==8.3.4"]
     assert meta["verifier_timeout"] == 60.0 and csv_task.meta["family"] == "data-processing"
-    assert harbor.map_paths("cd /app && cat /tests/x > /logs/verifier/reward.txt; ls /application /app",
-                            harbor.path_mapping("/app")) == (
+    assert harbor.map_paths(
+        "cd /app && cat /tests/x > /logs/verifier/reward.txt; ls /application /app",
+        harbor.path_mapping("/app"),
+    ) == (
         "cd /workspace/app && cat /workspace/.harbor/tests/x > /workspace/.harbor/logs/verifier/reward.txt; "
-        "ls /application /workspace/app")
+        "ls /application /workspace/app"
+    )
     one = harbor.load_harbor_tasks(TaskSourceConfig(source="harbor", path=str(TASKS / "hello-file")), "code")
     assert [t.id for t in one] == ["hello-file"]
     with pytest.raises(ConfigError, match="env.tasks.path"):
@@ -80,14 +92,21 @@ def test_verification_runs_the_tasks_own_tests_in_the_sandbox(world, tmp_path):
             await episode.close()
 
     wrong = world.run(attempt(tasks["sum-csv"], "ls data && echo 1000 > answer.txt"))
-    right = world.run(attempt(tasks["sum-csv"], "python3 -c \"print(17+25-4+1000)\" > /workspace/app/answer.txt"))
+    right = world.run(
+        attempt(tasks["sum-csv"], 'python3 -c "print(17+25-4+1000)" > /workspace/app/answer.txt')
+    )
     nothing = world.run(attempt(tasks["hello-file"], None))
     assert not wrong.passed and wrong.reward == 0.0 and "AssertionError" in wrong.details["output"]
     assert right.passed and right.reward == 1.0 and right.reason == "tests/test.sh: reward 1"
     assert not nothing.passed and nothing.reward == 0.0
     # An agent cannot pre-write the reward: the verifier's directory is reset before test.sh runs.
-    forged = world.run(attempt(tasks["hello-file"], "mkdir -p /workspace/.harbor/logs/verifier && "
-                                                    "echo 1 > /workspace/.harbor/logs/verifier/reward.txt"))
+    forged = world.run(
+        attempt(
+            tasks["hello-file"],
+            "mkdir -p /workspace/.harbor/logs/verifier && "
+            "echo 1 > /workspace/.harbor/logs/verifier/reward.txt",
+        )
+    )
     assert not forged.passed
 
     broken_dir = tmp_path / "no-reward"
@@ -101,9 +120,24 @@ def test_verification_runs_the_tasks_own_tests_in_the_sandbox(world, tmp_path):
 @pytest.mark.slow
 def test_agentkit_eval_with_the_reference_solver(tmp_path):
     out = tmp_path / "eval"
-    done = subprocess.run([sys.executable, "-m", "agentkit.cli", "eval", "env=code", "env.tasks.source=harbor",
-                           f"env.tasks.path={TASKS}", "policy=reference", "report.progress=false", f"out={out}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agentkit.cli",
+            "eval",
+            "env=code",
+            "env.tasks.source=harbor",
+            f"env.tasks.path={TASKS}",
+            "policy=reference",
+            "report.progress=false",
+            f"out={out}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((out / "report.json").read_text())
     assert report["pass_rate"] == 1.0 and report["trajectories"] == 2

@@ -19,8 +19,11 @@ def problems(world):
 
 
 def _check(world, tasks, codes):
-    return world.run(check_solutions(lambda: world.env.pool(python=False).sandbox(), tasks, codes,
-                                     chunk_size=24, concurrency=2))
+    return world.run(
+        check_solutions(
+            lambda: world.env.pool(python=False).sandbox(), tasks, codes, chunk_size=24, concurrency=2
+        )
+    )
 
 
 def test_loader_keeps_references_out_of_the_prompt(problems):
@@ -28,7 +31,7 @@ def test_loader_keeps_references_out_of_the_prompt(problems):
         meta = task.meta
         assert meta["kind"] == "function" and meta["entry_point"] in task.prompt
         assert "def check(candidate)" not in task.prompt
-        body = meta["solution"][len(meta["prelude"]):]
+        body = meta["solution"][len(meta["prelude"]) :]
         assert body.strip() and body.strip() not in task.prompt
         for test in meta["public_tests"]:
             assert test.startswith("assert ") and meta["entry_point"] in test and "candidate" not in test
@@ -53,9 +56,11 @@ def test_broken_solutions_fail(world, problems):
         if index % 2 == 0:
             codes.append(f"{task.meta['solution']}\n\ndef {entry}(*args, **kwargs):\n    return None\n")
         else:
-            codes.append(f"{task.meta['solution']}\n\n_real = {entry}\n\n"
-                         f"def {entry}(*args, **kwargs):\n    value = _real(*args, **kwargs)\n"
-                         f"    return [value] if not isinstance(value, list) else value + [object()]\n")
+            codes.append(
+                f"{task.meta['solution']}\n\n_real = {entry}\n\n"
+                f"def {entry}(*args, **kwargs):\n    value = _real(*args, **kwargs)\n"
+                f"    return [value] if not isinstance(value, list) else value + [object()]\n"
+            )
     verdicts = _check(world, problems, codes)
     passed = [t.id for t, v in zip(problems, verdicts, strict=True) if v.passed]
     assert not passed, passed

@@ -7,7 +7,13 @@ import collections
 
 import pytest
 
-from agentkit.envs.code.inject import OPERATORS, available_projects, interleave, mutations_of_source, project_mutations
+from agentkit.envs.code.inject import (
+    OPERATORS,
+    available_projects,
+    interleave,
+    mutations_of_source,
+    project_mutations,
+)
 
 SOURCE = '''\
 def window(xs, k):
@@ -28,8 +34,17 @@ def flag(x):
 def test_each_operator_produces_valid_single_line_mutations():
     mutations = mutations_of_source("demo", "demo/core.py", SOURCE)
     kinds = collections.Counter(m.operator for m in mutations)
-    for operator in ("wrong_operator", "wrong_comparison", "off_by_one", "dropped_condition", "negated_condition",
-                     "swapped_arguments", "wrong_return", "wrong_builtin", "wrong_constant"):
+    for operator in (
+        "wrong_operator",
+        "wrong_comparison",
+        "off_by_one",
+        "dropped_condition",
+        "negated_condition",
+        "swapped_arguments",
+        "wrong_return",
+        "wrong_builtin",
+        "wrong_constant",
+    ):
         assert kinds[operator], operator
     for mutation in mutations:
         buggy = mutation.apply(SOURCE)
@@ -44,15 +59,25 @@ def test_each_operator_produces_valid_single_line_mutations():
 def test_mutations_keep_precedence():
     mutations = mutations_of_source("demo", "demo/m.py", "def f(a, b, c):\n    return a - b * c\n")
     texts = {m.new.strip() for m in mutations}
-    assert "return a - (b + c)" in texts        # not "a - b + c", which would be another bug
+    assert "return a - (b + c)" in texts  # not "a - b + c", which would be another bug
     assert "return a + b * c" in texts
 
 
 def test_known_mutations():
     joined = "\n".join(m.new for m in mutations_of_source("demo", "demo/core.py", SOURCE))
-    for expected in ("if k < 0 or not xs:", "if k <= 1 or not xs:", "total -= xs[i]", "if k <= 0:", "if not xs:",
-                     "return max(total, max(xs)) if", "return min(max(xs), total) if", "if total >= 1 else",
-                     "else -2", "return x is not None and False", "return x is None and True"):
+    for expected in (
+        "if k < 0 or not xs:",
+        "if k <= 1 or not xs:",
+        "total -= xs[i]",
+        "if k <= 0:",
+        "if not xs:",
+        "return max(total, max(xs)) if",
+        "return min(max(xs), total) if",
+        "if total >= 1 else",
+        "else -2",
+        "return x is not None and False",
+        "return x is None and True",
+    ):
         assert expected in joined, expected
 
 
@@ -67,7 +92,12 @@ def test_mutation_ids_are_stable_and_distinct():
 def test_shipped_projects_have_many_mutations_and_never_touch_tests(project):
     mutations = project_mutations(project)
     assert len(mutations) >= 60
-    assert {m.operator for m in mutations} >= {"wrong_operator", "wrong_comparison", "off_by_one", "wrong_return"}
+    assert {m.operator for m in mutations} >= {
+        "wrong_operator",
+        "wrong_comparison",
+        "off_by_one",
+        "wrong_return",
+    }
     assert all(not m.file.startswith("tests/") for m in mutations)
     assert set(OPERATORS) >= {m.operator for m in mutations}
 

@@ -35,7 +35,9 @@ def projects(tmp_path_factory) -> dict[str, Path]:
     found = {name: unpack(name, root) for name in ("inflection-0.5.1", "cachetools-5.5.2")}
     checkout = found["inflection-0.5.1"]  # also a git checkout: only tracked files count
     subprocess.run(["git", "init", "-q", str(checkout)], check=True)
-    subprocess.run(["git", "-C", str(checkout), "add", "inflection", "test_inflection.py", "setup.cfg"], check=True)
+    subprocess.run(
+        ["git", "-C", str(checkout), "add", "inflection", "test_inflection.py", "setup.cfg"], check=True
+    )
     (checkout / "untracked_notes.txt").write_text("not part of the project\n")
     return found
 
@@ -44,7 +46,12 @@ def test_layouts_and_files_of_real_projects(projects):
     assert package_name(projects["inflection-0.5.1"]) == "inflection"
     assert package_name(projects["cachetools-5.5.2"]) == "src/cachetools"
     tracked = project_files(projects["inflection-0.5.1"])
-    assert set(tracked) == {"inflection/__init__.py", "inflection/py.typed", "test_inflection.py", "setup.cfg"}
+    assert set(tracked) == {
+        "inflection/__init__.py",
+        "inflection/py.typed",
+        "test_inflection.py",
+        "setup.cfg",
+    }
     assert "PKG-INFO" in project_files(projects["cachetools-5.5.2"])
 
 
@@ -71,11 +78,16 @@ def test_bad_repo_sources_name_their_key(tmp_path):
 
 @pytest.mark.bwrap
 @pytest.mark.slow
-@pytest.mark.parametrize(("name", "command", "operators"), [
-    ("inflection-0.5.1", "pytest -q", list(STRUCTURAL_OPERATORS)),
-    ("cachetools-5.5.2", "python -m pytest -q tests", None),
-])
-def test_tasks_from_a_real_project_are_caught_bugs_the_reference_fixes(projects, tmp_path, name, command, operators):
+@pytest.mark.parametrize(
+    ("name", "command", "operators"),
+    [
+        ("inflection-0.5.1", "pytest -q", list(STRUCTURAL_OPERATORS)),
+        ("cachetools-5.5.2", "python -m pytest -q tests", None),
+    ],
+)
+def test_tasks_from_a_real_project_are_caught_bugs_the_reference_fixes(
+    projects, tmp_path, name, command, operators
+):
     """Passing tests found by running them, injected bugs kept when a test catches them, fail-to-pass and
     pass-to-pass lists, bash + edit episodes, and verification in a fresh sandbox: the buggy tree fails it,
     the reference fix passes it."""
@@ -84,8 +96,9 @@ def test_tasks_from_a_real_project_are_caught_bugs_the_reference_fixes(projects,
     env = CodeEnv(sandbox=SandboxConfig(backend="bwrap", pool_size=2), test_command=command)
     try:
         options = {"cache_dir": str(tmp_path)} | ({"operators": operators} if operators else {})
-        tasks = env.load_tasks(TaskSourceConfig(source="repo", path=str(projects[name]), n=2, seed=3,
-                                                options=options))
+        tasks = env.load_tasks(
+            TaskSourceConfig(source="repo", path=str(projects[name]), n=2, seed=3, options=options)
+        )
         assert len(tasks) == 2
         for task in tasks:
             meta = task.meta
@@ -102,9 +115,11 @@ def test_tasks_from_a_real_project_are_caught_bugs_the_reference_fixes(projects,
             assert "failed" in observations[1].lower() and "failed" not in observations[-1]
             mutation = Mutation.from_dict(meta["mutation"])  # the bug left in place fails the same check
             project = env.project(task)
-            buggy = {rel: mutation.apply(text) if rel == mutation.file else text
-                     for rel, text in project.files().items()
-                     if rel.startswith(project.package + "/") and rel.endswith(".py")}
+            buggy = {
+                rel: mutation.apply(text) if rel == mutation.file else text
+                for rel, text in project.files().items()
+                if rel.startswith(project.package + "/") and rel.endswith(".py")
+            }
             unfixed = asyncio.run(verify_patch(env, project, meta, buggy))
             assert not unfixed.passed and meta["fail_to_pass"][0] in str(unfixed.details) + unfixed.reason
     finally:

@@ -8,11 +8,11 @@ import pytest
 
 from agentkit.client import ScriptedClient
 from agentkit.config import SandboxConfig, TaskSourceConfig
+from agentkit.envs.math import MathEnv
 from agentkit.errors import ConfigError
 from agentkit.loop import run_episode
 from agentkit.records import Status, Task
 from agentkit.toolcalls import render_tool_call
-from agentkit.envs.math import MathEnv
 
 pytestmark = pytest.mark.bwrap
 
@@ -30,14 +30,16 @@ def world():
 def test_python_session_keeps_state_and_reports_errors(world):
     env, task, runner = world
     script = [
-        render_tool_call("python", {"code": "import sympy\nx = sympy.Symbol('x')\nroots = sympy.solve(x**2 - 4, x)"}),
+        render_tool_call(
+            "python", {"code": "import sympy\nx = sympy.Symbol('x')\nroots = sympy.solve(x**2 - 4, x)"}
+        ),
         render_tool_call("python", {"code": "print(sorted(roots))\n1/0"}),
         "\\boxed{0}",
     ]
     trajectory = runner.run(run_episode(env, task, ScriptedClient(script)))
     first, second = [m.content for m in trajectory.messages if m.role == "tool"]
     assert first == "[no output]"
-    assert "[-2, 2]" in second and "ZeroDivisionError" in second      # state kept, error observed
+    assert "[-2, 2]" in second and "ZeroDivisionError" in second  # state kept, error observed
     assert trajectory.stats.tool_errors == 1 and trajectory.status == Status.completed
 
 
@@ -47,6 +49,7 @@ def test_correct_tools_but_a_wrong_final_answer_fails(world):
     script = [render_tool_call("python", {"code": program}), "The answer is \\boxed{12345}."]
     trajectory = runner.run(run_episode(env, task, ScriptedClient(script)))
     assert trajectory.stats.tool_calls == 1 and not trajectory.passed
+
     async def feedback() -> str:
         async with await env.open(task) as episode:
             return episode.feedback(trajectory.verdict)
@@ -58,8 +61,11 @@ def test_correct_tools_but_a_wrong_final_answer_fails(world):
 def test_an_answer_only_in_the_tool_output_does_not_count(world):
     env, task, runner = world
     body = "\n".join("    " + line for line in task.meta["solution"].splitlines())
-    code = ("import contextlib, io\nbuf = io.StringIO()\nwith contextlib.redirect_stdout(buf):\n" + body
-            + "\nprint('\\\\boxed{' + buf.getvalue().strip() + '}')")
+    code = (
+        "import contextlib, io\nbuf = io.StringIO()\nwith contextlib.redirect_stdout(buf):\n"
+        + body
+        + "\nprint('\\\\boxed{' + buf.getvalue().strip() + '}')"
+    )
     script = [render_tool_call("python", {"code": code}), "The tool printed the boxed answer above."]
     trajectory = runner.run(run_episode(env, task, ScriptedClient(script)))
     observation = next(m.content for m in trajectory.messages if m.role == "tool")

@@ -9,4 +9,6 @@ DOCS = 1000
 
 
 def generated(n: int, seed: int = 0, **options) -> TaskSourceConfig:
-    return TaskSourceConfig(source="generated", n=n, seed=seed, options={"docs": DOCS, "progress": False, **options})
+    return TaskSourceConfig(
+        source="generated", n=n, seed=seed, options={"docs": DOCS, "progress": False, **options}
+    )

@@ -10,15 +10,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from agentkit.errors import DataError
 from agentkit.envs.research.corpus import Document, read_corpus, write_corpus
+from agentkit.errors import DataError
 
-DOCS = [Document("a", "Alpha", "The first document.", "https://example.org/a"),
-        Document("b", "Beta", "The second one.")]
+DOCS = [
+    Document("a", "Alpha", "The first document.", "https://example.org/a"),
+    Document("b", "Beta", "The second one."),
+]
 
 
 def _jsonl(path: Path, rows: list) -> Path:
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
+    path.write_text(
+        "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8"
+    )
     return path
 
 
@@ -33,16 +37,19 @@ def test_integer_ids_become_strings_and_extra_fields_are_ignored(tmp_path: Path)
     assert list(read_corpus(path)) == [Document("7", "Seven", "x y")]
 
 
-@pytest.mark.parametrize(("row", "message"), [
-    ({"id": "b", "text": "no title"}, "missing field 'title'"),
-    ({"id": "b", "title": "B", "text": 3}, "field 'text' must be a string"),
-    ({"id": "", "title": "B", "text": "t"}, "field 'id' must be a non-empty"),
-    ({"id": "b", "title": "B", "text": "   "}, "field 'text' is empty"),
-    ({"id": "b", "title": "B", "text": "t", "url": 5}, "field 'url' must be a string"),
-    ({"id": "a", "title": "Again", "text": "t"}, "duplicate document id 'a' (first on line 1)"),
-    ("{not json", "invalid JSON"),
-    (["a", "list"], "a document must be an object"),
-])
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ({"id": "b", "text": "no title"}, "missing field 'title'"),
+        ({"id": "b", "title": "B", "text": 3}, "field 'text' must be a string"),
+        ({"id": "", "title": "B", "text": "t"}, "field 'id' must be a non-empty"),
+        ({"id": "b", "title": "B", "text": "   "}, "field 'text' is empty"),
+        ({"id": "b", "title": "B", "text": "t", "url": 5}, "field 'url' must be a string"),
+        ({"id": "a", "title": "Again", "text": "t"}, "duplicate document id 'a' (first on line 1)"),
+        ("{not json", "invalid JSON"),
+        (["a", "list"], "a document must be an object"),
+    ],
+)
 def test_bad_rows_name_the_file_and_line(tmp_path: Path, row, message: str) -> None:
     path = _jsonl(tmp_path / "bad.jsonl", [{"id": "a", "title": "A", "text": "fine"}, row])
     with pytest.raises(DataError, match=re.escape(message)) as info:
@@ -52,7 +59,9 @@ def test_bad_rows_name_the_file_and_line(tmp_path: Path, row, message: str) -> N
 
 def test_parquet_rows_are_numbered_and_columns_checked(tmp_path: Path) -> None:
     path = tmp_path / "bad.parquet"
-    pq.write_table(pa.table({"id": ["a", "b", "c"], "title": ["A", "B", "C"], "text": ["ok", "ok", ""]}), path)
+    pq.write_table(
+        pa.table({"id": ["a", "b", "c"], "title": ["A", "B", "C"], "text": ["ok", "ok", ""]}), path
+    )
     with pytest.raises(DataError, match=r"bad\.parquet:3: field 'text' is empty"):
         list(read_corpus(path))
     pq.write_table(pa.table({"id": ["a"], "text": ["ok"]}), path)

@@ -30,7 +30,7 @@ def test_every_fact_is_stated_at_its_recorded_offset(encyclopedia) -> None:
     assert len(encyclopedia.facts) > encyclopedia.size
     for (uid, fact), site in encyclopedia.facts.items():
         text = texts[site.doc_id]
-        assert text[site.offset:site.offset + len(site.sentence)] == site.sentence
+        assert text[site.offset : site.offset + len(site.sentence)] == site.sentence
         assert fact_value(encyclopedia, encyclopedia.entity(uid), fact) in site.sentence
         assert site.cue.lower() in site.sentence.lower()
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from agentkit.errors import ConfigError, DataError
 from agentkit.envs.research.corpus import Document, write_corpus
 from agentkit.envs.research.index import SearchIndex, build_index, chunk_spans, tokenize
 from agentkit.envs.research.questions import fact_value
+from agentkit.errors import ConfigError, DataError
 
 
 def _filler(words: int, seed: int) -> str:
@@ -20,17 +20,28 @@ def _filler(words: int, seed: int) -> str:
 @pytest.fixture()
 def long_corpus(tmp_path: Path) -> list[Document]:
     docs = [Document(f"d{i}", f"Plain Title {i}", _filler(60, i)) for i in range(30)]
-    docs.append(Document("long", "Long Document", _filler(600, 99) + " The zorbulax treaty was signed here. "
-                         + _filler(200, 98)))
+    docs.append(
+        Document(
+            "long",
+            "Long Document",
+            _filler(600, 99) + " The zorbulax treaty was signed here. " + _filler(200, 98),
+        )
+    )
     return docs
 
 
 def test_tokenize_and_chunk_spans() -> None:
-    assert tokenize("The Oskar River is 1,240 kilometres long!") == ["oskar", "river", "1240", "kilometres", "long"]
+    assert tokenize("The Oskar River is 1,240 kilometres long!") == [
+        "oskar",
+        "river",
+        "1240",
+        "kilometres",
+        "long",
+    ]
     text = " ".join(f"w{i}" for i in range(25))
     spans = chunk_spans(text, 10, 2)
     assert [text[a:b].split()[0] for a, b in spans] == ["w0", "w8", "w16"]
-    assert text[spans[-1][0]:spans[-1][1]].split()[-1] == "w24"
+    assert text[spans[-1][0] : spans[-1][1]].split()[-1] == "w24"
     assert chunk_spans("short text", 10, 2) == [(0, 10)]
 
 
@@ -43,7 +54,7 @@ def test_build_load_and_find_a_passage_deep_in_a_long_document(tmp_path: Path, l
     (hit,) = index.search("zorbulax treaty", k=1)
     assert hit.doc_id == "long" and "zorbulax treaty" in hit.snippet
     text = index.get("long").text
-    assert hit.offset > 2000 and text[hit.offset:].startswith(hit.snippet.rstrip("…")[:20])
+    assert hit.offset > 2000 and text[hit.offset :].startswith(hit.snippet.rstrip("…")[:20])
     assert index.get("Long Document").id == "long" and index.get("nope") is None
     assert index.search("qwertyuiop", k=5) == [] and index.search("the of and", k=5) == []
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from agentkit.errors import ToolError
 from agentkit.envs.research.corpus import Document
 from agentkit.envs.research.index import SearchIndex, build_index
 from agentkit.envs.research.tools import ResearchTools, ToolLimits
+from agentkit.errors import ToolError
 
 TEXT = " ".join(f"Sentence {i} mentions the harbour of Kelvaro and item{i}." for i in range(120))
 
@@ -19,17 +19,22 @@ TEXT = " ".join(f"Sentence {i} mentions the harbour of Kelvaro and item{i}." for
 def tools(tmp_path_factory) -> ResearchTools:
     out = tmp_path_factory.mktemp("tools") / "idx"
     docs = [Document("kelvaro", "Kelvaro", TEXT, "https://example.org/Kelvaro")]
-    docs += [Document(f"other-{i}", f"Other {i}", f"Kelvaro is mentioned in other document {i}.") for i in range(30)]
+    docs += [
+        Document(f"other-{i}", f"Other {i}", f"Kelvaro is mentioned in other document {i}.")
+        for i in range(30)
+    ]
     build_index(docs, out)
-    return ResearchTools(SearchIndex(out), ToolLimits(page_chars=500, snippet_chars=120, max_results=10,
-                                                      default_results=5, max_matches=4))
+    return ResearchTools(
+        SearchIndex(out),
+        ToolLimits(page_chars=500, snippet_chars=120, max_results=10, default_results=5, max_matches=4),
+    )
 
 
 def test_search_lists_ranked_ids_offsets_and_bounded_snippets(tools: ResearchTools) -> None:
     out = tools.search("item57 harbour")
     assert out.startswith('Results for "item57 harbour":\n1. Kelvaro\n   id: kelvaro | offset: ')
     offset = int(re.search(r"offset: (\d+)", out).group(1))
-    assert "item57" in TEXT[offset:offset + 200]
+    assert "item57" in TEXT[offset : offset + 200]
     assert out == tools.search("item57 harbour")
     many = tools.search("Kelvaro", k=50)
     assert len(re.findall(r"^\d+\. ", many, re.MULTILINE)) == 10
@@ -60,7 +65,7 @@ def test_open_pages_tile_the_document(tools: ResearchTools) -> None:
 
 def test_open_starts_at_a_word_boundary_and_rejects_bad_calls(tools: ResearchTools) -> None:
     body = tools.open("kelvaro", 1003).split("\n---\n", 1)[1]
-    assert TEXT[1003 - 40:1003 + 40].find(body[:10]) >= 0 and TEXT[TEXT.find(body[:30]) - 1] == " "
+    assert TEXT[1003 - 40 : 1003 + 40].find(body[:10]) >= 0 and TEXT[TEXT.find(body[:30]) - 1] == " "
     with pytest.raises(ToolError, match="past the end"):
         tools.open("kelvaro", len(TEXT))
     with pytest.raises(ToolError, match=">= 0"):
@@ -75,7 +80,7 @@ def test_find_reports_offsets_with_context_and_is_capped(tools: ResearchTools) -
     out = tools.find("kelvaro", "ITEM7.")
     assert '1 match for "ITEM7."' in out
     (offset,) = map(int, re.findall(r"- offset (\d+):", out))
-    assert TEXT[offset:offset + 6] == "item7."
+    assert TEXT[offset : offset + 6] == "item7."
     many = tools.find("kelvaro", "harbour")
     assert "120 matches" in many and "showing the first 4" in many
     assert len(re.findall(r"^- offset", many, re.MULTILINE)) == 4

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from agentkit.envs.research.verify import (
+    extract_answer,
+    normalize,
+    opened_documents,
+    score,
+    token_f1,
+    verify_answer,
+)
 from agentkit.records import Message, ToolCall
-from agentkit.envs.research.verify import extract_answer, normalize, opened_documents, score, token_f1, verify_answer
 
 
 def test_normalize() -> None:
@@ -15,15 +22,18 @@ def test_normalize() -> None:
     assert normalize("12,34") == "12 34"
 
 
-@pytest.mark.parametrize(("text", "answer"), [
-    ("<think>I read it.</think>\n<answer>Varnholm</answer>", "Varnholm"),
-    ("<think>x</think>The answer is below.\nAnswer: 1887", "1887"),
-    ("**Final answer:** Oskar River", "Oskar River"),
-    ("so \\boxed{42}", "42"),
-    ("<think>hmm</think> Varnholm", "Varnholm"),
-    ("<think>only thinking</think>", None),
-    ("<answer>first</answer> then <answer>second</answer>", "second"),
-])
+@pytest.mark.parametrize(
+    ("text", "answer"),
+    [
+        ("<think>I read it.</think>\n<answer>Varnholm</answer>", "Varnholm"),
+        ("<think>x</think>The answer is below.\nAnswer: 1887", "1887"),
+        ("**Final answer:** Oskar River", "Oskar River"),
+        ("so \\boxed{42}", "42"),
+        ("<think>hmm</think> Varnholm", "Varnholm"),
+        ("<think>only thinking</think>", None),
+        ("<answer>first</answer> then <answer>second</answer>", "second"),
+    ],
+)
 def test_extract_answer(text: str, answer: str | None) -> None:
     assert extract_answer(text) == answer
 
@@ -37,16 +47,21 @@ def test_score_uses_aliases_and_f1() -> None:
 
 
 def _conversation(answer: str) -> list[Message]:
-    calls = [ToolCall.make("c0", "open", {"id": "doc-a"}), ToolCall.make("c1", "open", {"id": "nope"}),
-             ToolCall.make("c2", "find", {"id": "doc-b", "pattern": "born"}),
-             ToolCall.make("c3", "open", {"id": "Title C"})]
+    calls = [
+        ToolCall.make("c0", "open", {"id": "doc-a"}),
+        ToolCall.make("c1", "open", {"id": "nope"}),
+        ToolCall.make("c2", "find", {"id": "doc-b", "pattern": "born"}),
+        ToolCall.make("c3", "open", {"id": "Title C"}),
+    ]
     return [
         Message(role="user", content="Q?"),
         Message(role="assistant", content="<think>search</think>", tool_calls=calls),
         Message(role="tool", tool_call_id="c0", name="open", content="document: doc-a\ntitle: A\n---\ntext"),
         Message(role="tool", tool_call_id="c1", name="open", content="error: no document with id 'nope'"),
         Message(role="tool", tool_call_id="c2", name="find", content="document: doc-b\ntitle: B\n1 match"),
-        Message(role="tool", tool_call_id="c3", name="open", content="document: doc-c\ntitle: Title C\n---\nx"),
+        Message(
+            role="tool", tool_call_id="c3", name="open", content="document: doc-c\ntitle: Title C\n---\nx"
+        ),
         Message(role="assistant", content=f"<think>done</think><answer>{answer}</answer>"),
     ]
 
@@ -58,7 +73,11 @@ def test_opened_documents_counts_successful_opens_by_their_header() -> None:
 
 
 def test_verdict_records_the_evidence_read() -> None:
-    meta = {"answer": "1,887", "aliases": [], "evidence": [{"doc": "doc-a"}, {"doc": "doc-b"}, {"doc": "doc-z"}]}
+    meta = {
+        "answer": "1,887",
+        "aliases": [],
+        "evidence": [{"doc": "doc-a"}, {"doc": "doc-b"}, {"doc": "doc-z"}],
+    }
     verdict = verify_answer(_conversation("1887"), meta)
     assert verdict.passed and verdict.reward == 1.0
     assert verdict.details["evidence_opened"] == ["doc-a"]
@@ -67,5 +86,7 @@ def test_verdict_records_the_evidence_read() -> None:
     assert not strict.passed and "doc-z" in strict.reason
     wrong = verify_answer(_conversation("1888"), meta)
     assert not wrong.passed and wrong.reward == 0.0 and wrong.details["f1"] == 0.0 and "1888" in wrong.reason
-    silent = verify_answer(_conversation("x")[:-1] + [Message(role="assistant", content="<think>?</think>")], meta)
+    silent = verify_answer(
+        _conversation("x")[:-1] + [Message(role="assistant", content="<think>?</think>")], meta
+    )
     assert not silent.passed and silent.reason == "no final answer"

@@ -16,10 +16,10 @@ import pytest
 
 from agentkit.client import ScriptedClient
 from agentkit.config import TaskSourceConfig
+from agentkit.envs.tooluse import ToolUseEnv, bfcl
 from agentkit.errors import ConfigError, DataError
 from agentkit.loop import run_episode
 from agentkit.toolcalls import render_tool_call
-from agentkit.envs.tooluse import ToolUseEnv, bfcl
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,8 @@ def bfcl_ast_checker(wheel_path, monkeypatch):
         from bfcl_eval.eval_checker.ast_eval.ast_checker import ast_checker
 
         yield lambda functions, calls, possible, category: ast_checker(
-            functions, calls, possible, Language.PYTHON, category, "agentkit")["valid"]
+            functions, calls, possible, Language.PYTHON, category, "agentkit"
+        )["valid"]
     finally:
         for name in [m for m in sys.modules if m == "bfcl_eval" or m.startswith("bfcl_eval.")]:
             sys.modules.pop(name, None)
@@ -80,12 +81,22 @@ def _mutations(calls: list[dict], rng: random.Random) -> list[list[dict]]:
             args.pop(param)
         elif kind == 4 and param:
             value = args[param]
-            args[param] = (value.upper() + " ") if isinstance(value, str) else (
-                int(value) if isinstance(value, bool) else float(value) if isinstance(value, int)
-                else str(value))
+            args[param] = (
+                (value.upper() + " ")
+                if isinstance(value, str)
+                else (
+                    int(value)
+                    if isinstance(value, bool)
+                    else float(value)
+                    if isinstance(value, int)
+                    else str(value)
+                )
+            )
         elif kind == 5 and param:
             value = args[param]
-            args[param] = value + "zz" if isinstance(value, str) else [value] if not isinstance(value, list) else []
+            args[param] = (
+                value + "zz" if isinstance(value, str) else [value] if not isinstance(value, list) else []
+            )
         elif kind == 6:
             variant[0] = {name + "_x": args}
         variant.reverse() if len(variant) > 1 and kind == 6 else None
@@ -102,7 +113,9 @@ def test_checker_agrees_with_bfcl_on_every_task_and_near_misses(all_tasks, bfcl_
         reference = [{n: a} for n, a in bfcl.reference_calls(meta["functions"], meta["possible_answer"])]
         for calls in [reference, *_mutations(reference, rng)]:
             theirs = bfcl_ast_checker(meta["functions"], calls, meta["possible_answer"], meta["category"])
-            ours = bfcl.check_calls(meta["functions"], calls, meta["possible_answer"], meta["category"])["valid"]
+            ours = bfcl.check_calls(meta["functions"], calls, meta["possible_answer"], meta["category"])[
+                "valid"
+            ]
             verdicts[ours] += 1
             if ours != theirs:
                 disagreements.append((task.id, calls, ours, theirs))
@@ -112,7 +125,9 @@ def test_checker_agrees_with_bfcl_on_every_task_and_near_misses(all_tasks, bfcl_
 
 def test_tool_schemas_are_valid_json_schema(all_tasks):
     env = ToolUseEnv()
-    unique = {json.dumps(t.function.parameters, sort_keys=True) for task in all_tasks for t in env.tools(task)}
+    unique = {
+        json.dumps(t.function.parameters, sort_keys=True) for task in all_tasks for t in env.tools(task)
+    }
     assert len(unique) > 2000
     for index, text in enumerate(sorted(unique)):
         params = json.loads(text)
@@ -128,7 +143,12 @@ def test_bfcl_tasks_through_the_env(wheel_path):
     tasks = env.load_tasks(TaskSourceConfig(source="bfcl", path=str(wheel_path), n=60, seed=0))
     again = env.load_tasks(TaskSourceConfig(source="bfcl", path=str(wheel_path), n=60, seed=0))
     assert [t.id for t in tasks] == [t.id for t in again] and len(tasks) == 60
-    assert {t.meta["category"] for t in tasks} == {"simple_python", "multiple", "parallel", "parallel_multiple"}
+    assert {t.meta["category"] for t in tasks} == {
+        "simple_python",
+        "multiple",
+        "parallel",
+        "parallel_multiple",
+    }
 
     async def run_all():
         return [await run_episode(env, t, env.reference_solver(t)) for t in tasks]
@@ -141,7 +161,7 @@ def test_bfcl_tasks_through_the_env(wheel_path):
     calls = bfcl.reference_calls(task.meta["functions"], task.meta["possible_answer"])
     one_per_turn = [render_tool_call(n, a) for n, a in calls] + ["Done."]
     split = asyncio.run(run_episode(env, task, ScriptedClient(one_per_turn)))
-    assert not split.passed and split.verdict.reason.endswith("wrong_count")   # BFCL scores one response
+    assert not split.passed and split.verdict.reason.endswith("wrong_count")  # BFCL scores one response
     lenient = ToolUseEnv(calls_scope="all")
     assert asyncio.run(run_episode(lenient, task, ScriptedClient(one_per_turn))).passed
     silent = asyncio.run(run_episode(env, task, ScriptedClient(["I would call some functions."])))
@@ -151,11 +171,15 @@ def test_bfcl_tasks_through_the_env(wheel_path):
 def test_loader_errors_name_the_problem(wheel_path, tmp_path):
     env = ToolUseEnv()
     with pytest.raises(ConfigError, match="unknown BFCL category 'irrelevance'"):
-        env.load_tasks(TaskSourceConfig(source="bfcl", path=str(wheel_path), options={"categories": ["irrelevance"]}))
+        env.load_tasks(
+            TaskSourceConfig(source="bfcl", path=str(wheel_path), options={"categories": ["irrelevance"]})
+        )
     with pytest.raises(DataError, match="no bfcl-eval wheel here"):
         env.load_tasks(TaskSourceConfig(source="bfcl", path=str(tmp_path)))
     with pytest.raises(ConfigError, match="unknown bfcl option"):
-        env.load_tasks(TaskSourceConfig(source="bfcl", path=str(wheel_path), options={"category": ["simple"]}))
+        env.load_tasks(
+            TaskSourceConfig(source="bfcl", path=str(wheel_path), options={"category": ["simple"]})
+        )
 
 
 @pytest.fixture
@@ -167,12 +191,18 @@ def bfcl_multi_turn_checker(wheel_path, monkeypatch):
         from bfcl_eval.eval_checker.multi_turn_eval.multi_turn_checker import multi_turn_checker
 
         def check(task, turns):
-            decoded = [[[f"{n}({', '.join(f'{k}={v!r}' for k, v in a.items())})" for n, a in step] for step in turn]
-                       for turn in turns]
-            entry = {"id": task.id, "initial_config": task.meta["initial_config"],
-                     "involved_classes": task.meta["involved_classes"]}
-            return multi_turn_checker(decoded, task.meta["ground_truth"], entry, task.meta["category"],
-                                      f"agentkit{next(counter)}")["valid"]
+            decoded = [
+                [[f"{n}({', '.join(f'{k}={v!r}' for k, v in a.items())})" for n, a in step] for step in turn]
+                for turn in turns
+            ]
+            entry = {
+                "id": task.id,
+                "initial_config": task.meta["initial_config"],
+                "involved_classes": task.meta["involved_classes"],
+            }
+            return multi_turn_checker(
+                decoded, task.meta["ground_truth"], entry, task.meta["category"], f"agentkit{next(counter)}"
+            )["valid"]
 
         yield check
     finally:
@@ -197,12 +227,16 @@ def test_multi_turn_checker_agrees_with_bfcl(wheel_path, bfcl_multi_turn_checker
     from agentkit.envs.tooluse import bfcl_multi_turn
 
     env = ToolUseEnv(bfcl_path=str(wheel_path))
-    tasks = env.load_tasks(TaskSourceConfig(source="bfcl", n=40, seed=0, options={"categories": ["multi_turn_base"]}))
+    tasks = env.load_tasks(
+        TaskSourceConfig(source="bfcl", n=40, seed=0, options={"categories": ["multi_turn_base"]})
+    )
     rng = random.Random(1)
     outcomes = {True: 0, False: 0}
     disagreements = []
     for task in tasks:
-        reference = [[calls] if calls else [] for calls in bfcl_multi_turn.reference_turns(task.meta, wheel_path)]
+        reference = [
+            [calls] if calls else [] for calls in bfcl_multi_turn.reference_turns(task.meta, wheel_path)
+        ]
         variants = [reference]
         busy = [i for i, turn in enumerate(reference) if turn and turn[0]]
         for _ in range(3):
@@ -211,18 +245,20 @@ def test_multi_turn_checker_agrees_with_bfcl(wheel_path, bfcl_multi_turn_checker
             step = variant[i][0]
             kind = rng.randrange(4)
             if kind == 0:
-                variant[i] = []                                      # skip a whole request
+                variant[i] = []  # skip a whole request
             elif kind == 1:
-                step.pop(rng.randrange(len(step)))                   # skip one call
+                step.pop(rng.randrange(len(step)))  # skip one call
             elif kind == 2 and step[-1][1]:
                 name, args = step[-1]
                 key = rng.choice(sorted(args))
                 args[key] = args[key] + "_x" if isinstance(args[key], str) else 0
             else:
-                variant[i].append([step[0]])                         # repeat a call in a second step
+                variant[i].append([step[0]])  # repeat a call in a second step
             variants.append(variant)
         for turns in variants:
-            ours = bfcl_multi_turn.check_multi_turn(task.meta, _conversation(task, turns), wheel_path)["valid"]
+            ours = bfcl_multi_turn.check_multi_turn(task.meta, _conversation(task, turns), wheel_path)[
+                "valid"
+            ]
             theirs = bfcl_multi_turn_checker(task, turns)
             outcomes[ours] += 1
             if ours != theirs:
@@ -235,7 +271,9 @@ def test_multi_turn_tasks_through_the_env(wheel_path):
     from agentkit.loop import EpisodeLimits
 
     env = ToolUseEnv(bfcl_path=str(wheel_path))
-    tasks = env.load_tasks(TaskSourceConfig(source="bfcl", n=12, seed=0, options={"categories": ["multi_turn_base"]}))
+    tasks = env.load_tasks(
+        TaskSourceConfig(source="bfcl", n=12, seed=0, options={"categories": ["multi_turn_base"]})
+    )
     limits = EpisodeLimits(max_turns=40)
 
     async def run_all():
@@ -245,9 +283,11 @@ def test_multi_turn_tasks_through_the_env(wheel_path):
     assert all(t.passed for t in trajectories), [(t.task.id, t.verdict) for t in trajectories if not t.passed]
     for trajectory in trajectories:
         users = [m for m in trajectory.messages if m.role == "user"]
-        assert len(users) == len(trajectory.task.meta["turns"])       # every turn was delivered, in order
+        assert len(users) == len(trajectory.task.meta["turns"])  # every turn was delivered, in order
         assert trajectory.stats.tool_calls >= 1
     task = tasks[0]
-    lazy = asyncio.run(run_episode(env, task, ScriptedClient(["Done."] * len(task.meta["turns"])), limits=limits))
+    lazy = asyncio.run(
+        run_episode(env, task, ScriptedClient(["Done."] * len(task.meta["turns"])), limits=limits)
+    )
     assert lazy.status.value == "completed" and not lazy.passed
     assert lazy.verdict.reason == "multi_turn:empty_turn_model_response"

@@ -11,8 +11,9 @@ def make_inventory():
     return inv
 
 
-@pytest.mark.parametrize("quantity,percent", [(1, 0), (9, 0), (10, 5), (49, 5), (50, 10), (99, 10),
-                                              (100, 15), (1000, 15)])
+@pytest.mark.parametrize(
+    "quantity,percent", [(1, 0), (9, 0), (10, 5), (49, 5), (50, 10), (99, 10), (100, 15), (1000, 15)]
+)
 def test_bulk_discount(quantity, percent):
     assert bulk_discount(quantity) == percent
 

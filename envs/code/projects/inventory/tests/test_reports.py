@@ -14,7 +14,11 @@ def make_inventory():
 
 def test_stock_report():
     assert stock_report(make_inventory()) == [
-        "A-1 anchor 30 @ 19.99", "B-2 bolt 500 @ 0.25", "C-3 clamp 8 @ 4.50", "D-4 drill 2 @ 89.00"]
+        "A-1 anchor 30 @ 19.99",
+        "B-2 bolt 500 @ 0.25",
+        "C-3 clamp 8 @ 4.50",
+        "D-4 drill 2 @ 89.00",
+    ]
 
 
 def test_top_sellers():

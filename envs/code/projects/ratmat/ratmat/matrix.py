@@ -77,8 +77,12 @@ class Matrix:
         m2, p = other.shape
         if m != m2:
             raise ValueError(f"cannot multiply {self.shape} by {other.shape}")
-        return Matrix([[sum((self._rows[i][k] * other._rows[k][j] for k in range(m)), Fraction(0))
-                        for j in range(p)] for i in range(n)])
+        return Matrix(
+            [
+                [sum((self._rows[i][k] * other._rows[k][j] for k in range(m)), Fraction(0)) for j in range(p)]
+                for i in range(n)
+            ]
+        )
 
     def power(self, exponent):
         """The matrix to a non-negative integer power, by repeated squaring."""

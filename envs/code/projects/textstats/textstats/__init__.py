@@ -12,6 +12,16 @@ from textstats.stats import (
 from textstats.tokenize import ngrams, sentences, words
 
 __all__ = [
-    "average_word_length", "flesch_kincaid_grade", "flesch_reading_ease", "longest_words", "ngrams",
-    "sentences", "syllables", "top_words", "type_token_ratio", "word_count", "word_frequencies", "words",
+    "average_word_length",
+    "flesch_kincaid_grade",
+    "flesch_reading_ease",
+    "longest_words",
+    "ngrams",
+    "sentences",
+    "syllables",
+    "top_words",
+    "type_token_ratio",
+    "word_count",
+    "word_frequencies",
+    "words",
 ]

@@ -21,7 +21,7 @@ def ngrams(tokens, n):
     """Consecutive ``n``-tuples of ``tokens``; an empty list when there are fewer than ``n``."""
     if n < 1:
         raise ValueError("n must be at least 1")
-    return [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+    return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
 
 
 def char_ngrams(word, n, pad="_"):
@@ -29,4 +29,4 @@ def char_ngrams(word, n, pad="_"):
     if n < 1:
         raise ValueError("n must be at least 1")
     padded = pad * (n - 1) + word + pad * (n - 1)
-    return [padded[i:i + n] for i in range(len(padded) - n + 1)]
+    return [padded[i : i + n] for i in range(len(padded) - n + 1)]

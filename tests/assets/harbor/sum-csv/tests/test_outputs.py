@@ -1,4 +1,5 @@
 """The answer file holds the sum of the value column."""
+
 from pathlib import Path
 
 answer = Path("/app/answer.txt")
