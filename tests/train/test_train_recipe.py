@@ -197,10 +197,19 @@ def test_recipe_resumes_after_kill_with_the_same_weights(tmp_path):
     killed = tmp_path / "killed"
     _run(killed, wait_for=killed / "stages" / "1-stem" / "checkpoint-2" / "trainer_state.json")
     assert not (killed / "stages" / "1-stem" / "done.json").exists()  # killed in the middle of the STEM stage
+    # The run may have saved a later checkpoint before the signal landed: resume must take the last complete one.
+    complete = []
+    for state in (killed / "stages" / "1-stem").glob("checkpoint-*/trainer_state.json"):
+        try:
+            json.loads(state.read_text())
+            complete.append(state.parent.name)
+        except ValueError:  # killed while writing it: not a checkpoint to resume from
+            pass
+    last = max(complete, key=lambda name: int(name.split("-")[1]))
     resumed = _run(killed)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     report = json.loads((killed / "report.json").read_text())
-    assert [s["resumed_from"] for s in report["stages"]] == [None, "checkpoint-2", None, None]
+    assert [s["resumed_from"] for s in report["stages"]] == [None, last, None, None]
     a = load_file(str(tmp_path / "whole" / "final" / "model.safetensors"))
     b = load_file(str(killed / "final" / "model.safetensors"))
     assert a.keys() == b.keys()
