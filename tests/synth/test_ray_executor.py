@@ -224,7 +224,9 @@ def test_a_node_killed_mid_run_leaves_the_same_ids_without_duplicates(cluster, t
     assert manifest["complete"]
     execution = manifest["counts"]["execution"]
     assert execution["actors"] == 3 and execution["nodes"] == 3
-    assert execution["actors_died"] == 1 and execution["requeued"] >= 1
+    # Whether the dead node still held episodes depends on timing (it may have just handed its batch back):
+    # what must hold is that its actor is known dead and every id is there exactly once.
+    assert execution["actors_died"] == 1
 
 
 def test_the_driver_killed_mid_run_resumes_from_what_was_written(cluster, tmp_path, capsys):
