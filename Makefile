@@ -22,8 +22,9 @@ system:
 vllm:
 	@bash .ci/vllm.sh
 
-# Podman's Docker-API socket (for the docker sandbox backend) is started if it is not up yet.
-test: setup system
+# The vLLM venv (for the vLLM tests) is built once; Podman's Docker-API socket (for the docker sandbox backend)
+# is started if it is not up yet.
+test: setup system vllm
 	@eval "$$(bash .ci/podman.sh || echo 'echo podman socket unavailable: docker backend tests will skip >&2')"; \
 	$(VENV)/bin/pytest -q
 
