@@ -104,7 +104,12 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
     yield from iter_json(path)
 
 
-def _iter_parquet(path: Path) -> Iterator[tuple[int, Any]]:
+def iter_parquet(
+    path: Path, required: Sequence[str] = (), optional: Sequence[str] = ()
+) -> Iterator[tuple[int, Any]]:
+    """``(row number, row)`` over a Parquet file or a directory of ``*.parquet`` files, numbered across
+    them, a batch at a time. With ``required``, a file that lacks one of those columns is a ``DataError``
+    and only they and the ``optional`` columns the file has are read; without, every column is."""
     try:
         import pyarrow.parquet as pq
     except ImportError as exc:  # pragma: no cover - pyarrow is a dependency
@@ -115,12 +120,18 @@ def _iter_parquet(path: Path) -> Iterator[tuple[int, Any]]:
     number = 0
     for file in files:
         try:
-            table = pq.read_table(file)
+            parquet = pq.ParquetFile(file)
         except Exception as exc:  # pyarrow raises several unrelated types for a bad file
             raise DataError(f"not a readable Parquet file: {exc}", str(file)) from None
-        for row in table.to_pylist():
-            number += 1
-            yield number, row
+        names = parquet.schema_arrow.names
+        missing = [key for key in required if key not in names]
+        if missing:
+            raise DataError(f"missing column(s) {', '.join(missing)}", str(file))
+        columns = [c for c in (*required, *optional) if c in names] if required else None
+        for batch in parquet.iter_batches(batch_size=4096, columns=columns):
+            for row in batch.to_pylist():
+                number += 1
+                yield number, row
 
 
 def _iter_hf(path: Path, hf_split: str | None) -> Iterator[tuple[int, Any]]:
@@ -153,7 +164,7 @@ def iter_rows(
     if source == "jsonl":
         return _iter_jsonl(path)
     if source == "parquet":
-        return _iter_parquet(path)
+        return iter_parquet(path)
     if source == "hf":
         return _iter_hf(path, (options or {}).get("hf_split"))
     raise ConfigError(f"tasks.source '{source}' is not a file source ({', '.join(FILE_SOURCES)})")

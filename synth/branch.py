@@ -121,13 +121,9 @@ class BranchStrategy(Strategy):
                 episode,
                 task,
                 client,
-                sampling=rollout.sampling,
-                limits=limits,
-                trajectory_id=rollout.trajectory_id,
-                strategy=self.name,
                 messages=self.first_messages(env, task),
-                provenance=rollout.provenance,
                 verify=False,
+                **rollout.episode_args(self.name, limits),
             )
         messages = list(part.messages)
         if (
@@ -170,13 +166,7 @@ class BranchStrategy(Strategy):
             if kind != "policy":
                 rng = random.Random(f"{task.id}/{rollout.sample}/{rollout.sampling.seed}")
                 client = MistakeClient(lambda: base, order, env.tools(task), rng, correct=self.fix)
-            kwargs = dict(
-                sampling=rollout.sampling,
-                limits=rollout.limits,
-                trajectory_id=rollout.trajectory_id,
-                strategy=self.name,
-                provenance=rollout.provenance,
-            )
+            kwargs = rollout.episode_args(self.name)
             messages = list(snapshot.messages)
             for _ in range(3):
                 part = await drive_episode(env, episode, task, client, messages=messages, **kwargs)

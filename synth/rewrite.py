@@ -170,12 +170,8 @@ class AgenticCoTRewriteStrategy(Strategy):
                 rollout.env,
                 task,
                 client,
-                sampling=rollout.sampling,
-                limits=rollout.limits,
-                trajectory_id=rollout.trajectory_id,
-                strategy=self.name,
                 messages=self.first_messages(rollout.env, task),
-                provenance=rollout.provenance,
+                **rollout.episode_args(self.name),
             )
         trajectory.meta["rewrite"] = self.check(trajectory, client, cot, answer)
         trajectory.meta["phases"] = phase_report(trajectory.messages)

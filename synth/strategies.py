@@ -63,6 +63,17 @@ class Rollout:
             )
         return client
 
+    def episode_args(self, strategy: str, limits: EpisodeLimits | None = None) -> dict[str, Any]:
+        """The keywords of ``run_episode``/``drive_episode`` that this rollout fixes (its sampling, limits,
+        id and provenance), with the trajectory recorded as made by ``strategy``."""
+        return dict(
+            sampling=self.sampling,
+            limits=self.limits if limits is None else limits,
+            trajectory_id=self.trajectory_id,
+            strategy=strategy,
+            provenance=self.provenance,
+        )
+
 
 REFLECTION_ABILITY = {"math": "metacognition"}
 """The ability a mistake that was exposed and corrected shows, per env (default ``self_correction``)."""
@@ -112,12 +123,8 @@ class Strategy:
                     rollout.env,
                     rollout.task,
                     client,
-                    sampling=rollout.sampling,
-                    limits=rollout.limits,
-                    trajectory_id=rollout.trajectory_id,
-                    strategy=self.name,
                     messages=self.first_messages(rollout.env, rollout.task),
-                    provenance=rollout.provenance,
+                    **rollout.episode_args(self.name),
                 )
             )
 
@@ -275,16 +282,7 @@ class ReflectStrategy(Strategy):
         async with episode, rollout.policy(task) as client:
             for attempt in range(self.max_retries + 1):
                 part = await drive_episode(
-                    env,
-                    episode,
-                    task,
-                    client,
-                    sampling=rollout.sampling,
-                    limits=rollout.limits,
-                    trajectory_id=rollout.trajectory_id,
-                    strategy=self.name,
-                    messages=messages,
-                    provenance=rollout.provenance,
+                    env, episode, task, client, messages=messages, **rollout.episode_args(self.name)
                 )
                 parts.append(part)
                 if part.verdict is not None:
@@ -883,13 +881,7 @@ class TeacherStrategy(Strategy):
         try:
             episode = await env.open(task)
             async with episode:
-                kwargs = dict(
-                    sampling=rollout.sampling,
-                    limits=rollout.limits,
-                    trajectory_id=rollout.trajectory_id,
-                    strategy=self.name,
-                    provenance=rollout.provenance,
-                )
+                kwargs = rollout.episode_args(self.name)
                 messages = self.first_messages(env, task)
                 for _ in range(3):
                     part = await drive_episode(env, episode, task, client, messages=messages, **kwargs)

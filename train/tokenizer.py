@@ -51,7 +51,6 @@ def train_tokenizer(
     ``stem=False`` gives the baseline: the same BPE with plain GPT-2 pre-tokenization (no STEM rules).
     """
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = (
@@ -67,17 +66,7 @@ def train_tokenizer(
     )
     tokenizer.train_from_iterator(_batches(texts), trainer=trainer)
     tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in TAG_TOKENS])
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        bos_token=BOS,
-        eos_token=EOS,
-        pad_token=PAD,
-        additional_special_tokens=[t for t in ROLE_TOKENS if t not in (BOS, EOS, PAD)],
-        chat_template=YOUTU_CHAT_TEMPLATE,
-        model_max_length=4096,
-        clean_up_tokenization_spaces=False,
-    )
-    return fast
+    return _wrap(tokenizer)
 
 
 # Stage-2 (superword) pre-tokenization: a digit alone, a line break with the next line's indentation, and
@@ -190,6 +179,8 @@ def train_superword_tokenizer(
 
 
 def _wrap(tokenizer):
+    """A trained ``tokenizers.Tokenizer`` as a ``PreTrainedTokenizerFast`` with agentkit's special tokens
+    and chat template."""
     from transformers import PreTrainedTokenizerFast
 
     return PreTrainedTokenizerFast(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 import asyncio
 import builtins
-import contextlib
 import gzip
 import json
 import re
@@ -23,7 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from agentkit.client import GeneratorClient
-from agentkit.env import Episode, Tool, ToolOutput
+from agentkit.env import Tool, ToolOutput
+from agentkit.envs.episode import SandboxEpisode
 from agentkit.errors import ConfigError, DataError, SandboxUnavailable, VerifierError
 from agentkit.records import Message, Task, Verdict
 from agentkit.toolcalls import render_tool_call, split_reasoning
@@ -215,27 +215,19 @@ def format_public_report(task: Task, result: dict[str, Any], public: list[Any]) 
 # --------------------------------------------------------------------------------------------- episode
 
 
-class FunctionEpisode(Episode):
+class FunctionEpisode(SandboxEpisode):
     """A function-level task: a sandbox with a warm Python session, taken at the first tool call."""
 
     def __init__(self, task: Task, env: CodeSandboxes):
         super().__init__(task)
         self._env = env
-        self._stack = contextlib.AsyncExitStack()
-        self._sandbox: Any = None
-        self._lock = asyncio.Lock()
-        self.closed = False
 
     @property
     def tools(self) -> list[Tool]:
         return [as_tool(self.python), as_tool(self.run_public_tests)]
 
-    async def _workspace(self) -> Any:
-        if self.closed:
-            raise SandboxUnavailable("the episode is closed")
-        if self._sandbox is None:
-            self._sandbox = await self._stack.enter_async_context(self._env.pool(python=True).sandbox())
-        return self._sandbox
+    def _pool(self) -> Any:
+        return self._env.pool(python=True)
 
     @tool
     async def python(self, code: str) -> ToolOutput:
@@ -294,12 +286,6 @@ class FunctionEpisode(Episode):
             lines.append(f"Output of your solution:\n{verdict.details['output']}")
         lines.append("Fix the solution and give the complete code again.")
         return "\n".join(lines)
-
-    async def close(self) -> None:
-        async with self._lock:
-            self.closed = True
-            self._sandbox = None
-            await self._stack.aclose()
 
 
 PYTHON_TOOL = spec_of(FunctionEpisode.python)

@@ -302,34 +302,20 @@ class HarborEpisode:
 
     @staticmethod
     def open(task: Task, env: Any) -> Any:
-        import asyncio
-        import contextlib
-
-        from agentkit.env import Episode
         from agentkit.envs.code.repo import INITIAL_SHELL_ENV, STATE_DIR, RepoEpisode
-        from agentkit.errors import SandboxUnavailable
+        from agentkit.envs.episode import SandboxEpisode
 
         class _HarborEpisode(RepoEpisode):
             def __init__(self, task: Task, env: Any):
-                Episode.__init__(self, task)
+                SandboxEpisode.__init__(self, task)
                 self._env = env
                 self.project = None
                 self.workdir = f"{WORKSPACE}/app"
-                self._stack = contextlib.AsyncExitStack()
-                self._sandbox = None
-                self._lock = asyncio.Lock()
-                self.closed = False
 
-            async def _workspace(self) -> Any:
-                if self.closed:
-                    raise SandboxUnavailable("the episode is closed")
-                if self._sandbox is None:
-                    sandbox = await self._stack.enter_async_context(self._env.pool(python=False).sandbox())
-                    await upload_environment(sandbox, self.task)
-                    await sandbox.write_file(f"{STATE_DIR}/cwd", self.workdir + "\n")
-                    await sandbox.write_file(f"{STATE_DIR}/env.sh", INITIAL_SHELL_ENV)
-                    self._sandbox = sandbox
-                return self._sandbox
+            async def _prepare(self, sandbox: Any) -> None:
+                await upload_environment(sandbox, self.task)
+                await sandbox.write_file(f"{STATE_DIR}/cwd", self.workdir + "\n")
+                await sandbox.write_file(f"{STATE_DIR}/env.sh", INITIAL_SHELL_ENV)
 
             async def verify(self, messages: Sequence[Message]) -> Verdict:
                 async with self._lock:

@@ -272,6 +272,33 @@ def _unique_context(lines: list[str], index: int, new_line: str) -> tuple[str, s
     return None
 
 
+class _FileMutations:
+    """The mutations found in one file; ``add`` stamps each with the project and the file."""
+
+    def __init__(self, project: str, file: str):
+        self.project = project
+        self.file = file
+        self.found: list[Mutation] = []
+
+    def add(
+        self, operator: str, line: int, function: str | None, change: tuple[str, str], detail: str
+    ) -> None:
+        """Record that ``change`` (``old``, ``new``) at ``line`` is a bug of kind ``operator``."""
+        old, new = change
+        self.found.append(
+            Mutation(
+                project=self.project,
+                file=self.file,
+                operator=operator,
+                line=line,
+                function=function,
+                old=old,
+                new=new,
+                detail=detail,
+            )
+        )
+
+
 def mutations_of_source(project: str, file: str, source: str) -> list[Mutation]:
     """All valid single-line mutations of one file, in source order."""
     tree = ast.parse(source)
@@ -279,7 +306,7 @@ def mutations_of_source(project: str, file: str, source: str) -> list[Mutation]:
     finder = _Sites()
     finder.visit(tree)
     reference = ast.dump(tree)
-    found: list[Mutation] = []
+    found = _FileMutations(project, file)
     seen: set[tuple[int, str]] = set()
     for node, parent, function in finder.sites:
         for operator, replacement, detail in _variants(node, parent):
@@ -302,21 +329,9 @@ def mutations_of_source(project: str, file: str, source: str) -> list[Mutation]:
                 continue
             seen.add((node.lineno, new_line))
             block = _unique_context(lines, node.lineno - 1, new_line)
-            if block is None:
-                continue
-            found.append(
-                Mutation(
-                    project=project,
-                    file=file,
-                    operator=operator,
-                    line=node.lineno,
-                    function=function,
-                    old=block[0],
-                    new=block[1],
-                    detail=detail,
-                )
-            )
-    return found
+            if block is not None:
+                found.add(operator, node.lineno, function, block, detail)
+    return found.found
 
 
 def _tracked(project_dir: Path) -> list[Path] | None:
@@ -448,23 +463,12 @@ def structural_mutations(project: str, file: str, source: str) -> list[Mutation]
     ``swap_branches`` (the bodies of an ``if``/``else`` change places)."""
     tree = ast.parse(source)
     lines = source.split("\n")
-    found: list[Mutation] = []
+    found = _FileMutations(project, file)
 
-    def add(operator: str, node: ast.AST, function: str | None, old: str, new: str, detail: str) -> None:
+    def add(operator: str, node: ast.stmt, function: str | None, old: str, new: str, detail: str) -> None:
         swap = _unique_swap(source, old, new)
         if swap is not None:
-            found.append(
-                Mutation(
-                    project=project,
-                    file=file,
-                    operator=operator,
-                    line=node.lineno,
-                    function=function,
-                    old=swap[0],
-                    new=swap[1],
-                    detail=detail,
-                )
-            )
+            found.add(operator, node.lineno, function, swap, detail)
 
     def visit(node: ast.AST, scope: list[str]) -> None:
         for child in ast.iter_child_nodes(node):
@@ -536,7 +540,7 @@ def structural_mutations(project: str, file: str, source: str) -> list[Mutation]
             visit(child, scope)
 
     visit(tree, [])
-    return found
+    return found.found
 
 
 def project_digest(project_dir: Path) -> str:

@@ -14,8 +14,6 @@ pass-to-pass test must pass.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import io
 import json
 import posixpath
@@ -29,8 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from agentkit.client import GeneratorClient
-from agentkit.env import Episode, Tool, ToolOutput
+from agentkit.env import Tool, ToolOutput
 from agentkit.envs.code.inject import Mutation, package_name, project_digest, project_files
+from agentkit.envs.episode import SandboxEpisode
 from agentkit.errors import SandboxUnavailable, ToolError, VerifierError
 from agentkit.paths import atomic_write_text
 from agentkit.records import Message, Task, Verdict
@@ -292,7 +291,7 @@ def task_prompt(project: Project, fail_to_pass: Sequence[str], test_command: str
     )
 
 
-class RepoEpisode(Episode):
+class RepoEpisode(SandboxEpisode):
     """A repository task: the buggy project in a sandbox, a stateful ``bash`` and an ``edit`` tool."""
 
     def __init__(self, task: Task, env: CodeSandboxes, project: Project):
@@ -300,32 +299,25 @@ class RepoEpisode(Episode):
         self._env = env
         self.project = project
         self.workdir = f"{WORKSPACE}/{project.name}"
-        self._stack = contextlib.AsyncExitStack()
-        self._sandbox: Any = None
-        self._lock = asyncio.Lock()
-        self.closed = False
 
     @property
     def tools(self) -> list[Tool]:
         return [as_tool(self.bash), as_tool(self.edit)]
 
-    async def _workspace(self) -> Any:
-        """The episode's sandbox; the first call takes one and lays out the buggy project in it."""
-        if self.closed:
-            raise SandboxUnavailable("the episode is closed")
-        if self._sandbox is None:
-            sandbox = await self._stack.enter_async_context(self._env.pool(python=False).sandbox())
-            mutation = Mutation.from_dict(self.task.meta["mutation"])
-            files = self.project.files()
-            files[mutation.file] = mutation.apply(files[mutation.file])
-            await upload_project(sandbox, self.project, files)
-            await sandbox.write_file(f"{STATE_DIR}/cwd", self.workdir + "\n")
-            shell_env = INITIAL_SHELL_ENV
-            if self.project.package.startswith("src/"):  # a src layout imports from src/, as if installed
-                shell_env += f"export PYTHONPATH={self.workdir}/src\n"
-            await sandbox.write_file(f"{STATE_DIR}/env.sh", shell_env)
-            self._sandbox = sandbox
-        return self._sandbox
+    def _pool(self) -> Any:
+        return self._env.pool(python=False)
+
+    async def _prepare(self, sandbox: Any) -> None:
+        """Lay out the buggy project and the shell's starting state."""
+        mutation = Mutation.from_dict(self.task.meta["mutation"])
+        files = self.project.files()
+        files[mutation.file] = mutation.apply(files[mutation.file])
+        await upload_project(sandbox, self.project, files)
+        await sandbox.write_file(f"{STATE_DIR}/cwd", self.workdir + "\n")
+        shell_env = INITIAL_SHELL_ENV
+        if self.project.package.startswith("src/"):  # a src layout imports from src/, as if installed
+            shell_env += f"export PYTHONPATH={self.workdir}/src\n"
+        await sandbox.write_file(f"{STATE_DIR}/env.sh", shell_env)
 
     @tool
     async def bash(self, command: str) -> ToolOutput:
@@ -532,12 +524,6 @@ class RepoEpisode(Episode):
             lines.append(f"{error['test']}:\n{error['message'][-1200:]}")
         lines.append("Keep working on the fix.")
         return "\n".join(lines)
-
-    async def close(self) -> None:
-        async with self._lock:
-            self.closed = True
-            self._sandbox = None
-            await self._stack.aclose()
 
 
 BASH_TOOL = spec_of(RepoEpisode.bash)

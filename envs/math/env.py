@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 from typing import Any
 
 from agentkit.client import GeneratorClient, ModelClient
 from agentkit.config import SandboxConfig, TaskSourceConfig
-from agentkit.env import Env, Episode, Tool, ToolOutput
+from agentkit.env import Env, Tool, ToolOutput
+from agentkit.envs.episode import SandboxEpisode
 from agentkit.envs.math.generator import kinds_for, make_task
 from agentkit.envs.math.verify import CONVENTIONS, MathVerifier
 from agentkit.envs.prompts import agent_prompt
@@ -34,16 +34,16 @@ def sandbox_pool(config: SandboxConfig | None, *, warm_python: bool) -> Any:
     return SandboxPool.from_config(config or SandboxConfig(), warm_python=warm_python)
 
 
-class MathEpisode(Episode):
+class MathEpisode(SandboxEpisode):
     """One math task: a sandbox (taken from the pool at the first ``python`` call) and the verifier."""
 
     def __init__(self, task: Task, env: MathEnv):
         super().__init__(task)
         self._env = env
-        self._stack = contextlib.AsyncExitStack()
         self._session: Any = None
-        self._lock = asyncio.Lock()
-        self.closed = False
+
+    def _pool(self) -> Any:
+        return self._env.pool()
 
     @property
     def tools(self) -> list[Tool]:
@@ -58,10 +58,8 @@ class MathEpisode(Episode):
             code: Python code
         """
         async with self._lock:
-            if self.closed:
-                raise RuntimeError("the episode is closed")
+            sandbox = await self._workspace()
             if self._session is None:
-                sandbox = await self._stack.enter_async_context(self._env.pool().sandbox())
                 self._session = await sandbox.python()
             result = await self._session.run(code)
         return ToolOutput(content=result.observation(), error=not result.ok)
@@ -88,12 +86,6 @@ class MathEpisode(Episode):
         if extracted is None:
             return f"I could not find your final answer: {verdict.reason}. Try again."
         return f"Your final answer {extracted} is not correct. Check your work and try again."
-
-    async def close(self) -> None:
-        async with self._lock:
-            self.closed = True
-            self._session = None
-            await self._stack.aclose()
 
 
 PYTHON_TOOL = spec_of(MathEpisode.python)

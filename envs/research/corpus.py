@@ -61,25 +61,9 @@ def document_from_row(row: Any) -> Document:
 def _numbered_rows(path: Path) -> Iterator[tuple[int, Any]]:
     name = path.name.lower()
     if name.endswith(".parquet") or path.is_dir():
-        import pyarrow.parquet as pq
+        from agentkit.envs.tasks import iter_parquet
 
-        files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
-        if not files:
-            raise DataError("no .parquet files in this directory", str(path))
-        number = 0
-        for file in files:
-            try:
-                parquet = pq.ParquetFile(file)
-            except Exception as exc:  # pyarrow raises several unrelated types for a bad file
-                raise DataError(f"not a readable Parquet file: {exc}", str(file)) from None
-            missing = [key for key in REQUIRED if key not in parquet.schema_arrow.names]
-            if missing:
-                raise DataError(f"missing column(s) {', '.join(missing)}", str(file))
-            columns = [c for c in (*REQUIRED, "url") if c in parquet.schema_arrow.names]
-            for batch in parquet.iter_batches(batch_size=4096, columns=columns):
-                for row in batch.to_pylist():
-                    number += 1
-                    yield number, row
+        yield from iter_parquet(path, required=REQUIRED, optional=("url",))
         return
     if name.endswith((".jsonl", ".jsonl.zst", ".json", ".ndjson")):
         from agentkit.jsonl import iter_json

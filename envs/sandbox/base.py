@@ -170,6 +170,39 @@ def classify(exit_code: int | None, *, timed_out: bool, oom: bool, stderr: str =
     return ExecStatus.error
 
 
+def exec_result(
+    code: int | None,
+    out: CappedBuffer,
+    err: CappedBuffer,
+    *,
+    timeout: float,
+    timed_out: bool,
+    oom: bool,
+    duration: float,
+    cpu_limit: int | None = None,
+) -> ExecResult:
+    """The result of a finished command: its status, no exit code after a wall-clock timeout, and a note
+    on stderr naming the limit that killed it. ``cpu_limit`` is the CPU-time limit when the backend's
+    counter shows the command reached it, so that a SIGKILL there reads as a timeout, not a crash."""
+    stderr = err.text()
+    status = classify(code, timed_out=timed_out, oom=oom, stderr=stderr)
+    if status == ExecStatus.killed and cpu_limit is not None:
+        status = ExecStatus.timeout
+        stderr += f"[killed at the CPU-time limit of {cpu_limit} s]"
+    if timed_out:
+        separator = "\n" if stderr and not stderr.endswith("\n") else ""
+        stderr += f"{separator}[killed after {timeout:g} s wall-clock timeout]"
+    return ExecResult(
+        status=status,
+        exit_code=None if timed_out else code,
+        stdout=out.text(),
+        stderr=stderr,
+        stdout_truncated=out.truncated,
+        stderr_truncated=err.truncated,
+        duration=duration,
+    )
+
+
 def shell_exit_code(returncode: int | None) -> int | None:
     """asyncio's ``-N`` for a signal death, as the shell's ``128+N``."""
     if returncode is not None and returncode < 0:
@@ -332,6 +365,7 @@ class WorkerSession:
 
 
 def process_alive(pid: int) -> bool:
+    """Whether ``pid`` exists (a process of another user counts: signalling it is refused, not failed)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -341,14 +375,33 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+LIMIT_ROWS = (
+    "mode",
+    "processes",
+    "memory",
+    "cpu",
+    "wall clock",
+    "file size",
+    "open files",
+    "output",
+    "network",
+    "system calls",
+    "disk total",
+    "cpu share",
+)
+"""The rows of every backend's ``limits_report``, in the order ``agentkit sandbox check`` prints them."""
+
+
 class SandboxBase:
     """What every backend's sandbox shares: options checked against ``OPTIONS`` when it is built (a typo
     is a ``ConfigError`` there, before anything starts, never a ``SandboxUnavailable`` retried later),
     a lazily started backend (``_start``), one warm Python session (``_launch_worker``), an idempotent
-    ``close`` (session first, then ``_teardown``), the async context manager, and ``limits_report``.
+    ``close`` (session first, then ``_teardown``), the async context manager, ``exec``'s argument
+    checks, and ``limits_report``.
 
-    A backend module keeps only what differs: how an instance starts and stops, how a command and a
-    worker run, and how files reach the workspace."""
+    A backend module keeps only what differs: how an instance starts and stops, how a command
+    (``_exec``) and a worker run, how files reach the workspace, and the mechanisms behind its limits
+    (``_limit_mechanisms``)."""
 
     BACKEND = ""
     OPTIONS: dict[str, Any] = {}
@@ -384,10 +437,54 @@ class SandboxBase:
         """What the backend found on this host (printed by ``agentkit sandbox check`` before any check)."""
         return {}
 
+    def _limit_mechanisms(self) -> dict[str, str]:
+        """The rows of ``limits_report`` that differ by backend (every key of ``LIMIT_ROWS`` but the
+        rlimits and the output cap), or ``{"refused": why}`` where the backend cannot run here."""
+        raise NotImplementedError
+
+    def _has_dir(self, workdir: str) -> bool:
+        """Whether ``workdir`` (workspace-relative) is a directory; backends that cannot tell cheaply
+        leave it to the command, which then fails in the missing directory."""
+        return True
+
+    async def _exec(self, argv: list[str], workdir: str, data: bytes | None, timeout: float) -> ExecResult:
+        """Run one normalized command (``exec`` has checked the argv and the cwd)."""
+        raise NotImplementedError
+
     def limits_report(self) -> dict[str, str]:
         """Each limit and isolation property -> the mechanism that enforces it on this host, or
-        ``NOT ENFORCED (why)``; shown by ``agentkit sandbox check``."""
-        raise NotImplementedError
+        ``NOT ENFORCED (why)``; shown by ``agentkit sandbox check``, one row per ``LIMIT_ROWS``."""
+        mechanisms = self._limit_mechanisms()
+        if "refused" in mechanisms:
+            return mechanisms
+        limits = self.limits
+        rows = {
+            **mechanisms,
+            "file size": f"RLIMIT_FSIZE {limits.file_size_mb} MiB per file",
+            "open files": f"RLIMIT_NOFILE {limits.open_files}",
+            "output": f"{limits.output_bytes} bytes per stream, the rest counted and flagged",
+        }
+        return {row: rows[row] for row in LIMIT_ROWS}
+
+    # -- the protocol ---------------------------------------------------------------------------------
+
+    async def exec(
+        self,
+        cmd: list[str] | str,
+        stdin: str | bytes | None = None,
+        timeout: float | None = None,
+        cwd: str | None = None,
+    ) -> ExecResult:
+        request = exec_request(cmd, cwd)
+        if isinstance(request, ExecResult):
+            return request
+        argv, workdir = request
+        if workdir != "." and not self._has_dir(workdir):
+            return ExecResult(
+                status=ExecStatus.error, stderr=f"cwd {cwd!r} is not a directory in the workspace"
+            )
+        data = stdin.encode() if isinstance(stdin, str) else stdin
+        return await self._exec(argv, workdir, data, self.limits.timeout if timeout is None else timeout)
 
     # -- the shared lifecycle -------------------------------------------------------------------------
 

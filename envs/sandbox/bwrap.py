@@ -106,7 +106,7 @@ from agentkit.envs.sandbox.base import (
     SandboxBase,
     classify,
     decode,
-    exec_request,
+    exec_result,
     process_alive,
     read_capped,
     runtime_dir,
@@ -459,7 +459,7 @@ class BwrapSandbox(SandboxBase):
     def _cgroup_host(self) -> cgroups.CgroupHost | None:
         return cgroups.host()[0] if self.cgroup_mode != "off" else None
 
-    def limits_report(self) -> dict[str, str]:
+    def _limit_mechanisms(self) -> dict[str, str]:
         diagnosis = self.diagnosis()
         if diagnosis.problem:
             return {"refused": diagnosis.problem}
@@ -492,9 +492,6 @@ class BwrapSandbox(SandboxBase):
             "cpu": f"RLIMIT_CPU {self.limits.cpu_seconds} s"
             + (f" ({by_cgroup['cpu accounting']})" if host else ""),
             "wall clock": f"SIGKILL of bwrap after {self.limits.timeout:g} s (its pid namespace dies with it)",
-            "file size": f"RLIMIT_FSIZE {self.limits.file_size_mb} MiB per file",
-            "open files": f"RLIMIT_NOFILE {self.limits.open_files}",
-            "output": f"{self.limits.output_bytes} bytes per stream, the rest counted and flagged",
             "network": "host network (limits.network=true)"
             if self.limits.network
             else "network namespace with loopback only",
@@ -693,23 +690,10 @@ class BwrapSandbox(SandboxBase):
 
     # -- the protocol ----------------------------------------------------------------------------------
 
-    async def exec(
-        self,
-        cmd: list[str] | str,
-        stdin: str | bytes | None = None,
-        timeout: float | None = None,
-        cwd: str | None = None,
-    ) -> ExecResult:
-        timeout = self.limits.timeout if timeout is None else timeout
-        request = exec_request(cmd, cwd)
-        if isinstance(request, ExecResult):
-            return request
-        argv, workdir = request
-        if workdir != "." and not (self.workspace / workdir).is_dir():
-            return ExecResult(
-                status=ExecStatus.error, stderr=f"cwd {cwd!r} is not a directory in the workspace"
-            )
-        data = stdin.encode() if isinstance(stdin, str) else stdin
+    def _has_dir(self, workdir: str) -> bool:
+        return (self.workspace / workdir).is_dir()
+
+    async def _exec(self, argv: list[str], workdir: str, data: bytes | None, timeout: float) -> ExecResult:
         started = time.monotonic()
         proc, cgroup = await self._spawn(
             argv,
@@ -739,22 +723,15 @@ class BwrapSandbox(SandboxBase):
                 if task is not None and not task.done():
                     task.cancel()
             self._reap(proc, cgroup)
-        code = shell_exit_code(proc.returncode) if not timed_out else None
-        stderr = err.text()
-        status = classify(code, timed_out=timed_out, oom=oom, stderr=stderr)
-        if status == ExecStatus.killed and cpu_out:
-            status = ExecStatus.timeout
-            stderr += f"[killed at the CPU-time limit of {self.limits.cpu_seconds} s]"
-        if timed_out:
-            stderr += f"{chr(10) if stderr and not stderr.endswith(chr(10)) else ''}[killed after {timeout:g} s wall-clock timeout]"
-        return ExecResult(
-            status=status,
-            exit_code=code,
-            stdout=out.text(),
-            stderr=stderr,
-            stdout_truncated=out.truncated,
-            stderr_truncated=err.truncated,
+        return exec_result(
+            None if timed_out else shell_exit_code(proc.returncode),
+            out,
+            err,
+            timeout=timeout,
+            timed_out=timed_out,
+            oom=oom,
             duration=duration,
+            cpu_limit=self.limits.cpu_seconds if cpu_out else None,
         )
 
     async def write_file(self, path: str, content: str | bytes) -> None:
@@ -879,15 +856,49 @@ async def _feed(proc: asyncio.subprocess.Process, data: bytes) -> None:
         pass
 
 
-class BwrapWorker:
+class _SessionProcess:
+    """What both kinds of bwrap session share: the bwrap instance the session lives in (killing it kills
+    the session with its pid namespace), the tail of the session's stderr, the crash report, and the kill."""
+
+    def __init__(
+        self,
+        sandbox: BwrapSandbox,
+        proc: asyncio.subprocess.Process,
+        cgroup: cgroups.Cgroup | None,
+        stderr: asyncio.StreamReader,
+    ):
+        self.sandbox, self.proc, self.cgroup = sandbox, proc, cgroup
+        self.stderr = CappedBuffer(16384)
+        self._stderr_task = asyncio.create_task(read_capped(stderr, self.stderr))
+
+    async def _crash_report(self, returncode: int | None, oom: bool) -> tuple[ExecStatus, int | None, str]:
+        """The status, the shell-style exit code and the stderr tail of a session that ended."""
+        await asyncio.wait([self._stderr_task], timeout=1.0)
+        code = shell_exit_code(returncode)
+        tail = decode(bytes(self.stderr.data))
+        return classify(code, timed_out=False, oom=oom, stderr=tail), code, tail
+
+    def _close_pipes(self) -> None:
+        """Close what the session's own pipes hold open (nothing beyond the process by default)."""
+
+    async def kill(self) -> None:
+        self.sandbox._reap(self.proc, self.cgroup)
+        try:
+            await asyncio.wait_for(self.proc.wait(), 5.0)
+        except TimeoutError:
+            pass
+        self._close_pipes()
+        if not self._stderr_task.done():
+            self._stderr_task.cancel()
+
+
+class BwrapWorker(_SessionProcess):
     """A running worker process: the session's view of one bwrap instance."""
 
     def __init__(
         self, sandbox: BwrapSandbox, proc: asyncio.subprocess.Process, cgroup: cgroups.Cgroup | None
     ):
-        self.sandbox, self.proc, self.cgroup = sandbox, proc, cgroup
-        self.stderr = CappedBuffer(16384)
-        self._stderr_task = asyncio.create_task(read_capped(proc.stderr, self.stderr))
+        super().__init__(sandbox, proc, cgroup, proc.stderr)
 
     async def send(self, data: bytes) -> None:
         self.proc.stdin.write(data)
@@ -905,19 +916,7 @@ class BwrapWorker:
         if self.proc.returncode is None:
             self.sandbox._reap(self.proc, self.cgroup)
             await self.proc.wait()
-        await asyncio.wait([self._stderr_task], timeout=1.0)
-        code = shell_exit_code(self.proc.returncode)
-        tail = decode(bytes(self.stderr.data))
-        return classify(code, timed_out=False, oom=oom, stderr=tail), code, tail
-
-    async def kill(self) -> None:
-        self.sandbox._reap(self.proc, self.cgroup)
-        try:
-            await asyncio.wait_for(self.proc.wait(), 5.0)
-        except TimeoutError:
-            pass
-        if not self._stderr_task.done():
-            self._stderr_task.cancel()
+        return await self._crash_report(self.proc.returncode, oom)
 
 
 # ------------------------------------------------------------------------------------------- zygote
@@ -1024,7 +1023,7 @@ async def _holder_pid(holder: asyncio.subprocess.Process) -> int:
     return int(init)
 
 
-class ZygoteWorker:
+class ZygoteWorker(_SessionProcess):
     """A zygote-forked session: its pipes, its sandbox's bwrap (killing that kills the session with the
     pid namespace) and the helper's status pipe (``pid N``, then ``exit CODE``)."""
 
@@ -1038,10 +1037,8 @@ class ZygoteWorker:
         status: asyncio.StreamReader,
         stderr: asyncio.StreamReader,
     ):
-        self.sandbox, self.proc, self.cgroup = sandbox, holder, cgroup
+        super().__init__(sandbox, holder, cgroup, stderr)
         self.writer, self.reader, self.status = writer, reader, status
-        self.stderr = CappedBuffer(16384)
-        self._stderr_task = asyncio.create_task(read_capped(stderr, self.stderr))
         self.pid: int | None = None
         self.exit_code: int | None = None
 
@@ -1105,17 +1102,7 @@ class ZygoteWorker:
         code = await self._exit_code(2.0)
         oom = self.cgroup.oom_kills() > 0 if self.cgroup else False
         await self.kill()
-        await asyncio.wait([self._stderr_task], timeout=1.0)
-        code = shell_exit_code(code)
-        tail = decode(bytes(self.stderr.data))
-        return classify(code, timed_out=False, oom=oom, stderr=tail), code, tail
+        return await self._crash_report(code, oom)
 
-    async def kill(self) -> None:
-        self.sandbox._reap(self.proc, self.cgroup)
-        try:
-            await asyncio.wait_for(self.proc.wait(), 5.0)
-        except TimeoutError:
-            pass
+    def _close_pipes(self) -> None:
         self.writer.close()
-        if not self._stderr_task.done():
-            self._stderr_task.cancel()

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Protocol
 
+from agentkit.envs.sandbox.base import process_alive
 from agentkit.sandbox import SandboxLimits
 
 V1_ROOT = Path("/sys/fs/cgroup")
@@ -49,16 +50,6 @@ class CgroupHost(Protocol):
     def cleanup(self) -> None: ...
 
     def describe(self) -> dict[str, str]: ...
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _kill_pids(read_pids) -> None:
@@ -100,7 +91,7 @@ def _reap_stale(base: Path, remove) -> None:
         return
     for entry in entries:
         pid = entry.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
             remove(entry)
 
 

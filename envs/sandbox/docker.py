@@ -59,7 +59,7 @@ from agentkit.envs.sandbox.base import (
     SandboxBase,
     classify,
     decode,
-    exec_request,
+    exec_result,
     process_alive,
     scrubbed_env,
 )
@@ -293,7 +293,7 @@ class DockerSandbox(SandboxBase):
     def diagnosis_facts(self) -> dict[str, str]:
         return {"Docker API": socket_status(self.url)[1], "image": self.image}
 
-    def limits_report(self) -> dict[str, str]:
+    def _limit_mechanisms(self) -> dict[str, str]:
         limits = self.limits
         return {
             "mode": "container: keeper as nobody, each exec its own uid, the session a uid of its own; "
@@ -304,9 +304,6 @@ class DockerSandbox(SandboxBase):
             "cpu": f"RLIMIT_CPU {limits.cpu_seconds} s per exec"
             + (f"; {self.cpus} CPUs" if self.cpus else ""),
             "wall clock": f"SIGKILL of the exec's uid after {limits.timeout:g} s",
-            "file size": f"RLIMIT_FSIZE {limits.file_size_mb} MiB per file",
-            "open files": f"RLIMIT_NOFILE {limits.open_files}",
-            "output": f"{limits.output_bytes} bytes per stream, the rest counted and flagged",
             "network": "host bridge (limits.network=true)"
             if limits.network
             else "network_mode=none (loopback only)",
@@ -431,20 +428,8 @@ class DockerSandbox(SandboxBase):
             self._streams.discard(stream)
         return self.api.exec_inspect(exec_id).get("ExitCode")
 
-    async def exec(
-        self,
-        cmd: list[str] | str,
-        stdin: str | bytes | None = None,
-        timeout: float | None = None,
-        cwd: str | None = None,
-    ) -> ExecResult:
-        timeout = self.limits.timeout if timeout is None else timeout
-        request = exec_request(cmd, cwd)
-        if isinstance(request, ExecResult):
-            return request
-        argv, workdir = request
+    async def _exec(self, argv: list[str], workdir: str, data: bytes | None, timeout: float) -> ExecResult:
         await self.start()
-        data = stdin.encode() if isinstance(stdin, str) else stdin
         uid = 2000 + next(_uid_counter) % 60000
         out, err = CappedBuffer(self.limits.output_bytes), CappedBuffer(self.limits.output_bytes)
         holder: dict = {}
@@ -480,23 +465,10 @@ class DockerSandbox(SandboxBase):
                 except BaseException:  # the stream is closed below either way
                     if holder.get("stream"):
                         holder["stream"].close()
-        stderr = err.text()
         oom = False
         if not timed_out and code is not None and code > 128:
             oom = await _call(self._oom_since_last)
-        status = classify(code, timed_out=timed_out, oom=oom, stderr=stderr)
-        if timed_out:
-            code = None
-            stderr += f"{chr(10) if stderr and not stderr.endswith(chr(10)) else ''}[killed after {timeout:g} s wall-clock timeout]"
-        return ExecResult(
-            status=status,
-            exit_code=code,
-            stdout=out.text(),
-            stderr=stderr,
-            stdout_truncated=out.truncated,
-            stderr_truncated=err.truncated,
-            duration=duration,
-        )
+        return exec_result(code, out, err, timeout=timeout, timed_out=timed_out, oom=oom, duration=duration)
 
     # -- files -----------------------------------------------------------------------------------------
 

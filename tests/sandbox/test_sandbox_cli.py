@@ -3,27 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from sandbox_cli import agentkit
 
 pytestmark = pytest.mark.bwrap
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def agentkit(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
-    return subprocess.run(
-        [sys.executable, "-m", "agentkit.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=120,
-    )
 
 
 def test_exec_reads_stdin_and_prints_one_json_result():

@@ -4,30 +4,15 @@ one line saying what is missing and how to enable it, exit code 2, and ``sandbox
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
+from sandbox_cli import agentkit
 
 from agentkit.errors import ConfigError, SandboxUnavailable
 
 pytestmark = pytest.mark.bwrap
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def agentkit(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
-    return subprocess.run(
-        [sys.executable, "-m", "agentkit.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=120,
-    )
 
 
 @pytest.mark.parametrize(

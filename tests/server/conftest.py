@@ -8,13 +8,8 @@ the scripted text. Everything above the model (batching, sampling, HTTP, parsing
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import socket
-import threading
-import time
-
 import pytest
+from asgi_server import serve_in_thread
 
 
 def _scripted_lm_class():
@@ -90,29 +85,19 @@ def scripted_engine_factory(tiny_tokenizer):
         engine.close()
 
 
-@contextlib.contextmanager
-def serve_in_thread(app):
-    """Run an ASGI app with uvicorn on a loopback port in a thread; yield ``http://127.0.0.1:PORT``."""
-    import uvicorn
-
-    sock = socket.create_server(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("test server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-
-
 @pytest.fixture
 def serve_app():
     return serve_in_thread
+
+
+@pytest.fixture(scope="module")
+def tiny_server(tiny_model_dir, tmp_path_factory):
+    """``agentkit serve`` on the tiny MLA checkpoint, a real subprocess (one per test module); its ``/v1`` URL."""
+    from agentkit.config import ModelConfig
+    from agentkit.server.launch import embedded_server
+
+    log = tmp_path_factory.mktemp("serve") / "server.log"
+    with embedded_server(
+        ModelConfig(name="tiny-mla", path=str(tiny_model_dir)), log_path=log, timeout=240, extra=["threads=1"]
+    ) as url:
+        yield url

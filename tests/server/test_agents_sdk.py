@@ -14,9 +14,7 @@ import agents  # the test extra installs openai-agents; a missing SDK fails the 
 import pytest
 from openai import AsyncOpenAI
 
-from agentkit.config import ModelConfig
 from agentkit.server.app import create_app
-from agentkit.server.launch import embedded_server
 
 agents.set_tracing_disabled(True)  # tracing would export to api.openai.com
 
@@ -52,15 +50,6 @@ async def _run_both(agent, prompt: str):
         ):
             deltas.append(event.data.delta)
     return plain, streamed, kinds, deltas
-
-
-@pytest.fixture(scope="module")
-def tiny_server(tiny_model_dir, tmp_path_factory):
-    log = tmp_path_factory.mktemp("serve-sdk") / "server.log"
-    with embedded_server(
-        ModelConfig(name="tiny-mla", path=str(tiny_model_dir)), log_path=log, timeout=240, extra=["threads=1"]
-    ) as url:
-        yield url
 
 
 @pytest.mark.slow

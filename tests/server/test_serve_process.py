@@ -8,6 +8,7 @@ import json
 import httpx
 import openai
 import pytest
+from openai_api import PYTHON_TOOL
 
 from agentkit.chat_template import template_sha256
 from agentkit.client import Sampling
@@ -17,33 +18,11 @@ from agentkit.openai_client import OpenAIClient
 from agentkit.records import Message, ToolSpec
 from agentkit.server.launch import embedded_server, resolve_model_path
 
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "python",
-            "description": "Run Python code",
-            "parameters": {
-                "type": "object",
-                "properties": {"code": {"type": "string"}},
-                "required": ["code"],
-            },
-        },
-    }
-]
+TOOLS = [PYTHON_TOOL]
 
 
-@pytest.fixture(scope="module")
-def server_url(tiny_model_dir, tmp_path_factory):
-    log = tmp_path_factory.mktemp("serve") / "server.log"
-    with embedded_server(
-        ModelConfig(name="tiny-mla", path=str(tiny_model_dir)), log_path=log, timeout=240, extra=["threads=1"]
-    ) as url:
-        yield url
-
-
-def test_openai_client_with_tools_gets_a_well_formed_response(server_url, tiny_tokenizer):
-    client = openai.OpenAI(base_url=server_url, api_key="unused", max_retries=0)
+def test_openai_client_with_tools_gets_a_well_formed_response(tiny_server, tiny_tokenizer):
+    client = openai.OpenAI(base_url=tiny_server, api_key="unused", max_retries=0)
     response = client.chat.completions.create(
         model="tiny-mla",
         tools=TOOLS,
@@ -69,11 +48,11 @@ def test_openai_client_with_tools_gets_a_well_formed_response(server_url, tiny_t
     )
 
 
-def test_openai_client_batches_and_health_answers_during_generation(server_url):
+def test_openai_client_batches_and_health_answers_during_generation(tiny_server):
     tools = [ToolSpec.model_validate(t) for t in TOOLS]
 
     async def scenario():
-        client = OpenAIClient(server_url, "tiny-mla", max_retries=0)
+        client = OpenAIClient(tiny_server, "tiny-mla", max_retries=0)
         try:
             assert await client.health()
             burst = asyncio.gather(
@@ -88,7 +67,7 @@ def test_openai_client_batches_and_health_answers_during_generation(server_url):
             )
             await asyncio.sleep(0.1)  # long enough to start the burst, short of finishing 4 x 256 tokens
             async with httpx.AsyncClient() as http:
-                health = await http.get(server_url[:-3] + "/health", timeout=10)
+                health = await http.get(tiny_server[:-3] + "/health", timeout=10)
             answered_while_generating = not burst.done()
             return await burst, health, answered_while_generating
         finally:
@@ -99,14 +78,14 @@ def test_openai_client_batches_and_health_answers_during_generation(server_url):
     for completion in completions:
         assert completion.model == "tiny-mla" and 0 < completion.completion_tokens <= 256
         assert completion.finish_reason in ("stop", "length", "tool_calls")
-    stats = httpx.get(server_url[:-3] + "/health").json()["stats"]
+    stats = httpx.get(tiny_server[:-3] + "/health").json()["stats"]
     assert stats["largest_batch"] >= 2 and stats["batches"] < stats["rows"]
 
 
-def test_prompt_over_the_context_is_a_400(server_url):
+def test_prompt_over_the_context_is_a_400(tiny_server):
     too_long = [{"role": "user", "content": "7 " * 5000}]
     response = httpx.post(
-        server_url + "/chat/completions", json={"messages": too_long, "max_tokens": 4}, timeout=60
+        tiny_server + "/chat/completions", json={"messages": too_long, "max_tokens": 4}, timeout=60
     )
     assert response.status_code == 400 and "maximum context length" in response.json()["error"]["message"]
 

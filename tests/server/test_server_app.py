@@ -7,36 +7,19 @@ import json
 import httpx
 import openai
 import pytest
+from openai_api import PYTHON_TOOL, USER, openai_client
 
 from agentkit.chat_template import template_sha256
 from agentkit.server.app import create_app
 
 CALL_TEXT = '<think>plan: use python</think><tool_call>{"name": "python", "arguments": {"code": "print(6*7)"}}</tool_call>'
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "python",
-            "description": "Run Python code",
-            "parameters": {
-                "type": "object",
-                "properties": {"code": {"type": "string"}},
-                "required": ["code"],
-            },
-        },
-    }
-]
-USER = [{"role": "user", "content": "What is 6*7?"}]
-
-
-def _openai(url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+TOOLS = [PYTHON_TOOL]
 
 
 def test_tool_calls_are_parsed_into_the_openai_response(scripted_engine_factory, serve_app):
     engine = scripted_engine_factory(CALL_TEXT)
     with serve_app(create_app(engine, served_model_name="tiny")) as url:
-        response = _openai(url).chat.completions.create(
+        response = openai_client(url).chat.completions.create(
             model="tiny", messages=USER, tools=TOOLS, max_tokens=64
         )
     choice = response.choices[0]
@@ -54,7 +37,7 @@ def test_tool_calls_are_parsed_into_the_openai_response(scripted_engine_factory,
 def test_without_tools_the_text_comes_back_as_is(scripted_engine_factory, serve_app):
     engine = scripted_engine_factory(CALL_TEXT)
     with serve_app(create_app(engine)) as url:
-        client = _openai(url)
+        client = openai_client(url)
         plain = client.chat.completions.create(model="scripted", messages=USER, max_tokens=64)
         declined = client.chat.completions.create(
             model="scripted", messages=USER, tools=TOOLS, tool_choice="none", max_tokens=64
@@ -67,7 +50,7 @@ def test_without_tools_the_text_comes_back_as_is(scripted_engine_factory, serve_
 def test_length_stop_strings_n_and_token_ids(scripted_engine_factory, serve_app):
     engine = scripted_engine_factory(CALL_TEXT)
     with serve_app(create_app(engine)) as url:
-        client = _openai(url)
+        client = openai_client(url)
         short = client.chat.completions.create(model="scripted", messages=USER, tools=TOOLS, max_tokens=3)
         stopped = client.chat.completions.create(
             model="scripted", messages=USER, stop=["</think>"], max_tokens=64
@@ -99,7 +82,7 @@ def test_models_health_and_completions(scripted_engine_factory, serve_app, tiny_
     with serve_app(create_app(engine, served_model_name="tiny", root="/ckpt/tiny")) as url:
         models = httpx.get(url + "/v1/models").json()
         health = httpx.get(url + "/health")
-        client = _openai(url)
+        client = openai_client(url)
         text = client.completions.create(model="tiny", prompt="Once<|Assistant|>", max_tokens=8)
         anchor = tiny_tokenizer.convert_tokens_to_ids("<|Assistant|>")
         ids = client.completions.create(
@@ -155,7 +138,7 @@ def test_context_overflow_message_and_other_error_shapes(scripted_engine_factory
         )
         no_route = httpx.get(url + "/v1/nothing")
         with pytest.raises(openai.BadRequestError, match="maximum context length"):
-            _openai(url).chat.completions.create(model="scripted", messages=long_prompt)
+            openai_client(url).chat.completions.create(model="scripted", messages=long_prompt)
     assert (
         too_long.status_code == 400
         and "maximum context length is 64 tokens" in too_long.json()["error"]["message"]

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 
 import httpx
-import openai
 import pytest
+from openai_api import PYTHON_TOOL, USER, openai_client
 
 from agentkit.server.app import create_app
 
@@ -23,18 +23,7 @@ TWO_CALLS = (
     '<tool_call>{"name": "search", "arguments": {"query": "x"}}</tool_call>'
 )
 TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "python",
-            "description": "Run Python code",
-            "parameters": {
-                "type": "object",
-                "properties": {"code": {"type": "string"}},
-                "required": ["code"],
-            },
-        },
-    },
+    PYTHON_TOOL,
     {
         "type": "function",
         "function": {
@@ -48,11 +37,6 @@ TOOLS = [
         },
     },
 ]
-USER = [{"role": "user", "content": "What is 6*7?"}]
-
-
-def _openai(url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
 
 
 def _collect(stream) -> dict:
@@ -99,7 +83,7 @@ def _same(streamed: dict, response) -> None:
 def test_streamed_deltas_add_up_to_the_plain_response(scripted_engine_factory, serve_app, text):
     engine = scripted_engine_factory(text)
     with serve_app(create_app(engine, served_model_name="tiny")) as url:
-        client = _openai(url)
+        client = openai_client(url)
         plain = client.chat.completions.create(model="tiny", messages=USER, tools=TOOLS, max_tokens=96)
         streamed = _collect(
             client.chat.completions.create(
@@ -145,7 +129,7 @@ def test_stream_without_include_usage_has_no_usage_chunk_and_ends_with_done(
 def test_stream_stop_strings_and_n(scripted_engine_factory, serve_app):
     engine = scripted_engine_factory("alpha beta STOP gamma")
     with serve_app(create_app(engine)) as url:
-        client = _openai(url)
+        client = openai_client(url)
         plain = client.chat.completions.create(
             model="scripted", messages=USER, stop=["STOP"], n=2, max_tokens=32
         )
@@ -166,7 +150,7 @@ def test_tool_choice_named_and_required_force_a_call(scripted_engine_factory, se
     # writes the call text, and the server supplies the forced start of it.
     engine = scripted_engine_factory('<tool_call>{"name": "search", "arguments": {"query": "x"}}</tool_call>')
     with serve_app(create_app(engine)) as url:
-        client = _openai(url)
+        client = openai_client(url)
         named = client.chat.completions.create(
             model="scripted",
             messages=USER,

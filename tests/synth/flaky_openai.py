@@ -8,9 +8,10 @@ seed) and turn, so a transient fault clears after a fixed number of requests wha
 import asyncio
 import json
 import re
-import threading
 import time
 from collections import Counter
+
+from asgi_server import serve_in_thread
 
 MODES = [
     "ok",
@@ -114,27 +115,14 @@ def create_app(model: str = "fake", slow: float = 0.3, stall: float = 3.0):
 
 
 class ServerThread:
-    """Runs an ASGI app under uvicorn in a background thread; ``base_url`` once it listens."""
+    """A fake OpenAI server in a background thread; ``base_url`` (``.../v1``) once it listens."""
 
     def __init__(self, app):
-        import uvicorn
-
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error", access_log=False)
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self._serving = serve_in_thread(app, timeout=30)
 
     def __enter__(self) -> "ServerThread":
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the fake OpenAI server did not start")
-            time.sleep(0.02)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{port}/v1"
+        self.base_url = self._serving.__enter__() + "/v1"
         return self
 
     def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        self._serving.__exit__(*exc)

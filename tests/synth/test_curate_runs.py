@@ -8,27 +8,15 @@ import shutil
 from pathlib import Path
 
 import pytest
+from synth_runs import toy_config
 
 from agentkit.cli import main
-from agentkit.config import EnvConfig, TaskSourceConfig
-from agentkit.synth.config import ReportConfig, StrategyConfig, SynthConfig
 from agentkit.synth.merge import INDEX_BYTES
 from agentkit.synth.pipeline import run
 
 
 def shard_run(out: Path, shard: str) -> Path:
-    run(
-        "synth",
-        SynthConfig(
-            env=EnvConfig(name="toy-synth", tasks=TaskSourceConfig(n=16)),
-            policy="reference",
-            strategy=StrategyConfig(name="teacher"),
-            n_samples=2,
-            shard=shard,
-            out=str(out),
-            report=ReportConfig(progress=False, plots=False),
-        ),
-    )
+    run("synth", toy_config(out, 16, shard=shard))
     return out
 
 

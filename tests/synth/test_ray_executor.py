@@ -11,13 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
+from synth_runs import HERE, dataset, raw, run_and_kill, subprocess_command, toy_config, toy_synth
 
 from agentkit.cli import main
-from agentkit.config import EnvConfig, TaskSourceConfig
-from agentkit.synth.config import ExecutorConfig, ReportConfig, StrategyConfig, SynthConfig
+from agentkit.synth.config import ExecutorConfig, SynthConfig
 from agentkit.synth.pipeline import run
 
-HERE = Path(__file__).resolve().parent
 # The actors import the toy env of these tests: a worker-process hook registers it on every node.
 RUNTIME_ENV = {"env_vars": {"PYTHONPATH": str(HERE)}, "worker_process_setup_hook": "toy_synth_env.register"}
 NODE = {"num_cpus": 1, "object_store_memory": 100 * 1024**2}
@@ -52,20 +51,7 @@ def cluster():
 
 def config(out: Path, executor: ExecutorConfig, tasks: int, delay: float, concurrency: int) -> SynthConfig:
     options = {"delay": delay} if delay else {}
-    return SynthConfig(
-        env=EnvConfig(name="toy-synth", tasks=TaskSourceConfig(n=tasks), options=options),
-        policy="reference",
-        strategy=StrategyConfig(name="teacher"),
-        n_samples=2,
-        concurrency=concurrency,
-        out=str(out),
-        report=ReportConfig(progress=False, plots=False),
-        executor=executor,
-    )
-
-
-def raw(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "raw" / "rollouts.jsonl").read_text().splitlines()]
+    return toy_config(out, tasks, options, concurrency=concurrency, executor=executor)
 
 
 def outcomes(out: Path) -> list[tuple]:
@@ -74,48 +60,38 @@ def outcomes(out: Path) -> list[tuple]:
     )
 
 
-def dataset(out: Path) -> list[tuple]:
-    rows = [
-        json.loads(line)
-        for p in sorted((out / "data").glob("train*.jsonl"))
-        for line in p.read_text().splitlines()
+def passed(out: Path) -> list[tuple]:
+    return sorted((r["id"], r["verdict"]["passed"]) for r in dataset(out))
+
+
+def synth_args(out: Path, *extra: str) -> list[str]:
+    return toy_synth(out, "env.tasks.n=10", "concurrency=4", *extra)
+
+
+def on_ray(address: str) -> list[str]:
+    """The arguments that run the episodes on the cluster at ``address``, its workers importing the toy env."""
+    return [
+        "executor=ray",
+        f"executor.address={address}",
+        f"++executor.runtime_env={{env_vars:{{PYTHONPATH:'{HERE}'}},"
+        f"worker_process_setup_hook:toy_synth_env.register}}",
     ]
-    return sorted((r["id"], r["verdict"]["passed"]) for r in rows)
 
 
 def agentkit(out: Path, *extra: str) -> None:
     with _no_exit():
-        main(
-            [
-                "synth",
-                "env=toy-synth",
-                "policy=reference",
-                "strategy=teacher",
-                "env.tasks.n=10",
-                "n_samples=2",
-                "concurrency=4",
-                "report.progress=false",
-                "report.plots=false",
-                f"out={out}",
-                *extra,
-            ]
-        )
+        main(synth_args(out, *extra))
 
 
 def test_two_nodes_give_the_local_dataset(cluster, tmp_path, capsys):
     local, out = tmp_path / "local", tmp_path / "ray"
     agentkit(local)
-    agentkit(
-        out,
-        "executor=ray",
-        f"executor.address={cluster.address}",
-        f"++executor.runtime_env={{env_vars:{{PYTHONPATH:'{HERE}'}},worker_process_setup_hook:toy_synth_env.register}}",
-    )
+    agentkit(out, *on_ray(cluster.address))
     printed = capsys.readouterr().out
     assert "executor=ray: 2 rollout actor(s) on 2 node(s)" in printed
 
     assert outcomes(out) == outcomes(local) and len(outcomes(out)) == 20
-    assert dataset(out) == dataset(local) and dataset(out)
+    assert passed(out) == passed(local) and passed(out)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["complete"] and manifest["counts"]["executor"] == "ray"
     assert manifest["counts"]["execution"]["nodes"] == 2
@@ -133,18 +109,7 @@ def test_two_nodes_give_the_local_dataset(cluster, tmp_path, capsys):
 def test_eval_on_ray_scores_and_fails_like_local(cluster, tmp_path, capsys):
     """The same pass@k, and an episode whose sandbox is lost is the same infrastructure failure."""
     scores, failures = {}, {}
-    for name, extra in (
-        ("local", []),
-        (
-            "ray",
-            [
-                "executor=ray",
-                f"executor.address={cluster.address}",
-                f"++executor.runtime_env={{env_vars:{{PYTHONPATH:'{HERE}'}},"
-                f"worker_process_setup_hook:toy_synth_env.register}}",
-            ],
-        ),
-    ):
+    for name, extra in (("local", []), ("ray", on_ray(cluster.address))):
         with _no_exit():
             main(
                 [
@@ -231,57 +196,15 @@ def test_a_node_killed_mid_run_leaves_the_same_ids_without_duplicates(cluster, t
 
 def test_the_driver_killed_mid_run_resumes_from_what_was_written(cluster, tmp_path, capsys):
     """kill -9 of the driver takes its actors with it; the same command again finishes the dataset."""
-    import signal
-    import subprocess
-    import sys
-
     local, out = tmp_path / "local", tmp_path / "ray"
     agentkit(local)
     expected = sorted(r["id"] for r in raw(local))
-    command = [
-        sys.executable,
-        str(HERE / "run_agentkit.py"),
-        "synth",
-        "env=toy-synth",
-        "policy=reference",
-        "strategy=teacher",
-        "env.tasks.n=10",
-        "n_samples=2",
-        "concurrency=4",
-        "report.progress=false",
-        "report.plots=false",
-        f"out={out}",
-        "executor=ray",
-        f"executor.address={cluster.address}",
-        f"++executor.runtime_env={{env_vars:{{PYTHONPATH:'{HERE}'}},"
-        f"worker_process_setup_hook:toy_synth_env.register}}",
-        "+env.options.delay=0.2",
-    ]
-    proc = subprocess.Popen(
-        command,
-        env=dict(os.environ, AGENTKIT_CONF=str(HERE.parents[1] / "conf")),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    path = out / "raw" / "rollouts.jsonl"
-    try:
-        deadline = time.monotonic() + 180
-        while not (path.exists() and path.read_bytes().count(b"\n") >= 3):
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-            assert time.monotonic() < deadline, "the run made no progress"
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
-    written = path.read_bytes().count(b"\n")
+    extra = [*on_ray(cluster.address), "+env.options.delay=0.2"]
+    written = run_and_kill(subprocess_command(synth_args(out, *extra)), out, after_lines=3, deadline=180)
     assert 3 <= written < 20 and not (out / "manifest.json").exists()
 
     capsys.readouterr()
-    agentkit(out, *command[command.index("executor=ray") :])
+    agentkit(out, *extra)
     assert f"{written} already done" in capsys.readouterr().out
     records = raw(out)
     keys = [r["meta"]["key"] for r in records]

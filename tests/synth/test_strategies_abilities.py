@@ -3,16 +3,14 @@ report, and as a filter a training mixture can weight by."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 
-from agentkit.cli import main
+from synth_runs import rollout, run_strategy, synth
+
 from agentkit.client import Sampling
 from agentkit.config import TaskSourceConfig
-from agentkit.loop import EpisodeLimits
-from agentkit.records import Provenance, Trajectory
-from agentkit.synth.rollout import env_policy
-from agentkit.synth.strategies import Rollout, build_strategy
+from agentkit.records import Trajectory
+from agentkit.synth.strategies import build_strategy
 
 MATH = {"knowledge_computation", "complex_reasoning", "metacognition"}
 CODE = {"exploration", "localisation", "patching", "testing", "env_comprehension", "self_correction"}
@@ -41,18 +39,9 @@ def test_a_corrected_mistake_adds_self_correction_to_the_trajectory():
     (task,) = env.load_tasks(
         TaskSourceConfig(source="generated", n=1, seed=2, options={"templates": ["cancel_pending"]})
     )
-    rollout = Rollout(
-        env=env,
-        task=task,
-        sample=0,
-        trajectory_id="t/s0",
-        sampling=Sampling(),
-        limits=EpisodeLimits(max_turns=20),
-        provenance=Provenance(),
-        policy=env_policy(env),
-    )
-    plain = asyncio.run(build_strategy("direct").run(rollout))
-    taught = asyncio.run(build_strategy("teacher", {"mistakes": ["value"]}).run(rollout))
+    one = rollout(env, task, sampling=Sampling(), trajectory_id="t/s0")
+    plain = run_strategy(build_strategy("direct"), one)
+    taught = run_strategy(build_strategy("teacher", {"mistakes": ["value"]}), one)
     assert plain.abilities == task.abilities and "self_correction" not in plain.abilities
     assert taught.meta["mistake"]["exposed"] and taught.abilities == [*task.abilities, "self_correction"]
 
@@ -62,20 +51,12 @@ def test_synth_reports_the_ability_mix_and_training_filters_by_it(capsys, tmp_pa
     from agentkit.train.sources import SourceStats, TemplateCheck, _trajectory_item
 
     out = tmp_path / "run"
-    try:
-        main(
-            [
-                "synth",
-                "env=tooluse",
-                "policy=reference",
-                "env.tasks.n=12",
-                "report.progress=false",
-                "report.plots=false",
-                f"out={out}",
-            ]
-        )
-    except SystemExit as exc:
-        assert exc.code in (0, None)
+    synth(
+        out,
+        "env=tooluse",
+        "policy=reference",
+        "env.tasks.n=12",
+    )
     report = json.loads((out / "report.json").read_text())
     rows = [
         Trajectory.model_validate_json(line)

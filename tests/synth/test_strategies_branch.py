@@ -5,36 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 
 import pytest
+from synth_runs import need_bwrap, rollout, synth
 
-from agentkit.cli import main
-from agentkit.client import Sampling
 from agentkit.config import TaskSourceConfig
-from agentkit.loop import EpisodeLimits
-from agentkit.records import Provenance
-from agentkit.synth.rollout import env_policy
-from agentkit.synth.strategies import Rollout, build_strategy
+from agentkit.synth.strategies import build_strategy
 
 
 def branches(env, task, k, **options):
     strategy = build_strategy("branch", options)
 
     async def all_branches():
-        rollouts = [
-            Rollout(
-                env=env,
-                task=task,
-                sample=s,
-                trajectory_id=f"{task.env}/{task.id}/s{s}",
-                sampling=Sampling(seed=s),
-                limits=EpisodeLimits(max_turns=20),
-                provenance=Provenance(),
-                policy=env_policy(env),
-            )
-            for s in range(k)
-        ]
+        rollouts = [rollout(env, task, sample=s) for s in range(k)]
         return await asyncio.gather(*(strategy.run(r) for r in rollouts))
 
     return strategy, asyncio.run(all_branches())
@@ -69,27 +52,19 @@ def test_tooluse_branches_share_one_prefix_and_a_wrong_value_really_changes_the_
 @pytest.mark.bwrap
 @pytest.mark.slow
 def test_math_branches_replay_the_python_session_and_keep_failed_and_passed_paths(capsys, tmp_path):
-    if shutil.which("bwrap") is None:
-        pytest.fail("bubblewrap is needed for the math env")
+    need_bwrap()
     out = tmp_path / "branch"
-    try:
-        main(
-            [
-                "synth",
-                "env=math",
-                "policy=reference",
-                "strategy=branch",
-                "n_samples=3",
-                "env.tasks.n=2",
-                "curation.require_passed=false",
-                "curation.dedup.near=false",
-                "report.progress=false",
-                "report.plots=false",
-                f"out={out}",
-            ]
-        )
-    except SystemExit as exc:
-        assert exc.code in (0, None), capsys.readouterr().err
+    synth(
+        out,
+        "env=math",
+        "policy=reference",
+        "strategy=branch",
+        "n_samples=3",
+        "env.tasks.n=2",
+        "curation.require_passed=false",
+        "curation.dedup.near=false",
+        capsys=capsys,
+    )
     rows = [json.loads(line) for line in (out / "data" / "train-00000.jsonl").read_text().splitlines()]
     by_branch = {}
     for row in rows:

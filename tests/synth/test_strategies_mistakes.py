@@ -3,35 +3,19 @@ by the real observation, with a reflection that quotes that observation. Nothing
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
-import shutil
 
 import pytest
+from synth_runs import need_bwrap, rollout, run_strategy, synth
 
-from agentkit.cli import main
-from agentkit.client import Sampling
 from agentkit.config import TaskSourceConfig
-from agentkit.loop import EpisodeLimits
-from agentkit.records import Provenance
-from agentkit.synth.rollout import env_policy
-from agentkit.synth.strategies import Rollout, build_strategy, mutate_code, observation_fails, wrong_value
+from agentkit.synth.strategies import build_strategy, mutate_code, observation_fails, wrong_value
 
 
 def teach(env, task, kinds, sample=0):
-    rollout = Rollout(
-        env=env,
-        task=task,
-        sample=sample,
-        trajectory_id=f"{task.env}/{task.id}/s{sample}",
-        sampling=Sampling(seed=sample),
-        limits=EpisodeLimits(max_turns=24),
-        provenance=Provenance(),
-        policy=env_policy(env),
-    )
     strategy = build_strategy("teacher", {"mistakes": kinds})
-    return strategy, asyncio.run(strategy.run(rollout))
+    return strategy, run_strategy(strategy, rollout(env, task, sample=sample, max_turns=24))
 
 
 def wrong_turn(trajectory):
@@ -134,25 +118,17 @@ def test_mutations_keep_the_program_runnable():
 def test_sandboxed_mistakes_run_and_the_real_output_exposes_them(capsys, tmp_path, env, kind, exposed_by):
     """math: a mutated program prints a wrong value, the answer built on it is rejected by the verifier.
     code (repository tasks): a misspelled bash command really fails in the sandbox."""
-    if shutil.which("bwrap") is None:
-        pytest.fail("bubblewrap is needed for the math and code envs")
+    need_bwrap()
     out = tmp_path / env
-    try:
-        main(
-            [
-                "synth",
-                f"env={env}",
-                "policy=reference",
-                "strategy=teacher",
-                f"strategy.options.mistakes=[{kind}]",
-                "env.tasks.n=3",
-                "report.progress=false",
-                "report.plots=false",
-                f"out={out}",
-            ]
-        )
-    except SystemExit as exc:
-        assert exc.code in (0, None), capsys.readouterr().err
+    synth(
+        out,
+        f"env={env}",
+        "policy=reference",
+        "strategy=teacher",
+        f"strategy.options.mistakes=[{kind}]",
+        "env.tasks.n=3",
+        capsys=capsys,
+    )
     rows = [json.loads(line) for line in (out / "raw" / "rollouts.jsonl").read_text().splitlines()]
     assert len(rows) == 3
     for row in rows:

@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import shutil
 
 import pytest
+from synth_runs import need_bwrap, rollout, run_strategy, synth
 
-from agentkit.cli import main
 from agentkit.client import Sampling
 from agentkit.config import TaskSourceConfig
-from agentkit.loop import EpisodeLimits
-from agentkit.records import Provenance
-from agentkit.synth.rollout import env_policy
-from agentkit.synth.strategies import Rollout, build_strategy, phase_report
+from agentkit.synth.strategies import build_strategy, phase_report
 
 
 def _run(env, task):
-    rollout = Rollout(
-        env=env,
-        task=task,
-        sample=0,
-        trajectory_id=f"{task.env}/{task.id}/s0",
-        sampling=Sampling(),
-        limits=EpisodeLimits(max_turns=20),
-        provenance=Provenance(),
-        policy=env_policy(env),
-    )
-    return asyncio.run(build_strategy("agentic_cot").run(rollout))
+    return run_strategy(build_strategy("agentic_cot"), rollout(env, task, sampling=Sampling()))
 
 
 def test_tooluse_reference_writes_the_five_phases_for_every_template():
@@ -76,24 +61,16 @@ def test_phase_aliases_of_the_research_prompt_count_as_their_phase():
 @pytest.mark.slow
 @pytest.mark.parametrize(("env", "n"), [("math", 8), ("code", 3)])
 def test_sandboxed_reference_solvers_keep_every_episode_under_agentic_cot(capsys, tmp_path, env, n):
-    if shutil.which("bwrap") is None:
-        pytest.fail("bubblewrap is needed for the math and code envs")
+    need_bwrap()
     out = tmp_path / env
-    try:
-        main(
-            [
-                "synth",
-                f"env={env}",
-                "policy=reference",
-                "strategy=agentic_cot",
-                f"env.tasks.n={n}",
-                "report.progress=false",
-                "report.plots=false",
-                f"out={out}",
-            ]
-        )
-    except SystemExit as exc:
-        assert exc.code in (0, None), capsys.readouterr().err
+    synth(
+        out,
+        f"env={env}",
+        "policy=reference",
+        "strategy=agentic_cot",
+        f"env.tasks.n={n}",
+        capsys=capsys,
+    )
     report = json.loads((out / "report.json").read_text())
     assert report["curation"]["kept"] == n, report["curation"]
     rows = [json.loads(line) for line in (out / "data" / "train-00000.jsonl").read_text().splitlines()]

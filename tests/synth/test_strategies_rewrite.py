@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 from rewrites import BAD, GOOD, TOO_LONG, WRONG_ORDER
+from synth_runs import rollout, run_strategy, synth
 
 from agentkit.client import Sampling, ScriptedClient
 from agentkit.config import EnvConfig, TaskSourceConfig
 from agentkit.env import build_env
 from agentkit.errors import ConfigError
-from agentkit.loop import EpisodeLimits
-from agentkit.records import Provenance, Task
+from agentkit.records import Task
 from agentkit.synth.rewrite import render_phases, split_phases, summary_problems
 from agentkit.synth.rollout import model_policy
-from agentkit.synth.strategies import Rollout, build_strategy
+from agentkit.synth.strategies import build_strategy
 
 ROWS = Path(__file__).parent / "assets" / "long_cot.jsonl"
 FIELDS = {"id": "qid", "prompt": "question", "answer": "final", "cot": "reasoning"}
@@ -33,18 +33,11 @@ def env_and_tasks():
 
 def rewrite(env, task, text, **options):
     client = ScriptedClient([text], name="teacher")
-    rollout = Rollout(
-        env=env,
-        task=task,
-        sample=0,
-        trajectory_id=f"math/{task.id}/s0",
-        sampling=Sampling(),
-        limits=EpisodeLimits(max_turns=2),
-        provenance=Provenance(),
-        policy=model_policy(client),
+    one = rollout(
+        env, task, model_policy(client), sampling=Sampling(), max_turns=2, trajectory_id=f"math/{task.id}/s0"
     )
     strategy = build_strategy("agentic_cot_rewrite", options)
-    trajectory = asyncio.run(strategy.run(rollout))
+    trajectory = run_strategy(strategy, one)
     return strategy, trajectory, client
 
 
@@ -151,29 +144,20 @@ def test_synth_rewrites_rows_through_a_served_teacher(capsys, tmp_path):
     from flaky_openai import ServerThread
     from rewrites import create_teacher_app
 
-    from agentkit.cli import main
-
     rows = {json.loads(line)["question"]: json.loads(line)["qid"] for line in ROWS.read_text().splitlines()}
     out = tmp_path / "rewrite"
     with ServerThread(create_teacher_app(rows)) as server:
-        try:
-            main(
-                [
-                    "synth",
-                    "env=math",
-                    "env.tasks.source=jsonl",
-                    f"env.tasks.path={ROWS}",
-                    *[f"+env.tasks.fields.{k}={v}" for k, v in FIELDS.items()],
-                    "strategy=agentic_cot_rewrite",
-                    f"model.base_url={server.base_url}",
-                    "model.name=teacher",
-                    "report.progress=false",
-                    "report.plots=false",
-                    f"out={out}",
-                ]
-            )
-        except SystemExit as exc:
-            assert exc.code in (0, None), capsys.readouterr().err
+        synth(
+            out,
+            "env=math",
+            "env.tasks.source=jsonl",
+            f"env.tasks.path={ROWS}",
+            *[f"+env.tasks.fields.{k}={v}" for k, v in FIELDS.items()],
+            "strategy=agentic_cot_rewrite",
+            f"model.base_url={server.base_url}",
+            "model.name=teacher",
+            capsys=capsys,
+        )
     report = json.loads((out / "report.json").read_text())
     assert report["curation"] == {"kept": 4, "dropped": {"format": 1, "verdict": 1}}  # 12600; the answer 24
     kept = [json.loads(line) for line in (out / "data" / "train-00000.jsonl").read_text().splitlines()]

@@ -3,25 +3,15 @@ import socket
 from pathlib import Path
 
 import pytest
+from synth_runs import agentkit
 from toy_synth_env import write_tasks
 
-from agentkit.cli import main
 from agentkit.jsonl import read_jsonl
 from agentkit.records import Trajectory
 from agentkit.synth.report import PLOT_FILES
 from agentkit.synth.writer import file_sha256
 
 BASE = ["env=toy-synth", "policy=reference", "report.progress=false", "report.plots=false", "env.tasks.n=6"]
-
-
-def agentkit(capsys, *args):
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def dataset(out: Path) -> list[Trajectory]:

@@ -3,8 +3,7 @@ from collections import Counter
 
 import pytest
 from flaky_openai import EXPECTED, MODES, ServerThread, create_app
-
-from agentkit.cli import main
+from synth_runs import agentkit
 
 
 @pytest.fixture(scope="module")
@@ -14,13 +13,7 @@ def flaky_server():
 
 
 def synth(capsys, *args):
-    try:
-        main(["synth", *args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return agentkit(capsys, "synth", *args)
 
 
 def read_lines(path):

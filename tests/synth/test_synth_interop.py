@@ -3,8 +3,7 @@ import math
 
 import pytest
 import toy_synth_env
-
-from agentkit.cli import main
+from synth_runs import synth
 
 
 @pytest.fixture(scope="module")
@@ -12,23 +11,15 @@ def synth_dataset(tmp_path_factory):
     out = tmp_path_factory.mktemp("interop") / "run"
     with pytest.MonkeyPatch.context() as monkeypatch:
         toy_synth_env.register(monkeypatch)
-        try:
-            main(
-                [
-                    "synth",
-                    "env=toy-synth",
-                    "policy=reference",
-                    "strategy=teacher",
-                    "env.tasks.n=8",
-                    "n_samples=2",
-                    "report.progress=false",
-                    "report.plots=false",
-                    "output.rows_per_file=5",
-                    f"out={out}",
-                ]
-            )
-        except SystemExit as exc:
-            assert exc.code in (0, None)
+        synth(
+            out,
+            "env=toy-synth",
+            "policy=reference",
+            "strategy=teacher",
+            "env.tasks.n=8",
+            "n_samples=2",
+            "output.rows_per_file=5",
+        )
     return out
 
 
@@ -50,21 +41,13 @@ def test_compressed_output_loads_with_datasets(tmp_path):
     import datasets
 
     out = tmp_path / "zst"
-    try:
-        main(
-            [
-                "synth",
-                "env=toy-synth",
-                "policy=reference",
-                "env.tasks.n=4",
-                "report.progress=false",
-                "report.plots=false",
-                "output.compression=zstd",
-                f"out={out}",
-            ]
-        )
-    except SystemExit as exc:
-        assert exc.code in (0, None)
+    synth(
+        out,
+        "env=toy-synth",
+        "policy=reference",
+        "env.tasks.n=4",
+        "output.compression=zstd",
+    )
     ds = datasets.load_dataset("json", data_files=str(out / "data" / "*.jsonl.zst"), split="train")
     assert len(ds) == 4 and ds[0]["verdict"]["passed"]
 

@@ -4,21 +4,11 @@ import json
 import shutil
 
 import pytest
+from synth_runs import agentkit
 
-from agentkit.cli import main
 from agentkit.registry import ENVS
 
 pytestmark = pytest.mark.slow
-
-
-def agentkit(capsys, *args):
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture

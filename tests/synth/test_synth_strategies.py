@@ -1,17 +1,17 @@
-import asyncio
+from functools import partial
 
 import pytest
+import synth_runs
+from synth_runs import run_strategy as run
 from toy_synth_env import ToySynthEnv, make_task
 
-from agentkit.client import Sampling, ScriptedClient
+from agentkit.client import ScriptedClient
 from agentkit.errors import ConfigError
-from agentkit.loop import EpisodeLimits
-from agentkit.records import Provenance, Status
+from agentkit.records import Status
 from agentkit.synth.rollout import env_policy, model_policy
 from agentkit.synth.strategies import (
     PHASES,
     Candidate,
-    Rollout,
     build_strategy,
     change_answer,
     misspell_code,
@@ -19,22 +19,7 @@ from agentkit.synth.strategies import (
 )
 from agentkit.toolcalls import render_tool_call
 
-
-def rollout(env, task, policy, sample=0, limits=None):
-    return Rollout(
-        env=env,
-        task=task,
-        sample=sample,
-        trajectory_id=f"{task.env}/{task.id}/s{sample}",
-        sampling=Sampling(seed=sample),
-        limits=limits or EpisodeLimits(max_turns=8),
-        provenance=Provenance(),
-        policy=policy,
-    )
-
-
-def run(strategy, r):
-    return asyncio.run(strategy.run(r))
+rollout = partial(synth_runs.rollout, max_turns=8)
 
 
 TASK = make_task(0, 3, 4, 10)  # 3*4+10 = 22
@@ -144,7 +129,7 @@ def test_reflect_does_not_retry_an_episode_that_ended_without_an_answer():
     client = ScriptedClient([render_tool_call("add", {"a": 1, "b": 1})] * 5)
     trajectory = run(
         build_strategy("reflect"),
-        rollout(ToySynthEnv(), TASK, model_policy(client), limits=EpisodeLimits(max_turns=2)),
+        rollout(ToySynthEnv(), TASK, model_policy(client), max_turns=2),
     )
     assert trajectory.status == Status.max_turns and trajectory.meta["attempts"] == 1
 

@@ -8,7 +8,6 @@ browser tests skip, except in CI (``AGENTKIT_REQUIRE_BROWSER=1``), where they fa
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from asgi_server import serve_in_thread
 
 from agentkit.synth.view import RunIndex, create_view_app, rewrite_args
 
@@ -158,30 +158,6 @@ def test_index_reads_by_offset_pages_and_is_cached(tmp_path):
     assert rewrite_args(["runs/a", "runs/b", "port=1"]) == ["port=1", 'runs=["runs/a","runs/b"]']
 
 
-@contextlib.contextmanager
-def _serve(indexes):
-    """The viewer app under uvicorn on a loopback port, in a thread."""
-    import asyncio
-    import socket
-    import threading
-
-    import uvicorn
-
-    sock = socket.create_server(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_view_app(indexes), log_level="warning", access_log=False))
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-
-
 def _browse(url: str, shot: str, *, size: str = "1500,1000") -> str:
     """Load ``url`` in headless Chromium, save a screenshot, return the DOM after the scripts ran."""
     chromium = _chromium()
@@ -211,7 +187,7 @@ def test_the_page_in_headless_chromium(runs):
     _chromium()
     good, bad = runs
     indexes = [RunIndex(bad), RunIndex(good)]
-    with _serve(indexes) as url:
+    with serve_in_thread(create_view_app(indexes)) as url:
         listing = _browse(url + "/", "list.png")
         assert 'data-ready="1"' in listing and 'id="traj-table"' in listing
         assert (
