@@ -19,5 +19,12 @@ def synth(cfg: SynthConfig) -> int:
 
 
 def evaluate(cfg: EvalConfig) -> int:
-    """Evaluate a policy: pass@1, unbiased pass@k, confidence intervals, per-task results."""
+    """Evaluate a policy: pass@1, unbiased pass@k, confidence intervals, per-task results.
+
+    With ``aptbench.data`` set, score a checkpoint by likelihood on items built from verified trajectories
+    instead: no agent loop, no server, no sandbox."""
+    if cfg.aptbench.data is not None:
+        from agentkit.synth.aptbench import run_aptbench
+
+        return run_aptbench(cfg)
     return run("eval", cfg)

@@ -161,8 +161,27 @@ class SynthConfig(RunConfig):
 
 
 @dataclass
+class AptbenchConfig:
+    """APTBench-style likelihood items built from verified trajectories (``agentkit.synth.aptbench``)."""
+
+    data: str | None = None
+    """Trajectory ``.jsonl`` shards: a file, a directory (a synth run) or a glob. None: the normal agent eval."""
+    kinds: list[str] = field(default_factory=lambda: ["plan", "next_action", "error", "answer", "completion"])
+    choices: int = 4
+    """Options per multiple-choice item, the gold one included; items with fewer distinct options are dropped."""
+    per_family: int = 30
+    """At most this many trajectories sampled per family (``<env>/<family>``)."""
+    seed: int = 0
+    batch_size: int = 16
+    max_length: int = 1024
+    """Tokens per scored sequence (context + choice); longer contexts lose their oldest tokens."""
+
+
+@dataclass
 class EvalConfig(RunConfig):
     out: str = "runs/eval"
+    aptbench: AptbenchConfig = field(default_factory=AptbenchConfig)
+    """Set ``aptbench.data`` to score a checkpoint on likelihood items instead of running the agent."""
     ks: list[int] = field(default_factory=lambda: [1])
     """pass@k reported for each k <= n_samples."""
     confidence: float = 0.95
