@@ -27,3 +27,16 @@ def tiny_tokenizer():
     from agentkit.models import load_tokenizer
 
     return load_tokenizer()
+
+
+def pytest_collection_modifyitems(config, items):
+    """``heavy`` tests (tens of minutes on 2 cores) run only with ``AGENTKIT_HEAVY_TESTS=1`` (``make test-heavy``),
+    or when selected by name with ``-m heavy``: the CI budget of ``make test`` cannot hold them."""
+    if os.environ.get("AGENTKIT_HEAVY_TESTS") == "1" or "heavy" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(
+        reason="heavy (tens of minutes on 2 cores): AGENTKIT_HEAVY_TESTS=1 or make test-heavy"
+    )
+    for item in items:
+        if "heavy" in item.keywords:
+            item.add_marker(skip)

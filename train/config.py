@@ -83,6 +83,10 @@ class DataConfig:
     """Also train on template text outside messages (BOS, role markers, the tool block)."""
     allow_template_mismatch: bool = False
     """Train on trajectories rendered with another chat template (their ``chat_template_sha256`` differs)."""
+    keep_sampled_ids: bool = True
+    """Token-faithful trajectories (``completion_token_ids``): train each assistant turn on the ids the model
+    sampled when they decode to the text the template renders, even where the tokenizer would split that text
+    otherwise; false: always the tokenizer's own split (turns that differ are counted either way)."""
     seed: int = 0
 
 

@@ -14,7 +14,13 @@ from typing import Any
 from agentkit.chat_template import template_sha256
 from agentkit.errors import ConfigError, DataError
 from agentkit.train.config import ROLES, DataConfig, SourceConfig
-from agentkit.train.render import IGNORE, LossPolicy, render_conversation, render_text
+from agentkit.train.render import (
+    IGNORE,
+    LossPolicy,
+    render_conversation,
+    render_sampled_conversation,
+    render_text,
+)
 from agentkit.train.sources import Item, SourceStats, TemplateCheck, iter_items, validate_source
 
 log = logging.getLogger("agentkit.train")
@@ -67,15 +73,35 @@ def template_check(cfg: DataConfig, tokenizer) -> TemplateCheck:
     )
 
 
-def render_item(item: Item, tokenizer, policy: LossPolicy) -> dict[str, list[int]]:
+def render_item(
+    item: Item, tokenizer, policy: LossPolicy, stats: SourceStats | None = None, keep_sampled: bool = True
+) -> dict[str, list[int]]:
+    """One item's ``input_ids`` + ``labels``; a token-faithful trajectory's sampled turns are counted in
+    ``stats`` and, with ``keep_sampled``, trained on the ids that were sampled where their text re-renders."""
     if item.text is not None:
         return render_text(tokenizer, item.text)
     if getattr(tokenizer, "chat_template", None) is None:
         raise DataError("a conversation, but the tokenizer has no chat template to render it", item.where)
     try:
-        return render_conversation(tokenizer, item.messages, item.tools, policy)
+        if not item.sampled:
+            return render_conversation(tokenizer, item.messages, item.tools, policy)
+        if keep_sampled:
+            example, turns = render_sampled_conversation(
+                tokenizer, item.messages, item.tools, item.sampled, policy
+            )
+            mismatched, resplit = turns.mismatched, turns.resplit
+            if not turns.aligned:  # not one sampled turn per assistant message: count them as before
+                mismatched = retokenize_mismatches(example["input_ids"], item.sampled)
+        else:
+            example = render_conversation(tokenizer, item.messages, item.tools, policy)
+            mismatched, resplit = retokenize_mismatches(example["input_ids"], item.sampled), 0
     except DataError as exc:
         raise DataError(exc.reason, item.where) from None
+    if stats is not None:  # on the whole rendering, before any truncation
+        stats.sampled_turns += len(item.sampled)
+        stats.retokenize_mismatches += mismatched
+        stats.kept_sampled_splits += resplit
+    return example
 
 
 def _examples(
@@ -87,12 +113,10 @@ def _examples(
     stats: SourceStats,
     truncate_at: int | None = None,
     on_example=None,
+    keep_sampled: bool = True,
 ):
     for item in iter_items(name, src, check, stats):
-        example = render_item(item, tokenizer, policy)
-        if item.sampled:  # on the whole rendering, before any truncation
-            stats.sampled_turns += len(item.sampled)
-            stats.retokenize_mismatches += retokenize_mismatches(example["input_ids"], item.sampled)
+        example = render_item(item, tokenizer, policy, stats, keep_sampled)
         if truncate_at is not None and len(example["input_ids"]) > truncate_at:
             example = {key: value[:truncate_at] for key, value in example.items()}
             stats.truncated += 1
@@ -141,6 +165,7 @@ def build_train_data(
 
     sources = resolve_sources(cfg)
     policy = LossPolicy.of(cfg.loss_roles, cfg.loss_on_template)
+    keep_sampled = cfg.keep_sampled_ids
     check = template_check(cfg, tokenizer)
     stats = {name: SourceStats(name) for name in sources}
     total = sum(src.weight for src in sources.values())
@@ -150,7 +175,9 @@ def build_train_data(
         for name, src in sources.items():
 
             def generate(name=name, src=src):
-                yield from _examples(name, src, tokenizer, policy, check, stats[name], truncate_at)
+                yield from _examples(
+                    name, src, tokenizer, policy, check, stats[name], truncate_at, keep_sampled=keep_sampled
+                )
 
             _peek(name, src, tokenizer, policy, check, truncate_at)
             part = IterableDataset.from_generator(generate, features=features())
@@ -169,6 +196,7 @@ def build_train_data(
                         stats[name],
                         truncate_at,
                         on_example=lambda task=task: bar.advance(task),
+                        keep_sampled=keep_sampled,
                     )
                 )
                 if not rows:

@@ -53,6 +53,19 @@ def trainable_chars(
     chat_template: str | None = None,
 ) -> tuple[str, list[bool]]:
     """The rendered conversation and, per character, whether the loss is taken on it."""
+    full, trainable, _ = _rendered_replies(tokenizer, messages, tools, policy, chat_template)
+    return full, trainable
+
+
+def _rendered_replies(
+    tokenizer,
+    messages: Sequence[dict[str, Any]],
+    tools: list[dict] | None,
+    policy: LossPolicy,
+    chat_template: str | None = None,
+) -> tuple[str, list[bool], list[tuple[int, int]]]:
+    """``trainable_chars`` plus the character span of each assistant reply (after its role marker, through the
+    end of its rendering), in order."""
 
     def render(msgs: Sequence[dict[str, Any]], generation_prompt: bool = False) -> str:
         return tokenizer.apply_chat_template(
@@ -65,6 +78,7 @@ def trainable_chars(
 
     full = render(messages)
     trainable = [policy.template] * len(full)
+    replies: list[tuple[int, int]] = []
     try:
         previous = render([])
     except Exception:  # some templates index messages[0] unconditionally
@@ -86,6 +100,7 @@ def trainable_chars(
                     "rendered conversation, so the assistant reply cannot be located"
                 )
             reply_start = len(prompt)
+            replies.append((reply_start, end))
         else:
             reply_start = start
         role_trained = role in policy.roles
@@ -94,7 +109,7 @@ def trainable_chars(
         for i in range(reply_start, end):
             trainable[i] = role_trained
         previous = rendered
-    return full, trainable
+    return full, trainable, replies
 
 
 def token_labels(input_ids: list[int], offsets: list[tuple[int, int]], trainable: list[bool]) -> list[int]:
@@ -122,6 +137,69 @@ def render_conversation(
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids = list(encoded["input_ids"])
     return {"input_ids": ids, "labels": token_labels(ids, encoded["offset_mapping"], trainable)}
+
+
+@dataclass
+class SampledTurns:
+    """How a token-faithful conversation's sampled turns were trained (``render_sampled_conversation``)."""
+
+    turns: int = 0
+    aligned: bool = True
+    """Whether the record has one sampled turn per assistant message (else none is kept)."""
+    kept: int = 0
+    """Trained on exactly the ids that were sampled."""
+    resplit: int = 0
+    """Of ``kept``: sampled as another split of their text than the tokenizer's own (kept as sampled)."""
+
+    @property
+    def mismatched(self) -> int:
+        """Trained on other ids than were sampled: the text re-renders differently, or cannot be aligned."""
+        return self.turns - self.kept
+
+
+def render_sampled_conversation(
+    tokenizer,
+    messages: Sequence[dict[str, Any]],
+    tools: list[dict] | None,
+    sampled: Sequence[Sequence[int]],
+    policy: LossPolicy = LossPolicy(),
+    chat_template: str | None = None,
+) -> tuple[dict[str, list[int]], SampledTurns]:
+    """``render_conversation``, but each assistant reply whose sampled ids (``sampled[k]`` for the k-th assistant
+    message) decode to exactly the text the template renders there is trained on those ids.
+
+    A model may sample a split of a text that the tokenizer would merge otherwise; re-tokenizing it would train
+    the model on tokens it did not generate. Everything else (prompts, tool responses, a reply whose text the
+    template renders differently, e.g. a tool call re-serialized) keeps the tokenizer's own ids."""
+    text, trainable, replies = _rendered_replies(tokenizer, messages, tools, policy, chat_template)
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids = list(encoded["input_ids"])
+    labels = token_labels(ids, encoded["offset_mapping"], trainable)
+    stats = SampledTurns(turns=len(sampled), aligned=len(sampled) == len(replies))
+    if not stats.aligned:
+        return {"input_ids": ids, "labels": labels}, stats
+    starts, last = {0: 0}, 0  # character position -> index of the token that starts there
+    for i, (_, end) in enumerate(encoded["offset_mapping"]):
+        last = max(last, end)
+        starts[last] = i + 1
+    out_ids: list[int] = []
+    out_labels: list[int] = []
+    cursor = 0
+    for (start, _), turn in zip(replies, sampled, strict=True):
+        piece = tokenizer.decode(list(turn), skip_special_tokens=False)
+        stop = start + len(piece)
+        if not turn or text[start:stop] != piece or start not in starts or stop not in starts:
+            continue
+        first, after = starts[start], starts[stop]
+        stats.kept += 1
+        if ids[first:after] == list(turn):
+            continue
+        stats.resplit += 1
+        trained = all(trainable[start:stop])
+        out_ids += ids[cursor:first] + list(turn)
+        out_labels += labels[cursor:first] + (list(turn) if trained else [IGNORE] * len(turn))
+        cursor = after
+    return {"input_ids": out_ids + ids[cursor:], "labels": out_labels + labels[cursor:]}, stats
 
 
 def render_text(tokenizer, text: str) -> dict[str, list[int]]:

@@ -60,7 +60,10 @@ class SourceStats:
     sampled_turns: int = 0
     """Assistant turns with sampled token ids (``record.tokens``)."""
     retokenize_mismatches: int = 0
-    """Of those, turns whose ids do not reappear, in order, in the conversation as rendered for training."""
+    """Of those, turns trained on other ids than were sampled (their text re-renders differently; or, with
+    ``data.keep_sampled_ids=false``, their ids do not reappear in order in the conversation as rendered)."""
+    kept_sampled_splits: int = 0
+    """Of those, turns trained on their sampled ids although the tokenizer splits their text otherwise."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -75,6 +78,7 @@ class SourceStats:
             "trained_tokens": self.trained_tokens,
             "sampled_turns": self.sampled_turns,
             "retokenize_mismatches": self.retokenize_mismatches,
+            "kept_sampled_splits": self.kept_sampled_splits,
         }
 
 

@@ -569,6 +569,12 @@ def _print_report(report: dict[str, Any]) -> None:
             console.print(
                 f"data.sources.{name}: {source['retokenize_mismatches']} of {source['sampled_turns']} "
                 "sampled turns re-tokenize to other ids than were sampled"
+                + (
+                    f"; {source['kept_sampled_splits']} trained on their sampled ids, which the tokenizer "
+                    "splits otherwise"
+                    if source.get("kept_sampled_splits")
+                    else ""
+                )
             )
     for warning in report["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {warning}")

@@ -92,6 +92,69 @@ def test_retokenize_mismatches_counts_turns_not_found_in_order():
     assert retokenize_mismatches(rendered, [[]]) == 1
 
 
+def _split_finer(tokenizer, text: str) -> list[int]:
+    """``text`` tokenized one pre-token piece per character: the same text, not the tokenizer's own split."""
+    ids = []
+    for char in text:
+        ids += tokenizer(char, add_special_tokens=False)["input_ids"]
+    return ids
+
+
+def test_training_keeps_a_sampled_split_of_the_rendered_text(tiny_tokenizer):
+    """A turn sampled as another split of the text the template renders is trained on the sampled ids (what the
+    model generated), not re-tokenized; a turn whose text re-renders differently keeps the tokenizer's ids and
+    is counted as a mismatch; ``keep_sampled=False`` re-tokenizes both and counts both."""
+    from agentkit.train.data import render_item
+    from agentkit.train.render import IGNORE, LossPolicy, render_conversation
+    from agentkit.train.sources import Item, SourceStats
+
+    tok = tiny_tokenizer
+    call = {"name": "add", "arguments": {"a": 2, "b": 3}}
+    reply = (
+        '<think>plan the sum</think>\n<tool_call>{"name": "add", "arguments": {"a": 2, "b": 3}}</tool_call>'
+    )
+    messages = [
+        {"role": "user", "content": "add 2 and 3"},
+        {
+            "role": "assistant",
+            "content": "<think>plan the sum</think>",
+            "tool_calls": [{"type": "function", "function": {**call, "arguments": '{"a": 2, "b": 3}'}}],
+        },
+        {"role": "tool", "content": "5"},
+        {"role": "assistant", "content": "The sum is 5."},
+    ]
+    first = _split_finer(tok, reply) + [tok.eos_token_id]
+    assert first != tok(reply, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    second = _split_finer(tok, "The sum is five.") + [tok.eos_token_id]  # the record says "5."
+    policy = LossPolicy()
+
+    stats = SourceStats("main")
+    example = render_item(Item("x", messages=messages, sampled=[first, second]), tok, policy, stats)
+    assert (stats.sampled_turns, stats.retokenize_mismatches, stats.kept_sampled_splits) == (2, 1, 1)
+    ids = example["input_ids"]
+    at = next(i for i in range(len(ids)) if ids[i : i + len(first)] == first)
+    assert example["labels"][at : at + len(first)] == first  # trained on, as sampled
+    assert example["labels"][at - 1] == IGNORE  # the role marker is not
+    assert tok.decode(example["input_ids"], skip_special_tokens=False) == tok.apply_chat_template(
+        messages, tokenize=False
+    )
+    canonical = render_conversation(tok, messages)
+    tail = len(canonical["input_ids"]) - (at + len(tok(reply, add_special_tokens=False)["input_ids"]) + 1)
+    # The second turn (its text differs from what was sampled): the tokenizer's ids.
+    assert example["input_ids"][-tail:] == canonical["input_ids"][-tail:]
+    assert example["labels"][-tail:] == canonical["labels"][-tail:]
+
+    stats = SourceStats("main")
+    example = render_item(Item("x", messages=messages, sampled=[first, second]), tok, policy, stats, False)
+    assert example == canonical
+    assert (stats.sampled_turns, stats.retokenize_mismatches, stats.kept_sampled_splits) == (2, 2, 0)
+
+    # Not one sampled turn per assistant message: nothing is kept, the turns are looked up as before.
+    stats = SourceStats("main")
+    assert render_item(Item("x", messages=messages, sampled=[first]), tok, policy, stats) == canonical
+    assert (stats.sampled_turns, stats.retokenize_mismatches, stats.kept_sampled_splits) == (1, 1, 0)
+
+
 def test_a_request_timing_out_inside_the_client_is_a_model_error():
     trajectory = asyncio.run(
         run_episode(
