@@ -23,7 +23,7 @@ BAD_VALUES: dict[str, tuple[list[str], str]] = {
     "synth": (["tasks=/missing/tasks.jsonl"], "/missing/tasks.jsonl: no such file"),
     "eval": (["policy=nope"], "policy: expected one of"),
     "train": (["trainer.bf16=maybe"], "trainer.bf16: expected auto, true or false"),
-    "demo": (["teacher.share=2"], "teacher.share must be within [0, 1]"),
+    "demo": (["mix.teacher_share=2"], "mix.teacher_share must be within [0, 1]"),
     "sandbox exec": (["backend=nope", "code=1"], "unknown sandbox 'nope'"),
     "sandbox check": (["checks=[nope]"], "checks: unknown check(s) ['nope']"),
     "index": (["corpus=/missing.jsonl"], "/missing.jsonl: no such corpus file"),

@@ -14,12 +14,14 @@ from agentkit.config import TaskSourceConfig
 from agentkit.errors import ConfigError
 from agentkit.loop import run_episode
 from agentkit.synth.demo import (
+    Demo,
     DemoConfig,
-    DemoEnvConfig,
+    FamilyConfig,
     check_config,
     drill_corpus,
     hydra_value,
     markdown,
+    paired_difference,
     pass_summary,
     register,
     shown,
@@ -39,31 +41,70 @@ def _compose(overrides: list[str]):
 def test_config_composes_and_rejects_unknown_keys():
     from hydra.errors import ConfigCompositionException
 
-    cfg = _compose(["midtrain.max_steps=7", "envs.math.test=3"])
-    assert isinstance(cfg, DemoConfig) and isinstance(cfg.envs["math"], DemoEnvConfig)
-    assert cfg.midtrain.max_steps == 7 and cfg.envs["math"].test == 3
+    cfg = _compose(["midtrain.max_steps=7", "families.arithmetic.test=3"])
+    assert isinstance(cfg, DemoConfig) and isinstance(cfg.families["arithmetic"], FamilyConfig)
+    assert cfg.midtrain.max_steps == 7 and cfg.families["arithmetic"].test == 3
     assert cfg.envs["tooluse"].options["tool_subset"] == "task"
     assert cfg.envs["math"].options["system_prompt"].endswith("\\boxed{}.")
     check_config(cfg)
-    for bad in (["midtrain.max_step=7"], ["envs.math.trian=3"], ["eval.max_tokens=many"]):
+    for bad in (["midtrain.max_step=7"], ["families.arithmetic.tset=3"], ["eval.max_tokens=many"]):
         with pytest.raises(ConfigCompositionException):
             _compose(bad)
+
+
+def test_the_default_ablation_has_a_transfer_family_and_equal_sft():
+    """Arms start from one checkpoint, share one SFT command but for the start and the name, and a family that is
+    mid-trained on but not in the SFT set is the transfer family."""
+    assert Demo(_compose([])).arms() == ["A", "B"]
+    demo = Demo(_compose(["arms.half=true"]))
+    assert demo.arms() == ["A", "B", "C"] and demo.transfer_families() == ["linear"]
+    sft = {arm: demo.sft_args(arm) for arm in demo.arms()}
+    starts = {arm: next(a for a in args if a.startswith("model.path=")) for arm, args in sft.items()}
+    assert starts["A"].endswith("/ckpt/pretrain") and starts["B"].endswith("/ckpt/mid-B")
+
+    def same(args):
+        return [a for a in args if not a.startswith(("model.path=", "model.name=", "out="))]
+
+    assert same(sft["A"]) == same(sft["B"]) == same(sft["C"])
+    mids = {arm: demo.midtrain_args(arm) for arm in ("B", "C")}
+    assert "trainer.max_steps=1000" in mids["B"] and "trainer.max_steps=500" in mids["C"]
+    jobs = list(demo.synth_jobs())
+    assert ("sft", "linear", "reference", 0) not in jobs and not any(j[:2] == ("sft", "linear") for j in jobs)
+    assert ("mid", "linear", "reference", 300) in jobs
+    # held-out tasks are the test split, training tasks the train split with other seeds
+    splits = {
+        (split, family): next(
+            a for a in demo.synth_args(split, family, "reference", 5) if a.startswith("env.tasks.")
+        )
+        for split, family, _, _ in jobs
+    }
+    assert all(v == "env.tasks.split=test" for (s, _), v in splits.items() if s == "heldout")
+    assert all(v == "env.tasks.split=train" for (s, _), v in splits.items() if s != "heldout")
+    assert "env.tasks.seed=1000" in demo.synth_args("sft", "arithmetic", "reference", 5)
 
 
 @pytest.mark.parametrize(
     "override, key",
     [
-        ("teacher.share=1.5", "teacher.share"),
-        ("loop.model=base", "loop.model"),
-        ("envs.math.test=0", "envs.math"),
+        ("mix.teacher_share=1.5", "mix.teacher_share"),
+        ("loop.arm=D", "loop.arm"),
+        ("families.arithmetic.test=0", "families.arithmetic"),
+        ("families.arithmetic.env=chess", "families.arithmetic.env"),
         ("corpus.drill_weight=1", "corpus.drill_weight"),
         ("pretrain.max_steps=0", "pretrain.max_steps"),
+        ("eval.engine=tgi", "eval.engine"),
         ("+extra.pretrian=[trainer.seed]", "extra.pretrian"),
     ],
 )
 def test_bad_values_name_their_key(override, key):
     with pytest.raises(ConfigError, match=re.escape(key)):
         check_config(_compose([override]))
+
+
+def test_an_sft_set_with_no_family_is_refused():
+    cfg = _compose([f"families.{name}.sft=0" for name in ("arithmetic", "order_status", "count_todos")])
+    with pytest.raises(ConfigError, match="SFT set would be empty"):
+        check_config(cfg)
 
 
 @pytest.mark.parametrize(
@@ -125,21 +166,52 @@ def test_drills_are_deterministic_and_correct():
     assert checked > 100
 
 
+def test_paired_difference_resamples_tasks():
+    first = {f"t{i}": 1.0 for i in range(40)}
+    second = {f"t{i}": float(i < 10) for i in range(40)} | {"only-here": 1.0}
+    row = paired_difference(first, second, confidence=0.95, resamples=2000, seed=0)
+    assert row["tasks"] == 40 and row["diff"] == 0.75  # the unpaired task is left out
+    assert 0.6 < row["ci"][0] < 0.75 < row["ci"][1] < 0.9
+    same = paired_difference(first, first, confidence=0.95, resamples=500, seed=0)
+    assert same["diff"] == 0 and same["ci"] == [0, 0]
+    assert paired_difference(first, {}, confidence=0.95, resamples=10, seed=0) is None
+
+
 def test_pass_summary_and_markdown_table():
-    summary = pass_summary(45, 50, 0.95)
+    summary = pass_summary(27, 30, 0.95)
     assert summary["pass@1"] == 0.9 and summary["ci"][0] < 0.9 < summary["ci"][1]
+    zero = pass_summary(0, 30, 0.95)
     report = {
         "seed": 0,
         "cpus": 2,
         "wall_seconds": 800.0,
-        "targets": {"midtrain_at_least_0.8": True},
-        "config": {"envs": {"math": {}, "tooluse": {}}, "eval": {"confidence": 0.95}},
+        "engine": "transformers",
+        "out": "runs/demo",
+        "families": {"arith": {"sft": 32}, "linear": {"sft": 0}},
+        "transfer": ["linear"],
+        "targets": {
+            "B - A overall >= 20%, interval excluding 0": {"met": True, "measured": "+45.0% [+30.0%, +60.0%]"}
+        },
+        "config": {"eval": {"confidence": 0.95}},
         "results": {
-            "pretrain": {"envs": {"math": pass_summary(0, 50, 0.95)}, "overall": pass_summary(0, 50, 0.95)},
-            "midtrain": {
-                "envs": {"math": summary, "tooluse": pass_summary(40, 50, 0.95)},
-                "overall": pass_summary(85, 100, 0.95),
+            "pretrain": {"families": {"arith": zero}, "overall": zero},
+            "B": {
+                "families": {"arith": summary, "linear": pass_summary(12, 30, 0.95)},
+                "overall": pass_summary(39, 60, 0.95),
             },
+        },
+        "differences": {
+            "B-A": {
+                "arith": {"diff": 0.5, "ci": [0.3, 0.7], "tasks": 30},
+                "linear": None,
+                "overall": {"diff": 0.45, "ci": [0.3, 0.6], "tasks": 60},
+            }
+        },
+        "aptbench": {
+            "pretrain": {
+                "overall": {"n": 40, "accuracy": 0.25},
+                "per_kind": {"plan": {"n": 10, "accuracy": 0.3}},
+            }
         },
         "loop": {},
         "datasets": {},
@@ -148,9 +220,11 @@ def test_pass_summary_and_markdown_table():
         "plots": ["plots/loss.png"],
     }
     text = markdown(report)
-    assert "| midtrain | 90.0% [" in text and "(85/100)" in text and "| pretrain | 0.0% [0.0%, " in text
-    assert "| pretrain | 0.0% [0.0%, 7.1%] (0/50) | - |" in text
-    assert "midtrain at least 0.8: met" in text and "![loss](plots/loss.png)" in text
+    assert "| model | arith | linear (transfer) | overall |" in text
+    assert "| B | 90% [" in text and "(39/60)" in text and "| pretrain | 0% [0%, 11%] (0/30) | - |" in text
+    assert "| B-A | +50% [+30%, +70%] | - | +45% [+30%, +60%] |" in text
+    assert "interval excluding 0: **met** (+45.0% [+30.0%, +60.0%])" in text
+    assert "| pretrain | 30% (n=10) | 25.0% (n=40) |" in text and "![loss](plots/loss.png)" in text
 
 
 def test_env_options_keep_prompts_and_tools_short():
@@ -187,3 +261,11 @@ def test_env_options_keep_prompts_and_tools_short():
 
     failed = [(t.task.id, t.status, t.error) for t in asyncio.run(solve_all()) if not t.passed]
     assert not failed  # every template's reference solution needs only the tools it lists
+
+
+def test_vllm_engine_needs_the_servable_latent_and_says_so_before_training():
+    demo = Demo(_compose(["eval.engine=vllm", "arch.kv_lora_rank=64"]))
+    with pytest.raises(ConfigError, match=r"arch.kv_lora_rank=512 arch.qk_rope_head_dim=64"):
+        demo.engine()
+    assert Demo(_compose(["eval.engine=transformers"])).engine() == "transformers"
+    assert Demo(_compose(["arch.kv_lora_rank=64"])).engine() == "transformers"  # auto: what can serve it
