@@ -33,9 +33,9 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 def split_trajectories(run: Path, out: Path, held_share: float) -> tuple[Path, dict[str, Path]]:
     """Write the run's trajectories minus a held-out share of its tasks (by task id) to ``out/train``, and the
     held-out reference trajectories (no injected mistake) to ``out/held-<env>.jsonl``."""
-    files = sorted(glob.glob(str(run / "synth" / "*" / "data" / "*.jsonl")))
+    files = sorted(glob.glob(str(run / "synth" / "mid" / "*" / "data" / "*.jsonl")))
     if not files:
-        raise SystemExit(f"{run}/synth/*/data/*.jsonl: no trajectories (run `agentkit demo out={run}` first)")
+        raise SystemExit(f"{run}/synth/mid/*/data/*.jsonl: no trajectories (run `agentkit demo out={run}` first)")
     (out / "train").mkdir(parents=True)
     held: dict[str, list[str]] = {}
     with open(out / "train" / "trajectories.jsonl", "w") as sink:
@@ -164,7 +164,7 @@ def text_copy(path: Path, n: int = 60, seed: int = 123) -> float:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from agentkit.synth.demo import integer_expression
+    from agentkit.synth.demo.corpus import integer_expression
 
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
@@ -221,8 +221,8 @@ def main() -> None:
     counts = ", ".join(f"{env} {sum(1 for _ in open(file))}" for env, file in held.items())
     print(f"held-out reference trajectories: {counts}; training data {data}", flush=True)
     inits = {
-        "pretrained": args.run / "pretrain",
-        "random": fresh_copy(args.run / "pretrain", work / "random-init", args.seed),
+        "pretrained": args.run / "ckpt" / "pretrain",
+        "random": fresh_copy(args.run / "ckpt" / "pretrain", work / "random-init", args.seed),
     }
     inits.update(dict(args.init))
     results = {}
@@ -235,7 +235,7 @@ def main() -> None:
             "copy_bias_trained": copy_bias(trained),
         }
 
-    table = Table(title=f"mid-training {args.steps} steps: from {args.run}/pretrain vs a random init")
+    table = Table(title=f"mid-training {args.steps} steps: from {args.run}/ckpt/pretrain vs a random init")
     keys = list(results["pretrained"])
     table.add_column("init")
     for key in keys:
