@@ -35,7 +35,9 @@ def split_trajectories(run: Path, out: Path, held_share: float) -> tuple[Path, d
     held-out reference trajectories (no injected mistake) to ``out/held-<env>.jsonl``."""
     files = sorted(glob.glob(str(run / "synth" / "mid" / "*" / "data" / "*.jsonl")))
     if not files:
-        raise SystemExit(f"{run}/synth/mid/*/data/*.jsonl: no trajectories (run `agentkit demo out={run}` first)")
+        raise SystemExit(
+            f"{run}/synth/mid/*/data/*.jsonl: no trajectories (run `agentkit demo out={run}` first)"
+        )
     (out / "train").mkdir(parents=True)
     held: dict[str, list[str]] = {}
     with open(out / "train" / "trajectories.jsonl", "w") as sink:
