@@ -422,6 +422,15 @@ def markdown(report: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------------------------ plots
 
 
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def save_plots(report: dict[str, Any], folder: Path) -> list[Path]:
     import matplotlib
 
@@ -446,10 +455,7 @@ def save_plots(report: dict[str, Any], folder: Path) -> list[Path]:
             ax.set_yscale("log")
             ax.grid(alpha=0.3)
             ax.legend()
-        fig.tight_layout()
-        paths.append(folder / "loss.png")
-        fig.savefig(paths[-1], dpi=100)
-        plt.close(fig)
+        paths.append(_save(fig, folder / "loss.png"))
 
     results = report["results"]
     groups = [*report["families"], "overall"]
@@ -468,10 +474,7 @@ def save_plots(report: dict[str, Any], folder: Path) -> list[Path]:
         ax.set_ylabel("pass@1 (held-out)")
         ax.legend()
         ax.grid(axis="y", alpha=0.3)
-        fig.tight_layout()
-        paths.append(folder / "pass_at_1.png")
-        fig.savefig(paths[-1], dpi=100)
-        plt.close(fig)
+        paths.append(_save(fig, folder / "pass_at_1.png"))
 
     if report["differences"]:
         fig, ax = plt.subplots(figsize=(7, 0.5 * len(groups) + 1.5))
@@ -498,10 +501,7 @@ def save_plots(report: dict[str, Any], folder: Path) -> list[Path]:
         ax.set_xlabel("difference in pass@1 (paired bootstrap interval)")
         ax.legend()
         ax.grid(axis="x", alpha=0.3)
-        fig.tight_layout()
-        paths.append(folder / "differences.png")
-        fig.savefig(paths[-1], dpi=100)
-        plt.close(fig)
+        paths.append(_save(fig, folder / "differences.png"))
 
     if report["aptbench"]:
         fig, ax = plt.subplots(figsize=(6, 3.2))
@@ -512,10 +512,7 @@ def save_plots(report: dict[str, Any], folder: Path) -> list[Path]:
         ax.set_ylabel("likelihood-item accuracy")
         ax.set_title("APTBench-style score per checkpoint")
         ax.grid(axis="y", alpha=0.3)
-        fig.tight_layout()
-        paths.append(folder / "aptbench.png")
-        fig.savefig(paths[-1], dpi=100)
-        plt.close(fig)
+        paths.append(_save(fig, folder / "aptbench.png"))
     return paths
 
 
