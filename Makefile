@@ -41,7 +41,8 @@ demo: setup system
 bench: setup system
 	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
-# ruff (lint rules and the formatting check) and pyright (basic) over the core package, see pyproject.toml.
+# ruff (lint rules and the formatting check) and pyright (basic) over agentkit/, envs/, synth/ and train/,
+# see pyproject.toml.
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

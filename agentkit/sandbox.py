@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
 from agentkit.records import Record
 
@@ -107,6 +107,14 @@ class Sandbox(Protocol):
     async def python(self) -> PythonSession: ...
 
     async def close(self) -> None: ...
+
+    async def __aenter__(self) -> Self:
+        """Start the sandbox (``async with create_sandbox(...) as sandbox``)."""
+        ...
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Close it, whatever happened inside."""
+        ...
 
 
 def create_sandbox(backend: str = "bwrap", limits: SandboxLimits | None = None, **options: Any) -> Sandbox:

@@ -8,6 +8,7 @@ test by a stable hash of the task id, and sampled by ``n`` and ``seed``.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import hashlib
 import json
 import random
@@ -33,6 +34,21 @@ def split_of(task_id: str, test_fraction: float) -> str:
     digest = hashlib.sha256(task_id.encode("utf-8")).digest()
     position = int.from_bytes(digest[:8], "big") / 2**64
     return "test" if position < test_fraction else "train"
+
+
+def check_task_options(
+    options: Iterable[str], known: Iterable[str], whose: str, *, where: str = "env.tasks.options"
+) -> None:
+    """A ``ConfigError`` for the first option (in sorted order) that is not in ``known``, in one line:
+    ``<where>.<key>``, the nearest known key and all of them. ``whose`` names what takes the options
+    (``"math generator"``, ``"bfcl"``); every env checks its task options through here."""
+    valid = sorted(known)
+    for key in sorted(map(str, options)):
+        if key not in valid:
+            nearest = difflib.get_close_matches(key, valid, n=1)
+            hint = f"; did you mean '{nearest[0]}'?" if nearest else ""
+            listing = ", ".join(valid) or "none"
+            raise ConfigError(f"{where}.{key}: unknown {whose} option{hint} (known: {listing})")
 
 
 def check_split(cfg: TaskSourceConfig) -> None:
@@ -142,7 +158,7 @@ def _iter_hf(path: Path, hf_split: str | None) -> Iterator[tuple[int, Any]]:
     except FileNotFoundError as exc:
         raise DataError(f"not a saved Hugging Face dataset ({exc})", str(path)) from None
     if isinstance(data, datasets.DatasetDict):
-        names = sorted(data)
+        names = sorted(map(str, data))
         if hf_split is None and len(names) == 1:
             hf_split = names[0]
         if hf_split not in data:

@@ -421,9 +421,10 @@ class _Builder:
             if not every:
                 n = rng.randrange(len(values))
                 changed[n] = perturb_digits(values[n], rng)
-            if any(v is None for v in changed):
+            kept = [v for v in changed if v is not None]
+            if len(kept) < len(changed):
                 return None
-            return {"role": "assistant", "content": _replace_spans(content, spans, changed)}
+            return {"role": "assistant", "content": _replace_spans(content, spans, kept)}
 
         candidates = [perturbed(False), *borrowed[:1], perturbed(True), *borrowed[1:2]]
         candidates += [perturbed(n % 2 == 0) for n in range(4)] + borrowed[2:]
@@ -453,9 +454,10 @@ def _perturbed_answer(message: dict[str, Any] | None, rng: random.Random) -> dic
     content = message.get("content", "")
     spans = answer_spans(content)
     values = [perturb_digits(content[a:b], rng) for a, b in spans]
-    if not spans or any(v is None for v in values):
+    kept = [v for v in values if v is not None]
+    if not spans or len(kept) < len(values):
         return None
-    return {"role": "assistant", "content": _replace_spans(content, spans, values)}
+    return {"role": "assistant", "content": _replace_spans(content, spans, kept)}
 
 
 def trajectory_keys(records: Sequence[Trajectory]) -> list[str]:
@@ -636,7 +638,9 @@ class TransformersScorer:
             raise ConfigError(
                 f"model.tokenizer: the tokenizer of '{tokenizer or path}' has no chat template to render contexts with"
             )
-        self.model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).to(device).eval()
+        # transformers types from_pretrained's result so that `.to` resolves to a mixin's unbound method.
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+        self.model = model.to(device).eval()  # pyright: ignore[reportArgumentType]
         self.batch_size, self.max_length, self.device = batch_size, max_length, device
         pad = self.tokenizer.pad_token_id
         self.pad = pad if pad is not None else (self.tokenizer.eos_token_id or 0)

@@ -177,6 +177,7 @@ class BranchStrategy(Strategy):
                     or waiting not in ("verdict", "answer")
                     or part.status != Status.completed
                     or part.passed
+                    or part.verdict is None
                 ):
                     break
                 messages = [*part.messages, Message(role="user", content=episode.feedback(part.verdict))]

@@ -22,7 +22,7 @@ import json
 import time
 import zlib
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -153,7 +153,7 @@ class Index:
 def scan(files: list[Path], cfg: CurateConfig, decontam: DecontamIndex | None, progress=None) -> Index:
     """Pass 1: hash every record; contamination is decided here, per record."""
     dedup = cfg.curation.dedup
-    signature = None
+    signature: Callable[[str], Any] | None = None
     bands = rows = 0
     if dedup.near:
         from datasketch import MinHash
@@ -162,16 +162,19 @@ def scan(files: list[Path], cfg: CurateConfig, decontam: DecontamIndex | None, p
         bands, rows = _optimal_param(dedup.threshold, dedup.num_perm, 0.5, 0.5)
         template = MinHash(num_perm=dedup.num_perm, seed=1)
 
-        def signature(text: str):
+        def minhash_signature(text: str):
             # crc32 instead of datasketch's default sha1: the same estimator, ~10x less time per shingle
             minhash = MinHash(
                 num_perm=dedup.num_perm,
                 hashfunc=zlib.crc32,
                 permutations=template.permutations,
-                scheme=template.scheme,
+                # datasketch types the attribute str and the parameter a Literal of the same values
+                scheme=template.scheme,  # pyright: ignore[reportArgumentType]
             )
             minhash.update_batch(shingles(text, dedup.shingle))
             return minhash.hashvalues
+
+        signature = minhash_signature
 
     index = Index(bands)
     for number, _, line, record in records(files):

@@ -130,14 +130,16 @@ def decontam_index(cfg: SynthConfig, env: Env) -> DecontamIndex | None:
         return None
     task_sets = []
     for number, source in enumerate(decontam.sources):
-        own = source.env in (None, cfg.env.name)
-        loader = env if own else build_env(EnvConfig(name=source.env, sandbox=cfg.env.sandbox))
+        if source.env is None or source.env == cfg.env.name:
+            loader = env
+        else:
+            loader = build_env(EnvConfig(name=source.env, sandbox=cfg.env.sandbox))
         try:
             task_sets.append(loader.load_tasks(source.tasks))
         except NotImplementedError as exc:
             raise ConfigError(f"curation.decontam.sources[{number}]: {exc}") from None
         finally:
-            if not own:
+            if loader is not env:
                 asyncio.run(loader.aclose())
     try:
         return decontam_index_from_tasks(task_sets, decontam.ngram, decontam.threshold)
@@ -181,7 +183,7 @@ def plan(kind: str, cfg: RunConfig) -> Plan:
     try:
         tasks = load_tasks(env, cfg)
         curating = isinstance(cfg, SynthConfig) and cfg.curation.enabled
-        index = decontam_index(cfg, env) if curating else None
+        index = decontam_index(cfg, env) if isinstance(cfg, SynthConfig) and curating else None
         total_tasks = len(tasks)
         tasks = [t for t in tasks if shard.owns(t.id)]
         contaminated = [t.id for t in tasks if index is not None and index.match(t.prompt)]
@@ -446,6 +448,7 @@ def finish(p: Plan, execution: Execution, started: float) -> None:
 
 def finish_synth(p: Plan, o: Outcome) -> None:
     cfg, run_dir, strategy = p.cfg, p.run_dir, p.strategy
+    assert isinstance(cfg, SynthConfig)
     entries = scan(o.rollouts, cfg.curation, strategy, p.index, where=str(run_dir.raw_path))
     result = curate(entries, cfg.curation, strategy)
     kept = sorted(result.kept, key=lambda e: (e.task_id, e.sample, e.id))
@@ -453,6 +456,7 @@ def finish_synth(p: Plan, o: Outcome) -> None:
         raw = stack.enter_context(open(run_dir.raw_path, "rb")) if kept else None
 
         def record(entry):
+            assert raw is not None  # opened whenever there is an entry to read
             raw.seek(entry.offset)
             return curated_record(raw.readline(), entry, result.pass_rates)
 
@@ -515,6 +519,7 @@ def curate_shards(p: Plan) -> None:
     if not files:
         return
     # Decontamination already ran in every shard, against sources this run's env resolves.
+    assert isinstance(p.cfg, SynthConfig)
     curation = dataclasses.replace(p.cfg.curation, decontam=DecontamConfig())
     curate_runs(
         CurateConfig(
@@ -541,7 +546,7 @@ def eval_metrics(entries, ks: list[int], confidence: float, resamples: int, seed
     metrics["skipped_ks"] = [k for k in ks if k not in usable]
     for k in usable:
         value = mean_pass_at_k(counts, k)
-        entry = {"value": round(value, 4)}
+        entry: dict[str, Any] = {"value": round(value, 4)}
         if resamples:
             lo, hi = bootstrap_interval(counts, k, confidence=confidence, resamples=resamples, seed=seed)
             entry["bootstrap"] = [round(lo, 4), round(hi, 4)]
@@ -551,6 +556,7 @@ def eval_metrics(entries, ks: list[int], confidence: float, resamples: int, seed
 
 def finish_eval(p: Plan, o: Outcome) -> None:
     cfg, run_dir = p.cfg, p.run_dir
+    assert isinstance(cfg, EvalConfig)
     entries = scan(o.rollouts, None, p.strategy, None, where=str(run_dir.raw_path))
     metrics = eval_metrics(entries, cfg.ks, cfg.confidence, cfg.bootstrap, cfg.seed)
     per_task: dict[str, dict[str, Any]] = {}

@@ -12,16 +12,16 @@ import hashlib
 import random
 import time
 import traceback
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentkit.client import ModelClient, Sampling
+from agentkit.client import Completion, ModelClient, Sampling
 from agentkit.env import Env
 from agentkit.errors import ConfigError, ContextExceeded, ModelError, SandboxUnavailable, VerifierError
 from agentkit.loop import EpisodeLimits
-from agentkit.records import Provenance, Status, Task, Trajectory
+from agentkit.records import Message, Provenance, Status, Task, ToolSpec, Trajectory
 from agentkit.synth.strategies import Rollout, Strategy
 
 
@@ -107,6 +107,17 @@ _INFRA_ERRORS: tuple[tuple[type[BaseException], Status], ...] = (
     (ModelError, Status.model_error),
     (VerifierError, Status.verifier_error),
 )
+
+
+async def run_all(tasks: list[asyncio.Task[None]]) -> None:
+    """Wait for every task; when one fails (or the wait is cancelled), cancel the others and wait for them
+    as well, so that no task outlives the call. The first failure is raised."""
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @dataclass
@@ -238,13 +249,9 @@ class RolloutEngine:
                 finally:
                     self.stats.in_flight -= 1
 
-        workers = [asyncio.create_task(worker()) for _ in range(min(self.concurrency, max(1, len(items))))]
-        try:
-            await asyncio.gather(*workers)
-        finally:
-            for task in workers:
-                task.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+        await run_all(
+            [asyncio.create_task(worker()) for _ in range(min(self.concurrency, max(1, len(items))))]
+        )
         return self.stats
 
 
@@ -256,9 +263,9 @@ class StickyRouter:
     """
 
     def __init__(
-        self, clients: dict[str, ModelClient], local: Sequence[str] = (), bench_seconds: float = 10.0
+        self, clients: Mapping[str, ModelClient], local: Sequence[str] = (), bench_seconds: float = 10.0
     ):
-        self.clients = clients
+        self.clients = dict(clients)
         self.local = [url for url in clients if url in set(local)]
         self.in_flight = dict.fromkeys(clients, 0)
         self.episodes = dict.fromkeys(clients, 0)
@@ -299,17 +306,28 @@ class StickyRouter:
 class _Watched:
     """A model client that reports its failed requests (the agent loop turns them into a status)."""
 
+    name: str  # these two, like every other attribute, come from the wrapped client (``__getattr__``)
+    endpoint_kind: str
+
     def __init__(self, client: ModelClient, on_failure: Callable[[], None]):
         self._client, self._on_failure = client, on_failure
 
-    async def complete(self, *args: Any, **kwargs: Any):
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec] | None = None,
+        sampling: Sampling | None = None,
+    ) -> Completion:
         try:
-            return await self._client.complete(*args, **kwargs)
+            return await self._client.complete(messages, tools, sampling)
         except ContextExceeded:
             raise
         except ModelError:
             self._on_failure()
             raise
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)

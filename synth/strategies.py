@@ -128,9 +128,9 @@ class Strategy:
                 )
             )
 
-    def select(self, group: list[Candidate]) -> list[Candidate]:
+    def select(self, group: Sequence[Candidate]) -> list[Candidate]:
         """Pick the samples of one task to keep (after the curation filters)."""
-        return group
+        return list(group)
 
     def check_format(self, trajectory: Trajectory) -> str | None:
         """Why ``trajectory`` breaks this strategy's format, or None."""
@@ -287,7 +287,12 @@ class ReflectStrategy(Strategy):
                 parts.append(part)
                 if part.verdict is not None:
                     verdicts.append({"passed": part.verdict.passed, "reason": part.verdict.reason})
-                if part.status != Status.completed or part.passed or attempt == self.max_retries:
+                if (
+                    part.status != Status.completed
+                    or part.passed
+                    or part.verdict is None
+                    or attempt == self.max_retries
+                ):
                     break
                 feedback = episode.feedback(part.verdict)
                 messages = [*part.messages, Message(role="user", content=feedback)]
@@ -426,6 +431,7 @@ def mutate_code(code: str, rng: random.Random) -> CodeMutation | None:
             isinstance(node, ast.Constant)
             and type(node.value) is int
             and node.lineno == node.end_lineno
+            and node.end_col_offset is not None
             and lines[node.lineno - 1][node.col_offset : node.end_col_offset].isdigit()
         ):
             constants.append(
@@ -890,6 +896,7 @@ class TeacherStrategy(Strategy):
                         client.awaiting not in ("verdict", "answer")
                         or part.status != Status.completed
                         or part.passed
+                        or part.verdict is None
                     ):
                         break
                     messages = [*part.messages, Message(role="user", content=episode.feedback(part.verdict))]
@@ -925,6 +932,6 @@ class RejectionStrategy(Strategy):
             raise ConfigError("strategy.options.by must be one of chars, completion_tokens, turns")
         self.keep, self.by = keep, by
 
-    def select(self, group: list[Candidate]) -> list[Candidate]:
+    def select(self, group: Sequence[Candidate]) -> list[Candidate]:
         passed = [c for c in group if c.passed]
         return sorted(passed, key=lambda c: (getattr(c, self.by), c.chars, c.sample))[: self.keep]

@@ -219,11 +219,13 @@ class RunDir:
     def write_trajectory(self, record: Any) -> None:
         if self._raw is None:
             self.open_writers()
+        assert self._raw is not None
         self._raw.write(record)
 
     def write_failure(self, failure: dict[str, Any]) -> None:
         if self._failures is None:
             self.open_writers()
+        assert self._failures is not None
         self._failures.write(failure)
 
     def close(self) -> None:

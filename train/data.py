@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from agentkit.chat_template import template_sha256
@@ -82,6 +83,7 @@ def render_item(
         return render_text(tokenizer, item.text)
     if getattr(tokenizer, "chat_template", None) is None:
         raise DataError("a conversation, but the tokenizer has no chat template to render it", item.where)
+    assert item.messages is not None  # an item is text or a conversation
     try:
         if not item.sampled:
             return render_conversation(tokenizer, item.messages, item.tools, policy)
@@ -195,7 +197,7 @@ def build_train_data(
                         check,
                         stats[name],
                         truncate_at,
-                        on_example=lambda task=task: bar.advance(task),
+                        on_example=partial(bar.advance, task),
                         keep_sampled=keep_sampled,
                     )
                 )
@@ -205,8 +207,10 @@ def build_train_data(
     if len(parts) == 1:
         dataset = parts[0]
     else:
+        stopping = cfg.stopping
+        assert stopping in STOPPING  # checked with the sources
         dataset = interleave_datasets(
-            parts, probabilities=list(weights.values()), seed=cfg.seed, stopping_strategy=cfg.stopping
+            parts, probabilities=list(weights.values()), seed=cfg.seed, stopping_strategy=stopping
         )
     data = TrainData(dataset, stats, weights, streaming=cfg.streaming)
     data.warnings = template_warnings(stats)
@@ -291,7 +295,8 @@ def packing_efficiency(dataset, max_length: int) -> dict[str, float] | None:
         return None
     import pyarrow.compute as pc
 
-    lengths = pc.list_value_length(dataset.data.column("input_ids"))
-    tokens = int(pc.sum(lengths).as_py())
+    # pyarrow.compute generates its kernels at import time; its type stubs do not list them.
+    lengths = pc.list_value_length(dataset.data.column("input_ids"))  # pyright: ignore[reportAttributeAccessIssue]
+    tokens = int(pc.sum(lengths).as_py())  # pyright: ignore[reportAttributeAccessIssue]
     rows = len(dataset)
     return {"rows": rows, "tokens": tokens, "efficiency": tokens / (rows * max_length)}

@@ -25,7 +25,9 @@ def load_model(model_cfg, seed: int = 0):
         from transformers import AutoModelForCausalLM
 
         model = AutoModelForCausalLM.from_pretrained(model_cfg.path, dtype=torch.float32)
-        rows = model.get_input_embeddings().weight.shape[0]
+        weight = model.get_input_embeddings().weight
+        assert isinstance(weight, torch.Tensor)
+        rows = weight.shape[0]
         if len(tokenizer) > rows:
             raise ConfigError(
                 f"model.tokenizer: {len(tokenizer)} tokens, but the checkpoint at '{model_cfg.path}' "

@@ -127,11 +127,11 @@ def plan_stages(cfg: TrainConfig) -> tuple[list[StagePlan], Schedule]:
                 f"{key}: set exactly one budget, steps or tokens (got steps={stage.steps}, "
                 f"tokens={stage.tokens})"
             )
-        steps = (
-            stage.steps
-            if stage.steps is not None
-            else math.ceil(stage.tokens / (rows_per_step * stage.max_length))
-        )
+        if stage.steps is not None:
+            steps = stage.steps
+        else:
+            assert stage.tokens is not None  # exactly one budget is set (checked above)
+            steps = math.ceil(stage.tokens / (rows_per_step * stage.max_length))
         if steps < 1:
             raise ConfigError(f"{key}.steps: must be >= 1, got {steps}")
         plans.append(StagePlan(len(plans), name, stage, steps, start, steps * rows_per_step))
@@ -271,7 +271,10 @@ def pack_in_order(docs: list[Document], max_length: int, mode: str) -> tuple[lis
                 }
             )
             row_docs.append(list(names))
-            ids.clear(), labels.clear(), lengths.clear(), names.clear()
+            ids.clear()
+            labels.clear()
+            lengths.clear()
+            names.clear()
 
     for doc in docs:
         doc_ids, doc_labels = doc.input_ids, doc.labels
@@ -357,10 +360,12 @@ def _progress_callback(name: str, steps: int):
             )
 
         def on_step_end(self, args, state, control, **kwargs):
+            assert self.task is not None  # added when training begins
             self.progress.update(self.task, completed=state.global_step)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "loss" in logs:
+                assert self.task is not None  # added when training begins
                 self.progress.update(
                     self.task,
                     status=f"loss {float(logs['loss']):.3f} lr {float(logs.get('learning_rate', 0)):.2e}",
@@ -431,6 +436,7 @@ def load_stage_model(cfg: TrainConfig, plan: StagePlan, previous: Path | None):
         if rope.type == "none":
             return AutoModelForCausalLM.from_pretrained(previous, dtype=torch.float32), tokenizer
     params = rope_parameters(config, rope)
+    assert params is not None  # rope.type is not "none" here
     original = params.get("original_max_position_embeddings") or config.max_position_embeddings
     config.rope_parameters = params
     config.max_position_embeddings = int(round(original * rope.factor))
@@ -448,6 +454,9 @@ def load_stage_model(cfg: TrainConfig, plan: StagePlan, previous: Path | None):
 
 
 def _pipeline_trainer_class():
+    from collections.abc import Sized
+
+    import torch
     from torch.utils.data import SequentialSampler
     from transformers import Trainer
 
@@ -460,7 +469,9 @@ def _pipeline_trainer_class():
             super().__init__(*args, **kwargs)
 
         def _get_train_sampler(self, train_dataset=None):
-            return SequentialSampler(train_dataset if train_dataset is not None else self.train_dataset)
+            dataset = train_dataset if train_dataset is not None else self.train_dataset
+            assert isinstance(dataset, Sized)  # the Trainer asks for a sampler only for a map-style dataset
+            return SequentialSampler(dataset)
 
         def create_optimizer(self, model=None):
             optimizer = super().create_optimizer(model)
@@ -475,10 +486,9 @@ def _pipeline_trainer_class():
                 from torch.optim.lr_scheduler import LambdaLR
 
                 schedule, start = self._schedule, self._start
-                self.lr_scheduler = LambdaLR(
-                    optimizer if optimizer is not None else self.optimizer,
-                    lambda step: schedule.factor(start + step),
-                )
+                optimizer = optimizer if optimizer is not None else self.optimizer
+                assert isinstance(optimizer, torch.optim.Optimizer)  # LambdaLR takes nothing else
+                self.lr_scheduler = LambdaLR(optimizer, lambda step: schedule.factor(start + step))
                 self._created_lr_scheduler = True
             return self.lr_scheduler
 
@@ -609,6 +619,7 @@ def run_pipeline(cfg: TrainConfig) -> Path:
         final = out / "final"
         if final.exists():
             shutil.rmtree(final)
+        assert previous is not None  # a recipe has at least one stage
         shutil.copytree(previous, final, ignore=shutil.ignore_patterns("optimizer*.pt"))
         from agentkit.train.recipe_report import write_report
 
@@ -707,6 +718,7 @@ def run_recipe_stage(
         result["optimizer"] += " (DeepSpeed: the next stage starts a fresh optimizer)"
     else:  # every process its own part (FSDP shards it); the next stage reloads it with the same world size
         optimizer_file(final).parent.mkdir(parents=True, exist_ok=True)
+        assert isinstance(trainer.optimizer, torch.optim.Optimizer)  # accelerate's wrapper is one
         torch.save(trainer.optimizer.state_dict(), optimizer_file(final))
     if main:
         tokenizer.save_pretrained(final)

@@ -169,7 +169,9 @@ def _hf_rows(path: Path, split: str, key: str) -> Iterator[tuple[str, Any]]:
     dataset = load_from_disk(str(path))
     if isinstance(dataset, DatasetDict):
         if split not in dataset:
-            raise ConfigError(f"{key}.split: '{split}' is not a split of {path}; it has {', '.join(dataset)}")
+            raise ConfigError(
+                f"{key}.split: '{split}' is not a split of {path}; it has {', '.join(map(str, dataset))}"
+            )
         dataset = dataset[split]
     for row, obj in enumerate(dataset, start=1):
         yield f"{path}[{split}]:row {row}", obj
@@ -257,10 +259,12 @@ def raw_rows(name: str, cfg: SourceConfig) -> Iterator[tuple[str, Any]]:
     if cfg.kind == "generated" or (cfg.kind == "auto" and cfg.generator):
         from agentkit.train.corpus import GENERATORS
 
+        assert cfg.generator is not None  # validate_source checked it names a corpus
         generate = GENERATORS[cfg.generator]
         for i, text in enumerate(generate(cfg.n if cfg.n is not None else 20000, cfg.seed), start=1):
             yield f"{cfg.generator}#{i}", text
         return
+    assert cfg.path is not None  # validate_source checked it is set
     for path in _files(cfg.path, key):
         kind = cfg.kind
         if kind == "auto" and path.is_dir():

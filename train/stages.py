@@ -100,7 +100,7 @@ def validate(cfg: TrainConfig) -> None:
             f"trainer.resume: expected auto, never or a checkpoint directory; '{t.resume}' is none"
         )
     if t.extra:
-        from trl import SFTConfig
+        from trl.trainer.sft_config import SFTConfig
 
         known = {f.name for f in fields(SFTConfig)}
         for key in t.extra:
@@ -267,7 +267,7 @@ def resume_checkpoint(cfg: TrainConfig) -> str | None:
 def sft_config(cfg: TrainConfig):
     """The TRL ``SFTConfig`` of a stage."""
     import torch
-    from trl import SFTConfig
+    from trl.trainer.sft_config import SFTConfig
 
     t = cfg.trainer
     kwargs: dict[str, Any] = dict(
@@ -321,7 +321,8 @@ def lora_config(cfg: TrainConfig):
 
 
 def _stage_trainer_class():
-    from trl import SFTTrainer
+    import torch
+    from trl.trainer.sft_trainer import SFTTrainer
 
     class StageTrainer(SFTTrainer):
         """``SFTTrainer`` plus a warmup-stable-decay schedule sized from the real number of steps."""
@@ -335,8 +336,10 @@ def _stage_trainer_class():
                 return super().create_scheduler(num_training_steps, optimizer)
             from transformers.optimization import get_wsd_schedule
 
+            optimizer = optimizer if optimizer is not None else self.optimizer
+            assert isinstance(optimizer, torch.optim.Optimizer)  # the schedule is a LambdaLR over it
             self.lr_scheduler = get_wsd_schedule(
-                optimizer if optimizer is not None else self.optimizer,
+                optimizer,
                 num_warmup_steps=self.args.get_warmup_steps(num_training_steps),
                 num_decay_steps=math.ceil(self._wsd["decay_ratio"] * num_training_steps),
                 num_training_steps=num_training_steps,
@@ -441,9 +444,11 @@ def _is_main_process() -> bool:
 def training_stage(cfg: TrainConfig, callbacks: list) -> Path:
     out = Path(cfg.out)
     trainer, data = build_trainer(cfg, callbacks)
+    model = trainer.model
+    assert model is not None  # build_trainer passes one
     sizes = (
-        sum(p.numel() for p in trainer.model.parameters()),
-        sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
+        sum(p.numel() for p in model.parameters()),
+        sum(p.numel() for p in model.parameters() if p.requires_grad),
     )
     packed = None
     if cfg.trainer.packing:

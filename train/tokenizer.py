@@ -100,6 +100,12 @@ def _chunks(texts: list[str]) -> Iterator[str]:
                 yield from chunk.findall(piece)
 
 
+def _merge_pair(merge: str | list[str]) -> tuple[str, str]:
+    """A BPE merge as a pair: tokenizers writes it ``"a b"`` in older files and ``["a", "b"]`` in newer ones."""
+    left, right = merge.split(" ", 1) if isinstance(merge, str) else merge
+    return left, right
+
+
 def train_superword_tokenizer(
     texts: Iterable[str],
     vocab_size: int = 4096,
@@ -136,7 +142,7 @@ def train_superword_tokenizer(
     stage1.train_from_iterator(_batches(texts), trainer=trainer)
     model1 = json.loads(stage1.to_str())["model"]
     vocab: dict[str, int] = dict(model1["vocab"])
-    merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model1["merges"]]
+    merges = [_merge_pair(m) for m in model1["merges"]]
     by_id = {i: t for t, i in vocab.items()}
     sequences = []
     chunks = [c for c in _chunks(texts) if len(c) > 1]
@@ -163,7 +169,7 @@ def train_superword_tokenizer(
             return "".join(by_id[ord(c) - _SYMBOL_BASE] for c in symbols_)
 
         for merge in json.loads(stage2.to_str())["model"]["merges"]:
-            left, right = merge.split(" ", 1) if isinstance(merge, str) else merge
+            left, right = _merge_pair(merge)
             pair = (text_of(left), text_of(right))
             if pair in known or len(vocab) >= vocab_size - len(TAG_TOKENS):
                 continue

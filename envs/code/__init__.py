@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -40,6 +40,7 @@ from agentkit.envs.prompts import agent_prompt
 from agentkit.errors import ConfigError
 from agentkit.records import Message, Task, ToolSpec
 from agentkit.registry import ENVS
+from agentkit.sandbox import Sandbox
 
 T = TypeVar("T")
 
@@ -140,7 +141,7 @@ class CodeEnv(Env):
         return self._pools[python]
 
     @contextlib.asynccontextmanager
-    async def _one_off_sandbox(self) -> Any:
+    async def _one_off_sandbox(self) -> AsyncIterator[Sandbox]:
         """A sandbox outside the pools (for work done in another event loop, such as task generation)."""
         from agentkit.sandbox import SandboxLimits, create_sandbox
 
@@ -239,13 +240,10 @@ class CodeEnv(Env):
         )
 
     def _generated(self, source: TaskSourceConfig) -> list[Task]:
+        from agentkit.envs.tasks import check_task_options
+
         options = dict(source.options)
-        unknown = sorted(set(options) - GENERATED_OPTIONS)
-        if unknown:
-            raise ConfigError(
-                f"tasks.options.{unknown[0]} is not an option of the code env's generated tasks; "
-                f"known: {', '.join(sorted(GENERATED_OPTIONS))}"
-            )
+        check_task_options(options, GENERATED_OPTIONS, "code generator")
         kinds = options.get("kinds", ["repo"])
         kinds = [kinds] if isinstance(kinds, str) else list(kinds)
         if not kinds or any(k not in ("repo", "function") for k in kinds):
@@ -310,15 +308,11 @@ class CodeEnv(Env):
     def _repository(self, source: TaskSourceConfig) -> list[Task]:
         """Tasks from any directory or git checkout of a Python project: its passing tests found by running
         them, bugs injected (AST mutations and SWE-smith-style ones) and kept when some test catches them."""
-        from agentkit.envs.tasks import in_split
+        from agentkit.envs.tasks import check_task_options, in_split
 
         options = dict(source.options)
-        unknown = sorted(set(options) - REPO_OPTIONS - GENERATED_OPTIONS)  # kinds, projects...: the defaults
-        if unknown:
-            raise ConfigError(
-                f"tasks.options.{unknown[0]} is not an option of tasks.source=repo; "
-                f"known: {', '.join(sorted(REPO_OPTIONS))}"
-            )
+        # the generated tasks' options (kinds, projects...) are accepted too: their defaults apply
+        check_task_options(options, REPO_OPTIONS | GENERATED_OPTIONS, "repo task source")
         if not source.path:
             raise ConfigError(
                 "tasks.path is required for tasks.source=repo (a project directory or git checkout)"
@@ -391,7 +385,8 @@ class CodeEnv(Env):
                     for project, mutations in pending.values()
                     for i in range(0, len(mutations), batch)
                 ]
-                progress.update(bar, total=progress.tasks[0].total + sum(len(m) for _, m in pending.values()))
+                total = (progress.tasks[0].total or 0) + sum(len(m) for _, m in pending.values())
+                progress.update(bar, total=total)
                 await asyncio.gather(*jobs)
                 for project, mutation in chunk:
                     check = cache.get(project, mutation.id)
@@ -430,6 +425,8 @@ def _mutations(project: Project, operators: tuple[str, ...], cache_dir: Path | N
     if key not in _MUTATIONS:
         path = cache_dir / f"{key}-mutations.json" if cache_dir else None
         try:
+            if path is None:
+                raise FileNotFoundError("no cache directory")
             _MUTATIONS[key] = [Mutation.from_dict(d) for d in json.loads(path.read_text(encoding="utf-8"))]
         except (AttributeError, OSError, ValueError, TypeError):
             _MUTATIONS[key] = project_mutations(project.path)

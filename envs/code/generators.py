@@ -251,13 +251,13 @@ def make_function_task(index: int, seed: int, env_name: str, timeout: float) -> 
             inputs.append(args)
         if len(inputs) == N_TESTS:
             break
-    stdio = template.stdin is not None and rng.random() < STDIO_SHARE
+    stdin = template.stdin if template.stdin is not None and rng.random() < STDIO_SHARE else None
+    stdio = stdin is not None
     digest = hashlib.sha256(f"{statement}\0{stdio}\0{inputs!r}".encode()).hexdigest()[:10]
     task_id = f"fn-{template.name}-{digest}"
-    if stdio:
+    if stdin is not None:
         cases = [
-            {"input": template.stdin(args), "output": _stdout(template, _run(code, entry, args))}
-            for args in inputs
+            {"input": stdin(args), "output": _stdout(template, _run(code, entry, args))} for args in inputs
         ]
         full = (
             f"{statement}\n\nThis task is a stdin/stdout program: define that function, read the input "

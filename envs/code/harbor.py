@@ -224,6 +224,8 @@ def read_reward(text: str, kind: str) -> float:
         value = value.get("reward", next(iter(value.values()), None)) if isinstance(value, dict) else value
     else:
         value = text.strip()
+    if not isinstance(value, int | float | str):
+        raise TypeError(f"not a number: {value!r}")
     return float(value)
 
 

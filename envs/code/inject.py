@@ -166,10 +166,11 @@ def _variants(node: ast.AST, parent: ast.AST | None) -> Iterator[tuple[str, ast.
             f"{type(node.op).__name__} -> {type(other).__name__}",
         )
     if isinstance(parent, (ast.If, ast.While, ast.IfExp)) and node is parent.test:
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-            yield "negated_condition", node.operand, "removed 'not'"
-        elif not isinstance(node, ast.BoolOp):
-            yield "negated_condition", ast.UnaryOp(ast.Not(), node), "negated the condition"
+        test = parent.test
+        if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+            yield "negated_condition", test.operand, "removed 'not'"
+        elif not isinstance(test, ast.BoolOp):
+            yield "negated_condition", ast.UnaryOp(ast.Not(), test), "negated the condition"
     if (
         isinstance(node, ast.Call)
         and len(node.args) >= 2
@@ -204,18 +205,19 @@ class _Sites(ast.NodeVisitor):
     """Every single-line node inside a function, with its parent and enclosing function."""
 
     def __init__(self) -> None:
-        self.sites: list[tuple[ast.AST, ast.AST | None, str]] = []
+        self.sites: list[tuple[ast.expr | ast.stmt, ast.AST, str]] = []
         self._stack: list[str] = []
         self._parents: list[ast.AST] = []
 
     def generic_visit(self, node: ast.AST) -> None:
-        if self._stack and getattr(node, "lineno", None) is not None and node.lineno == node.end_lineno:
-            self.sites.append((node, self._parents[-1] if self._parents else None, ".".join(self._stack)))
+        # Only expressions and statements have mutations; inside a scope there is always a parent.
+        if self._stack and isinstance(node, ast.expr | ast.stmt) and node.lineno == node.end_lineno:
+            self.sites.append((node, self._parents[-1], ".".join(self._stack)))
         self._parents.append(node)
         super().generic_visit(node)
         self._parents.pop()
 
-    def _scope(self, node: ast.AST) -> None:
+    def _scope(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> None:
         self._stack.append(node.name)
         self._parents.append(node)
         for child in ast.iter_child_nodes(node):
@@ -226,7 +228,7 @@ class _Sites(ast.NodeVisitor):
     visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = _scope
 
 
-def _replace_segment(lines: list[str], node: ast.AST, text: str) -> list[str]:
+def _replace_segment(lines: list[str], node: ast.expr | ast.stmt, text: str) -> list[str]:
     line = lines[node.lineno - 1]
     raw = line.encode("utf-8")
     new = raw[: node.col_offset].decode("utf-8") + text + raw[node.end_col_offset :].decode("utf-8")
@@ -452,6 +454,12 @@ def _unique_swap(source: str, old: str, new: str) -> tuple[str, str] | None:
     return old, new
 
 
+def _end(node: ast.stmt) -> int:
+    """The last line of a statement (``ast.parse`` sets it on every node it returns)."""
+    assert node.end_lineno is not None
+    return node.end_lineno
+
+
 def _block(lines: list[str], first: int, last: int) -> str:
     """Lines ``first``..``last`` (1-based, inclusive), each with its newline."""
     return "".join(line + "\n" for line in lines[first - 1 : last])
@@ -485,7 +493,7 @@ def structural_mutations(project: str, file: str, source: str) -> list[Mutation]
                 if len(code) >= 2 or (code and not isinstance(code[0], ast.Pass | ast.Return)):
                     indent = lines[code[0].lineno - 1][: code[0].col_offset]
                     header = _block(lines, child.lineno, code[0].lineno - 1)
-                    old = header + _block(lines, code[0].lineno, child.end_lineno)
+                    old = header + _block(lines, code[0].lineno, _end(child))
                     add(
                         "stub_body",
                         child,
@@ -507,24 +515,24 @@ def structural_mutations(project: str, file: str, source: str) -> list[Mutation]
                     and not child.orelse
                     and len(child.body) <= 2
                     and len(siblings) >= 2
-                    and child.end_lineno < len(lines)
+                    and _end(child) < len(lines)
                 ):
-                    after = _block(lines, child.end_lineno + 1, child.end_lineno + 1)
-                    old = _block(lines, child.lineno, child.end_lineno) + after
+                    after = _block(lines, _end(child) + 1, _end(child) + 1)
+                    old = _block(lines, child.lineno, _end(child)) + after
                     add("remove_guard", child, name, old, after, f"the guard on line {child.lineno} removed")
                 if child.orelse and not (len(child.orelse) == 1 and isinstance(child.orelse[0], ast.If)):
-                    body_text = _block(lines, child.body[0].lineno, child.body[-1].end_lineno)
+                    body_text = _block(lines, child.body[0].lineno, _end(child.body[-1]))
                     else_line = next(
                         (
                             i
-                            for i in range(child.body[-1].end_lineno, child.orelse[0].lineno)
+                            for i in range(_end(child.body[-1]), child.orelse[0].lineno)
                             if lines[i].strip().startswith("else")
                         ),
                         None,
                     )
                     if else_line is not None:
-                        else_text = _block(lines, child.orelse[0].lineno, child.orelse[-1].end_lineno)
-                        middle = _block(lines, child.body[-1].end_lineno + 1, child.orelse[0].lineno - 1)
+                        else_text = _block(lines, child.orelse[0].lineno, _end(child.orelse[-1]))
+                        middle = _block(lines, _end(child.body[-1]) + 1, child.orelse[0].lineno - 1)
                         head = _block(lines, child.lineno, child.body[0].lineno - 1)
                         b_indent = lines[child.body[0].lineno - 1][: child.body[0].col_offset]
                         e_indent = lines[child.orelse[0].lineno - 1][: child.orelse[0].col_offset]

@@ -189,7 +189,7 @@ def worker_main():
 
     load = json.loads(proto_in.readline())
     sys.path[:] = [p for p in load.get("path", []) if isinstance(p, str)] or sys.path
-    namespace = {"__name__": "solution", "__file__": "solution.py"}
+    namespace: dict = {"__name__": "solution", "__file__": "solution.py"}
     try:
         exec(compile(load["code"], "solution.py", "exec"), namespace)
     except BaseException as exc:  # SystemExit too: a solution that exits while loading fails
@@ -213,6 +213,8 @@ def worker_main():
             target = namespace[request["name"]]
             args = decode(request["args"], resolve)
             kwargs = decode(request["kwargs"], resolve)
+            if not isinstance(args, list) or not isinstance(kwargs, dict):
+                raise TypeError("a call's arguments must be a list and a dict")
             result = target(*args, **kwargs)
             reply = {"ok": encode(result, handles)}
         except BaseException as exc:
@@ -244,6 +246,8 @@ class Worker:
             close_fds=True,
             start_new_session=True,
         )
+        assert self.proc.stdin is not None and self.proc.stdout is not None  # both are pipes
+        self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
         self.buffer = b""
         self.dead = None
 
@@ -251,8 +255,8 @@ class Worker:
         if self.dead:
             raise SolutionFailed(self.dead)
         try:
-            self.proc.stdin.write((json.dumps(message) + "\n").encode("utf-8"))
-            self.proc.stdin.flush()
+            self.stdin.write((json.dumps(message) + "\n").encode("utf-8"))
+            self.stdin.flush()
         except (BrokenPipeError, OSError):
             pass  # the reply read below reports how the worker ended
         return self.reply()
@@ -261,7 +265,7 @@ class Worker:
         import select
         import time
 
-        fd = self.proc.stdout.fileno()
+        fd = self.stdout.fileno()
         while b"\n" not in self.buffer:
             remaining = self.deadline - time.monotonic()
             if remaining <= 0:

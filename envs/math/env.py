@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from agentkit.client import GeneratorClient, ModelClient
@@ -119,7 +120,9 @@ class MathEnv(Env):
                 )
         self.answer_format = tuple(formats)
         self.python_tool = python_tool
-        self._verifier_options = dict(
+        self._new_verifier = partial(
+            MathVerifier,
+            self.answer_format,
             include_think=include_think,
             max_chars=max_answer_chars,
             timeout=verify_timeout,
@@ -144,7 +147,7 @@ class MathEnv(Env):
 
     def verifier(self) -> MathVerifier:
         if self._verifier is None:
-            self._verifier = MathVerifier(self.answer_format, **self._verifier_options)
+            self._verifier = self._new_verifier()
         return self._verifier
 
     def tools(self, task: Task) -> list[ToolSpec]:

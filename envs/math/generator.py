@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentkit.envs.tasks import check_task_options
 from agentkit.errors import ConfigError
 from agentkit.records import Task
 
@@ -270,12 +271,7 @@ ABILITIES = {  # the paper's atomic math abilities each kind exercises (metacogn
 
 def kinds_for(options: dict[str, Any]) -> list[str]:
     """The task kinds selected by generator options ``kinds`` and/or ``levels`` (default: all)."""
-    unknown = set(options) - {"kinds", "levels", "check"}
-    if unknown:
-        raise ConfigError(
-            f"tasks.options: unknown math generator option(s) {', '.join(sorted(unknown))}; "
-            "known: kinds, levels, check"
-        )
+    check_task_options(options, ("kinds", "levels", "check"), "math generator")
     kinds = list(options.get("kinds") or GENERATORS)
     for kind in kinds:
         if kind not in GENERATORS:

@@ -158,7 +158,7 @@ class ResearchEnv(Env):
         if evidence:
             index = self.search_index(task)
             docs = [s["doc"] if isinstance(s, dict) else str(s) for s in evidence]
-            return evidence_solver(task, {d: index.get(d).title for d in docs if index.get(d) is not None})
+            return evidence_solver(task, {d: doc.title for d in docs if (doc := index.get(d)) is not None})
         return None
 
     def load_tasks(self, source: TaskSourceConfig) -> list[Task]:
@@ -179,15 +179,10 @@ class ResearchEnv(Env):
 
     def _generated_tasks(self, source: TaskSourceConfig) -> list[Task]:
         from agentkit.envs.research.questions import buckets, make_question
-        from agentkit.envs.tasks import check_split, in_split
+        from agentkit.envs.tasks import check_split, check_task_options, in_split
 
         options = dict(source.options)
-        unknown = sorted(set(options) - GENERATED_OPTIONS)
-        if unknown:
-            raise ConfigError(
-                f"tasks.options.{unknown[0]}: unknown option for generated research tasks "
-                f"(known: {', '.join(sorted(GENERATED_OPTIONS))})"
-            )
+        check_task_options(options, GENERATED_OPTIONS, "generated research task")
         docs = _int_option(options, "docs", 2000)
         if docs < 200:
             raise ConfigError(f"tasks.options.docs must be >= 200, not {docs}")
@@ -220,15 +215,10 @@ class ResearchEnv(Env):
         return tasks
 
     def _file_tasks(self, source: TaskSourceConfig) -> list[Task]:
-        from agentkit.envs.tasks import load_task_rows
+        from agentkit.envs.tasks import check_task_options, load_task_rows
 
         options = dict(source.options)
-        unknown = sorted(set(options) - FILE_OPTIONS)
-        if unknown:
-            raise ConfigError(
-                f"tasks.options.{unknown[0]}: unknown option for research question files "
-                f"(known: {', '.join(sorted(FILE_OPTIONS))})"
-            )
+        check_task_options(options, FILE_OPTIONS, "research question file")
         ref = options.get("index") or options.get("corpus")
         if ref and not str(ref).startswith(GENERATED):
             ref = str(Path(ref).expanduser().resolve())
@@ -284,7 +274,8 @@ def _check_question(task: Task, index: SearchIndex, ref: str) -> None:
     for item in evidence:
         doc = item.get("doc") if isinstance(item, dict) else item
         doc = _text(doc, "an evidence document id")
-        if index.row_of(doc) is None or index.ids[index.row_of(doc)] != doc:
+        row = index.row_of(doc)
+        if row is None or index.ids[row] != doc:
             raise ValueError(f"evidence document '{doc}' is not in the index {index.path}")
         steps.append({"doc": doc})
     meta["evidence"] = steps

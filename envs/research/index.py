@@ -27,7 +27,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Set
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,8 +166,8 @@ def build_index(
                 title_tokens = tokenize(doc.title)
                 for start, end in chunk_spans(doc.text, settings.chunk_words, settings.chunk_overlap):
                     tokens = title_tokens + tokenize(doc.text[start:end])
-                    token_ids = [lookup(t) for t in tokens]
-                    if None in token_ids:  # new words: the slower path that grows the vocabulary
+                    token_ids = [lookup(t, -1) for t in tokens]
+                    if -1 in token_ids:  # new words: the slower path that grows the vocabulary
                         token_ids = [vocab.setdefault(t, len(vocab)) for t in tokens]
                     corpus_ids.append(token_ids)
                     chunk_doc.append(row)
@@ -377,7 +377,7 @@ class SearchIndex:
 
 
 def make_snippet(
-    text: str, start: int, end: int, terms: set[str], limit: int, minor: set[str] = frozenset()
+    text: str, start: int, end: int, terms: set[str], limit: int, minor: Set[str] = frozenset()
 ) -> tuple[int, str]:
     """The sentence of ``text[start:end]`` with the most query terms (earliest on ties), cut to ``limit``.
 

@@ -14,7 +14,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from agentkit.envs.sandbox import files
 from agentkit.errors import ConfigError, SandboxUnavailable
@@ -513,7 +513,7 @@ class SandboxBase:
             await session.close()
         await self._teardown()
 
-    async def __aenter__(self):
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 

@@ -701,6 +701,7 @@ class BwrapSandbox(SandboxBase):
             cwd=workdir,
         )
         out, err = CappedBuffer(self.limits.output_bytes), CappedBuffer(self.limits.output_bytes)
+        assert proc.stdout is not None and proc.stderr is not None  # _spawn pipes both
         readers = [
             asyncio.create_task(read_capped(proc.stdout, out)),
             asyncio.create_task(read_capped(proc.stderr, err)),
@@ -848,6 +849,7 @@ async def _read_all(fd: int) -> bytes:
 
 
 async def _feed(proc: asyncio.subprocess.Process, data: bytes) -> None:
+    assert proc.stdin is not None  # spawned with stdin=PIPE whenever there is data
     try:
         proc.stdin.write(data)
         await proc.stdin.drain()
@@ -898,14 +900,16 @@ class BwrapWorker(_SessionProcess):
     def __init__(
         self, sandbox: BwrapSandbox, proc: asyncio.subprocess.Process, cgroup: cgroups.Cgroup | None
     ):
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None  # all piped
         super().__init__(sandbox, proc, cgroup, proc.stderr)
+        self._stdin, self._stdout = proc.stdin, proc.stdout
 
     async def send(self, data: bytes) -> None:
-        self.proc.stdin.write(data)
-        await self.proc.stdin.drain()
+        self._stdin.write(data)
+        await self._stdin.drain()
 
     async def readline(self) -> bytes:
-        return await self.proc.stdout.readline()
+        return await self._stdout.readline()
 
     async def crash_status(self) -> tuple[ExecStatus, int | None, str]:
         try:

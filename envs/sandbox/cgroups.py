@@ -33,7 +33,8 @@ _counter = itertools.count()
 class Cgroup(Protocol):
     """One instance's cgroup, whichever version."""
 
-    procs_files: list[str]
+    @property
+    def procs_files(self) -> list[str]: ...
 
     def cpu_seconds(self) -> float: ...
 
@@ -393,12 +394,13 @@ def host() -> tuple[CgroupHost | None, str]:
     """This process's cgroup host, detected once: cgroup v2 first, then v1; (None, why neither)."""
     global _HOST
     if _HOST is None:
-        v2, why2 = CgroupV2Host.detect()
-        if v2 is not None:
-            _HOST = v2, why2
-        else:
+        found: CgroupHost | None
+        v2, why = CgroupV2Host.detect()
+        found = v2
+        if v2 is None:
             v1, why1 = CgroupV1Host.detect()
-            _HOST = (v1, why1) if v1 is not None else (None, f"{why2}; {why1}")
-        if _HOST[0] is not None:
-            atexit.register(_HOST[0].cleanup)
+            found, why = v1, (why1 if v1 is not None else f"{why}; {why1}")
+        if found is not None:
+            atexit.register(found.cleanup)
+        _HOST = found, why
     return _HOST

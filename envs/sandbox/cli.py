@@ -134,10 +134,16 @@ def check(cfg: SandboxCheckConfig) -> int:
 def _describe_backend(console, cfg: SandboxConfig) -> None:
     """The diagnosis first: what this host offers the backend and which mechanism enforces each limit.
     A backend that cannot run here raises its one-line refusal (exit 2) before any check starts."""
+    from agentkit.envs.sandbox.base import SandboxBase
     from agentkit.sandbox import create_sandbox
 
     sandbox = create_sandbox(cfg.backend, limits=_limits(cfg), **dict(cfg.options))
     try:
+        if not isinstance(sandbox, SandboxBase):
+            raise ConfigError(
+                f"sandbox.backend: '{cfg.backend}' is not built on SandboxBase, so it cannot report "
+                "what this host offers it and which mechanism enforces each limit"
+            )
         refusal = sandbox.refusal()
         for what, how in sandbox.diagnosis_facts().items():
             console.print(f"[dim]{what}: {how}[/]")

@@ -700,7 +700,7 @@ async def _syscall_probe(h: Harness, filtered: bool) -> dict[str, int]:
             # filter itself, apart from bwrap).
             cell = await (await sb.python()).run(source) if filtered else result
         for res in (result, cell):
-            expect(res.ok and res.stdout.strip(), "the system-call probe failed to run", res)
+            expect(res.ok and bool(res.stdout.strip()), "the system-call probe failed to run", res)
         answers = json.loads(result.stdout.strip().splitlines()[-1])
         in_session = json.loads(cell.stdout.strip().splitlines()[-1])
         differ = {k: (v, in_session.get(k)) for k, v in answers.items() if in_session.get(k) != v}

@@ -49,7 +49,7 @@ import weakref
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentkit.envs.sandbox import files
 from agentkit.envs.sandbox.base import (
@@ -66,6 +66,9 @@ from agentkit.envs.sandbox.base import (
 from agentkit.errors import SandboxUnavailable
 from agentkit.registry import SANDBOXES
 from agentkit.sandbox import ExecResult, ExecStatus, SandboxLimits
+
+if TYPE_CHECKING:
+    from docker.models.containers import Container
 
 DEFAULT_IMAGE = "agentkit-sandbox:latest"
 SOCKET_CANDIDATES = ("/var/run/docker.sock", "/run/agentkit-podman.sock", "/run/podman/podman.sock")
@@ -165,7 +168,7 @@ def _api_error(exc: Exception) -> bool:
 class _ExecStream:
     """One exec's hijacked socket: stdin in, multiplexed stdout/stderr frames out (read on a thread)."""
 
-    def __init__(self, sock):
+    def __init__(self, sock: Any):
         self.sock = sock
         self.raw = getattr(sock, "_sock", sock)
 
@@ -220,18 +223,25 @@ class DockerSandbox(SandboxBase):
         self.tmp_mb, self.workspace_mb = int(opts["tmp_mb"]), int(opts["workspace_mb"])
         self.cpus, self.runtime = opts["cpus"], opts["runtime"]
         self._env = scrubbed_env(opts["env"])
-        self.container = None
+        self.container: Container | None = None
         self._start_lock = asyncio.Lock()
         self._streams: set[_ExecStream] = set()
         self._oom_seen = 0
         self.name = f"agentkit-{os.getpid()}-{secrets.token_hex(4)}"
         self.session_uid = 100_000 + secrets.randbelow(900_000)
 
+    @property
+    def _live(self) -> Container:
+        """The container, for the calls that need it running (``start()`` made it, ``close()`` removes it)."""
+        if self.container is None:
+            raise SandboxUnavailable("the sandbox's container is not running")
+        return self.container
+
     # -- container lifecycle ---------------------------------------------------------------------------
 
     def _create_sync(self):
-        import docker
         import docker.errors
+        from docker.types import Ulimit
 
         dc = client(self.url)
         url = self.url or base_url() or ""
@@ -255,8 +265,8 @@ class DockerSandbox(SandboxBase):
                 "/workspace": f"rw,nosuid,nodev,size={self.workspace_mb}m,mode=0777",
             },
             ulimits=[
-                docker.types.Ulimit(name="nofile", soft=limits.open_files, hard=limits.open_files),
-                docker.types.Ulimit(name="nproc", soft=1024, hard=1024),
+                Ulimit(name="nofile", soft=limits.open_files, hard=limits.open_files),
+                Ulimit(name="nproc", soft=1024, hard=1024),
             ],
             cap_drop=["ALL"],
             cap_add=["KILL"],
@@ -357,7 +367,7 @@ class DockerSandbox(SandboxBase):
 
     def _open_exec(self, argv: list[str], user: str, workdir: str, stdin: bool) -> tuple[str, _ExecStream]:
         exec_id = self.api.exec_create(
-            self.container.id,
+            self._live.id,
             argv,
             stdin=stdin,
             stdout=True,
@@ -375,21 +385,23 @@ class DockerSandbox(SandboxBase):
         itself cannot start while a fork bomb holds all of that uid's process slots."""
         script = f"for i in 1 2 3 4 5 6 7 8; do pkill -9 -U {uid} || exit 0; done"
         try:
-            self.container.exec_run(["/bin/sh", "-c", script], user="0:0")
+            self._live.exec_run(["/bin/sh", "-c", script], user="0:0")
         except Exception:  # the container may be gone; close() removes it anyway
             pass
 
     def _oom_since_last(self) -> bool:
         """Whether the container's cgroup OOM-killed something since the last look."""
         try:
-            out = self.container.exec_run(
+            output = self._live.exec_run(
                 [
                     "/bin/sh",
                     "-c",
                     "cat /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events 2>/dev/null",
                 ],
                 user=KEEPER_USER,
-            ).output.decode()
+            ).output
+            assert isinstance(output, bytes)  # not streamed
+            out = output.decode()
         except Exception:
             return False
         counts = [int(line.split()[1]) for line in out.splitlines() if line.startswith("oom_kill ")]
@@ -473,7 +485,7 @@ class DockerSandbox(SandboxBase):
     # -- files -----------------------------------------------------------------------------------------
 
     def _stat(self, path: str) -> dict | None:
-        url = self.api._url("/containers/{0}/archive", self.container.id)
+        url = self.api._url("/containers/{0}/archive", self._live.id)
         response = self.api.head(url, params={"path": path})
         if response.status_code == 404:
             return None
@@ -525,17 +537,19 @@ class DockerSandbox(SandboxBase):
                 time.time(),
             )
             tar.addfile(info, io.BytesIO(data))
-        if not self.api.put_archive(self.container.id, base, buf.getvalue()):
+        if not self.api.put_archive(self._live.id, base, buf.getvalue()):
             raise OSError(f"the engine refused to write {'/'.join(parts)}")
 
     def _read_sync(self, parts: list[str]) -> bytes:
         self._check_no_symlinks(parts, last_must_exist=True)
-        stream, _ = self.api.get_archive(self.container.id, "/workspace/" + "/".join(parts))
+        stream, _ = self.api.get_archive(self._live.id, "/workspace/" + "/".join(parts))
         with tarfile.open(fileobj=io.BytesIO(b"".join(stream)), mode="r") as tar:
             member = tar.next()
             if member is None or not member.isfile():
                 raise files.PathEscape(f"'{'/'.join(parts)}' is not a regular file")
-            return tar.extractfile(member).read()
+            extracted = tar.extractfile(member)
+            assert extracted is not None  # a regular file has contents
+            return extracted.read()
 
     async def write_file(self, path: str, content: str | bytes) -> None:
         parts = files.workspace_parts(path)
@@ -578,7 +592,7 @@ class DockerSandbox(SandboxBase):
             tar.add(source, arcname="/".join(base) or ".", filter=partial(_owned, uid=self.session_uid))
         if base:
             await _call(self._check_no_symlinks, base, False, True)
-        await _call(self.api.put_archive, self.container.id, "/workspace", buf.getvalue())
+        await _call(self.api.put_archive, self._live.id, "/workspace", buf.getvalue())
 
     # -- the session -----------------------------------------------------------------------------------
 

@@ -109,11 +109,13 @@ class AgentkitSandboxEnvironment(SandboxEnvironment):
     async def sample_init(
         cls, task_name: str, config: SandboxEnvironmentConfigType | None, metadata: dict[str, str]
     ) -> dict[str, SandboxEnvironment]:
+        from agentkit.envs.sandbox.base import SandboxBase
         from agentkit.sandbox import SandboxLimits, create_sandbox
 
         settings = _config(config)
         limits = SandboxLimits(**{**INSPECT_LIMITS, **settings.limits})
         sandbox = create_sandbox(cls.BACKEND, limits, **settings.options)
+        assert isinstance(sandbox, SandboxBase)  # the built-in backends this provider serves
         try:
             await sandbox.start()
         except BaseException:

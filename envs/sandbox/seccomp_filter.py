@@ -180,7 +180,8 @@ class SeccompUnavailable(RuntimeError):
 
 def _module():
     try:
-        import seccomp  # the official bindings (Debian's python3-seccomp)
+        # the official bindings (Debian's python3-seccomp): a system package, outside the venv pyright reads
+        import seccomp  # pyright: ignore[reportMissingImports]
 
         return seccomp
     except ImportError:

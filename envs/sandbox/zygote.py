@@ -194,6 +194,7 @@ def main(argv):
         program += chunk
     os.close(filter_fd)
     spec = importlib.util.spec_from_file_location("agentkit_sandbox_worker", worker_path)
+    assert spec is not None and spec.loader is not None  # a .py file always has both
     worker = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(worker)
     for name in [m for m in preload.split(",") if m]:

@@ -382,6 +382,7 @@ def check_one(function: dict[str, Any], call: dict[str, Any], answer: dict[str, 
                 "error": [f"Missing required parameter: {param!r}."],
                 "error_type": "simple_function_checker:missing_required",
             }
+    value: Any  # the model's JSON; _type_check below says whether it has the parameter's type
     for param, value in arguments.items():
         if param not in details or param not in possible:
             return {

@@ -21,7 +21,7 @@ from agentkit.client import GeneratorClient, ModelClient
 from agentkit.config import SandboxConfig, TaskSourceConfig
 from agentkit.env import Env, Episode, Tool, ToolOutput
 from agentkit.envs.prompts import agent_prompt
-from agentkit.envs.tasks import FILE_SOURCES, generate, load_task_rows, select
+from agentkit.envs.tasks import FILE_SOURCES, check_task_options, generate, load_task_rows, select
 from agentkit.envs.tooluse import bfcl, bfcl_multi_turn
 from agentkit.envs.tooluse.generator import TEMPLATES, Calls, Final, SolverGen, make_task, templates_for
 from agentkit.envs.tooluse.simulators import SIMULATORS, Simulator
@@ -367,7 +367,9 @@ class ToolUseEnv(Env):
             else self.custom_prompt + (f"\n\n{extra}" if extra else "")
         )
         turns = [
-            Message(role=m["role"], content=m["content"]) for m in given if m["role"] in ("user", "assistant")
+            Message(role=role, content=m["content"])
+            for m in given
+            if (role := m["role"]) in ("user", "assistant")
         ]
         return [Message(role="system", content=system), *turns]
 
@@ -437,11 +439,7 @@ class ToolUseEnv(Env):
             return generate(lambda i: make_task(i, source.seed, names, env_name=self.name), source)
         if source.source == "bfcl":
             options = dict(source.options)
-            unknown = set(options) - {"categories"}
-            if unknown:
-                raise ConfigError(
-                    f"tasks.options: unknown bfcl option(s) {', '.join(sorted(unknown))}; known: categories"
-                )
+            check_task_options(options, ("categories",), "bfcl")
             wheel_path = bfcl.find_wheel(source.path or self.bfcl_path, download=self.bfcl_download)
             if source.path:
                 self.bfcl_path = str(wheel_path)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentkit.envs.tasks import check_task_options
 from agentkit.envs.tooluse.simulators import (
     SIMULATORS,
     Calendar,
@@ -749,12 +750,7 @@ TEMPLATES: dict[str, Template] = {
 
 
 def templates_for(options: dict[str, Any]) -> list[str]:
-    unknown = set(options) - {"templates", "domains"}
-    if unknown:
-        raise ConfigError(
-            f"tasks.options: unknown tooluse generator option(s) {', '.join(sorted(unknown))}; "
-            "known: templates, domains"
-        )
+    check_task_options(options, ("templates", "domains"), "tooluse generator")
     names = list(options.get("templates") or TEMPLATES)
     for name in names:
         if name not in TEMPLATES:

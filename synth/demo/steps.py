@@ -100,7 +100,7 @@ class Runner:
         (self.out / self.STATE).write_text(json.dumps(self.state, indent=1))
 
     def step(
-        self, name: str, title: str, command: str, action: Callable[[], None], marker: Path | None = None
+        self, name: str, title: str, command: str, action: Callable[[], object], marker: Path | None = None
     ) -> bool:
         """Run ``action`` unless it can be reused; returns True if it ran."""
         self.chain.update(command.encode("utf-8"))

@@ -31,7 +31,7 @@ from agentkit.env import Env
 from agentkit.errors import AgentkitError, ConfigError
 from agentkit.synth.config import ExecutorConfig
 from agentkit.synth.executors.base import RolloutJob
-from agentkit.synth.rollout import WorkItem
+from agentkit.synth.rollout import WorkItem, run_all
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,7 @@ class RolloutActor:
             record = trajectory.model_dump(mode="json", exclude_none=True)
             results.put_nowait(("trajectory", item.key, (record, trajectory.passed, trajectory.stats.turns)))
 
+        assert self.env is not None, "setup() builds the env before run()"
         policy = self.router.policy() if self.router is not None else env_policy(self.env)
         engine = self.job.engine(
             self.env,
@@ -341,13 +342,9 @@ class RayExecutor:
                 finally:
                     await give_back(len(open_items), finished_batch=True)
 
-        tasks = [asyncio.create_task(lane(number)) for number in range(len(actors)) for _ in range(lanes)]
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await run_all(
+            [asyncio.create_task(lane(number)) for number in range(len(actors)) for _ in range(lanes)]
+        )
         if queue:
             raise ExecutorError(
                 f"every rollout actor died; {len(queue)} episode(s) not run (rerun to resume)"

@@ -133,3 +133,25 @@ def test_env_configs_compose_and_build():
         OmegaConf.merge(OmegaConf.structured(EnvConfig), {"tasks": {"not_a_key": 1}})
     with pytest.raises(ConfigError, match="env.options"):
         build_env(EnvConfig(name="math", options={"answer_fromat": ["boxed"]}))
+
+
+@pytest.mark.parametrize(
+    ("env", "source", "typo", "nearest"),
+    [
+        ("math", "generated", "level", "levels"),
+        ("tooluse", "generated", "domain", "domains"),
+        ("tooluse", "bfcl", "category", "categories"),
+        ("research", "generated", "doc", "docs"),
+        ("research", "jsonl", "hf_splt", "hf_split"),
+        ("code", "generated", "kind", "kinds"),
+        ("code", "repo", "pakage", "package"),
+    ],
+)
+def test_a_task_option_typo_names_the_key_and_the_nearest_one(env, source, typo, nearest):
+    """Every env checks its task options the same way, before it reads or generates anything."""
+    built = build_env(EnvConfig(name=env))
+    with pytest.raises(ConfigError) as caught:
+        built.load_tasks(TaskSourceConfig(source=source, path="unused", options={typo: 1}))
+    message = str(caught.value)
+    assert message.startswith(f"env.tasks.options.{typo}: unknown ")
+    assert f"did you mean '{nearest}'?" in message and "\n" not in message

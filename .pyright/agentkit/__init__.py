@@ -1,0 +1,1 @@
+../../agentkit/__init__.py
