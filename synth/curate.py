@@ -156,6 +156,9 @@ class Entry(Candidate):
     tools_used: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     reward: float | None = None
+    tool_call_checks: int = 0
+    """Turns whose tool calls the server parsed too (vLLM's ``--tool-call-parser``), compared with agentkit's parse."""
+    tool_call_disagreements: int = 0
 
 
 def entry_from_record(record: dict[str, Any], offset: int, where: str) -> tuple[Entry, Trajectory]:
@@ -183,6 +186,8 @@ def entry_from_record(record: dict[str, Any], offset: int, where: str) -> tuple[
         seconds=stats.seconds.model_dump(),
         reward=trajectory.reward,
         abilities=list(trajectory.abilities or trajectory.task.abilities),
+        tool_call_checks=stats.tool_call_checks,
+        tool_call_disagreements=stats.tool_call_disagreements,
     )
     return entry, trajectory
 

@@ -103,7 +103,7 @@ def summarize(
     """The numbers of a run: outcomes, turns, tokens, tool usage and where the time went."""
     total = len(entries)
     passed = sum(e.passed for e in entries)
-    seconds = Counter()
+    seconds = dict.fromkeys(("model", "tools", "verify", "total"), 0.0)
     for entry in entries:
         for key in ("model", "tools", "verify", "total"):
             seconds[key] += entry.seconds.get(key, 0.0)
@@ -114,6 +114,7 @@ def summarize(
         tools.update(entry.tools_used)
     calls = sum(e.tool_calls for e in entries)
     errors = sum(e.tool_errors for e in entries)
+    checks = sum(e.tool_call_checks for e in entries)
     tasks = Counter(e.task_id for e in entries)
     solved = {e.task_id for e in entries if e.passed}
     low, high = wilson_interval(passed, total)
@@ -135,6 +136,9 @@ def summarize(
             "errors": errors,
             "error_rate": round(errors / calls, 4) if calls else 0.0,
             "by_name": dict(tools.most_common()),
+            # The server's tool-call parser against agentkit's, turn by turn (0 checks: the server parsed none).
+            "parser_checks": checks,
+            "parser_disagreements": sum(e.tool_call_disagreements for e in entries),
         },
         "seconds": {
             "model": round(seconds["model"], 3),
@@ -196,6 +200,12 @@ def print_summary(summary: dict[str, Any], title: str, extra: dict[str, str] | N
         "tool calls",
         f"{tools['calls']} ({tools['error_rate']:.0%} errors)" + (f": {by_name}" if by_name else ""),
     )
+    if tools.get("parser_checks"):
+        table.add_row(
+            "tool-call parsers",
+            f"server and agentkit agree on {tools['parser_checks'] - tools['parser_disagreements']}"
+            f"/{tools['parser_checks']} turns ({tools['parser_disagreements']} disagree)",
+        )
     s = summary["seconds"]
     whole = s["model"] + s["tools"] + s["verify"] + s["other"]
     table.add_row(

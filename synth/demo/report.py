@@ -69,7 +69,7 @@ def eval_results(demo: Demo) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for model in demo.models():
         families: dict[str, Any] = {}
-        passed = samples = 0
+        passed = samples = checks = disagreements = 0
         for family in demo.cfg.families:
             report = _read_json(demo.path("eval", model, family, "report.json"))
             if not report:
@@ -84,8 +84,16 @@ def eval_results(demo: Demo) -> dict[str, Any]:
             }
             passed += m["passed"]
             samples += m["samples"]
+            tools = report.get("tools") or {}
+            checks += tools.get("parser_checks", 0)
+            disagreements += tools.get("parser_disagreements", 0)
         if families:
-            results[model] = {"families": families, "overall": pass_summary(passed, samples, confidence)}
+            results[model] = {
+                "families": families,
+                "overall": pass_summary(passed, samples, confidence),
+                # vLLM's tool-call parser against agentkit's on every turn it parsed (none on the embedded server).
+                "tool_call_parsers": {"checks": checks, "disagreements": disagreements},
+            }
     return results
 
 
@@ -201,6 +209,10 @@ def loop_results(demo: Demo) -> dict[str, Any]:
             "passed": report.get("passed"),
             "pass_rate": report.get("pass_rate"),
             "kept": counts.get("curated"),
+            "tool_call_parsers": {
+                "checks": (report.get("tools") or {}).get("parser_checks", 0),
+                "disagreements": (report.get("tools") or {}).get("parser_disagreements", 0),
+            },
             "dataset": str(path / "data"),
         }
     return out
@@ -308,6 +320,21 @@ def markdown(report: dict[str, Any]) -> str:
     for model, result in report["results"].items():
         cells = [_pct(result["families"].get(f)) for f in families]
         lines.append(f"| {model} | " + " | ".join(cells) + f" | {_pct(result['overall'])} |")
+    parsers = {
+        m: r["tool_call_parsers"]
+        for m, r in report["results"].items()
+        if r.get("tool_call_parsers", {}).get("checks")
+    }
+    if parsers:
+        lines += [
+            "",
+            "Tool calls parsed by the server (vLLM's hermes parser) and by agentkit, turn by turn: "
+            + "; ".join(
+                f"{m} {p['checks'] - p['disagreements']}/{p['checks']} agree ({p['disagreements']} disagree)"
+                for m, p in parsers.items()
+            )
+            + ".",
+        ]
     if report["differences"]:
         lines += [
             "",

@@ -238,6 +238,9 @@ def test_synth_eval_and_train_through_vllm(served, tmp_path):
         f"checked on {checks} turns, {disagreements} disagreements"
     )
     assert checks == turns and disagreements == 0
+    tools = json.loads((synth_dir / "report.json").read_text())["tools"]
+    assert (tools["parser_checks"], tools["parser_disagreements"]) == (checks, disagreements)
+    assert "tool-call parsers" in run.stdout
 
     evaluation = run_agentkit(
         "eval",
