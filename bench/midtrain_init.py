@@ -26,9 +26,6 @@ import tempfile
 import zlib
 from pathlib import Path
 
-# bench/train.py would shadow the ``train`` package: import the project's packages, not this folder's scripts
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
 
 def split_trajectories(run: Path, out: Path, held_share: float) -> tuple[Path, dict[str, Path]]:
     """Write the run's trajectories minus a held-out share of its tasks (by task id) to ``out/train``, and the

@@ -67,3 +67,57 @@ def test_wheel_carries_configs_and_runs_from_elsewhere(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == str(site / "agentkit" / "conf")
     assert "engine:" in result.stdout
+
+
+SHADOWS = ("train", "envs", "synth", "conf")
+
+
+@pytest.mark.slow
+def test_a_script_beside_its_own_train_py_runs_a_synth(tmp_path):
+    """The most common file names in ML beside a user's script do not shadow agentkit's packages."""
+    for name in SHADOWS:
+        (tmp_path / f"{name}.py").write_text(
+            f"raise ImportError('the user\\'s own {name}.py was imported')\n"
+        )
+    (tmp_path / "run.py").write_text(
+        "from agentkit.cli import main\n"
+        "main(['synth', 'env=tooluse', 'policy=reference', 'env.tasks.n=3', 'report.progress=false',\n"
+        "      'report.plots=false', 'out=out'])\n"
+    )
+    result = subprocess.run([sys.executable, "run.py"], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len((tmp_path / "out" / "raw" / "rollouts.jsonl").read_text().splitlines()) == 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "bench").glob("*.py")))
+def test_each_bench_script_starts_as_python_bench_name(script, tmp_path):
+    """``python bench/NAME.py`` puts bench/ first on sys.path: its own ``train.py`` must shadow nothing agentkit
+    imports. Each script parses its arguments and imports its modules (``--help``) from a copy of bench/ alone."""
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    for path in (ROOT / "bench").iterdir():
+        if path.is_file():
+            (bench / path.name).write_bytes(path.read_bytes())
+    result = subprocess.run(
+        [sys.executable, f"bench/{script}", "--help"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert result.returncode == 0 and "usage:" in result.stdout, result.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_the_serving_bench_runs_to_its_ratio_from_a_copy_of_bench(tmp_path):
+    """One benchmark end to end (the one that failed on a fresh clone): it ends with its ``name: value`` line."""
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    for path in (ROOT / "bench").glob("*.py"):
+        (bench / path.name).write_bytes(path.read_bytes())
+    result = subprocess.run(
+        [sys.executable, "bench/serve_batching.py", "--requests", "2", "--max-tokens", "4", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1].startswith("batching_speedup_ratio: ")

@@ -10,16 +10,25 @@ from __future__ import annotations
 import asyncio
 import json
 
-import agents  # the test extra installs openai-agents; a missing SDK fails the test, it does not skip
 import pytest
-from openai import AsyncOpenAI
 
 from agentkit.server.app import create_app
 
-agents.set_tracing_disabled(True)  # tracing would export to api.openai.com
+
+def _sdk():
+    """The SDK, imported when a test runs (its import costs seconds of every collection). The test extra installs
+    openai-agents; a missing SDK fails the test, it does not skip."""
+    import agents
+
+    agents.set_tracing_disabled(True)  # tracing would export to api.openai.com
+    return agents
 
 
 def _agent(url: str, model_name: str, calls: list[str], **settings):
+    from openai import AsyncOpenAI
+
+    agents = _sdk()
+
     @agents.function_tool
     def get_weather(city: str) -> str:
         """Today's weather in a city."""
@@ -39,6 +48,7 @@ def _agent(url: str, model_name: str, calls: list[str], **settings):
 
 
 async def _run_both(agent, prompt: str):
+    agents = _sdk()
     plain = await agents.Runner.run(agent, prompt, max_turns=3)
     streamed = agents.Runner.run_streamed(agent, prompt, max_turns=3)
     kinds, deltas = [], []
@@ -77,7 +87,7 @@ def test_agents_sdk_calls_the_function_tool_streamed_and_not(scripted_engine_fac
     forced_engine = scripted_engine_factory(text[text.index("<tool_call>") :])
     with serve_app(create_app(forced_engine, served_model_name="scripted")) as url:
         forced = _agent(url + "/v1", "scripted", calls, max_tokens=64, tool_choice="get_weather")
-        forced_result = asyncio.run(agents.Runner.run(forced, "Weather?", max_turns=3))
+        forced_result = asyncio.run(_sdk().Runner.run(forced, "Weather?", max_turns=3))
     assert calls == ["Paris", "Paris", "Paris"]  # run, run_streamed and the forced run each called it
     assert plain.final_output == streamed.final_output == forced_result.final_output == "sunny in Paris"
     assert "run_item_stream_event" in kinds
