@@ -392,27 +392,28 @@ class Demo:
             ),
             rendered,
         )
+        # Mid-training before any SFT: a rerun that changes only the SFT (its data, steps, learning rate) reuses
+        # the mid-trained checkpoints, the longest steps, since each step is reused only if all before it are.
         train_steps: list[tuple[str, str, list[str], Path]] = [
             ("tokenizer", TITLES["tokenizer"], self.tokenizer_args(), self.path("tokenizer")),
             ("pretrain", TITLES["pretrain"], self.pretrain_args(), self.ckpt("pretrain")),
-            ("sft-A", "arm A: SFT only, from the pre-trained checkpoint", self.sft_args("A"), self.ckpt("A")),
         ]
         for arm in arms[1:]:
-            steps = self.mid_steps(arm)
-            train_steps += [
+            train_steps.append(
                 (
                     f"mid-{arm}",
-                    f"arm {arm}: agentic mid-training, {steps} steps on the trajectory mix",
+                    f"arm {arm}: agentic mid-training, {self.mid_steps(arm)} steps on the trajectory mix",
                     self.midtrain_args(arm),
                     self.ckpt(f"mid-{arm}"),
-                ),
-                (
-                    f"sft-{arm}",
-                    f"arm {arm}: the same SFT, from mid-{arm}",
-                    self.sft_args(arm),
-                    self.ckpt(arm),
-                ),
-            ]
+                )
+            )
+        train_steps.append(
+            ("sft-A", "arm A: SFT only, from the pre-trained checkpoint", self.sft_args("A"), self.ckpt("A"))
+        )
+        for arm in arms[1:]:
+            train_steps.append(
+                (f"sft-{arm}", f"arm {arm}: the same SFT, from mid-{arm}", self.sft_args(arm), self.ckpt(arm))
+            )
         for name, title, args, folder in train_steps:
             marker = "tokenizer_report.json" if name == "tokenizer" else "train_report.json"
             runner.step(name, title, shown(args), lambda a=args: run_agentkit(a), folder / marker)

@@ -67,7 +67,7 @@ def test_the_default_ablation_has_a_transfer_family_and_equal_sft():
 
     assert same(sft["A"]) == same(sft["B"]) == same(sft["C"])
     mids = {arm: demo.midtrain_args(arm) for arm in ("B", "C")}
-    assert "trainer.max_steps=1000" in mids["B"] and "trainer.max_steps=500" in mids["C"]
+    assert "trainer.max_steps=800" in mids["B"] and "trainer.max_steps=400" in mids["C"]
     jobs = list(demo.synth_jobs())
     assert ("sft", "linear", "reference", 0) not in jobs and not any(j[:2] == ("sft", "linear") for j in jobs)
     assert ("mid", "linear", "reference", 300) in jobs
