@@ -633,16 +633,26 @@ class BwrapSandbox(SandboxBase):
         try:
             cgroup = host.create(self.limits) if host else None
             fds = {"info": info_w, "block": block_r} | ({"seccomp": filter_r} if filter_r >= 0 else {})
-            proc = await asyncio.create_subprocess_exec(
-                *self._command(argv, cwd, cold and cgroup is not None, fds),
-                stdin=stdin,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                pass_fds=tuple(fds.values()),
-                env={"PATH": HOST_PATH},
-                limit=1 << 24,
-                start_new_session=True,
+            spawning = asyncio.ensure_future(
+                asyncio.create_subprocess_exec(
+                    *self._command(argv, cwd, cold and cgroup is not None, fds),
+                    stdin=stdin,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                    pass_fds=tuple(fds.values()),
+                    env={"PATH": HOST_PATH},
+                    limit=1 << 24,
+                    start_new_session=True,
+                )
             )
+            try:
+                proc = await asyncio.shield(spawning)
+            except asyncio.CancelledError:
+                # A process creation cancelled halfway leaves asyncio (3.11) waiting forever: the pipes
+                # connect after the transport closed, and bwrap's inner process, blocked on the block fd,
+                # holds them open. Let it finish; the handler below kills it and the fds close.
+                proc = await _finish(spawning)
+                raise
             for fd in fds.values():
                 os.close(fd)
             info_w = block_r = filter_r = -1
@@ -661,8 +671,8 @@ class BwrapSandbox(SandboxBase):
             except BrokenPipeError:  # bwrap already failed; its stderr and exit code tell why
                 pass
         except BaseException:
-            if proc is not None and proc.returncode is None:
-                proc.kill()
+            if proc is not None:
+                _kill_group(proc)
             if cgroup is not None:
                 cgroup.remove()
             raise
@@ -678,11 +688,7 @@ class BwrapSandbox(SandboxBase):
     def _reap(self, proc: asyncio.subprocess.Process, cgroup: cgroups.Cgroup | None) -> None:
         """Kill an instance (SIGKILL to the outer bwrap tears down its pid namespace) and wait until
         its cgroup is empty, so its process slots are free for the next exec."""
-        if proc.returncode is None:
-            try:
-                proc.kill()
-            except ProcessLookupError:
-                pass
+        _kill_group(proc)
         if cgroup is not None:
             cgroup.remove()
             self._cgroups.discard(cgroup)
@@ -807,11 +813,7 @@ class BwrapSandbox(SandboxBase):
     def _kill_sync(self) -> None:
         self._closed = True
         for proc in list(self._procs):
-            if proc.returncode is None:
-                try:
-                    os.kill(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            _kill_group(proc)
         for cgroup in list(self._cgroups):
             cgroup.remove()
         self._cgroups.clear()
@@ -820,6 +822,33 @@ class BwrapSandbox(SandboxBase):
 
     def __repr__(self) -> str:
         return f"BwrapSandbox(mode={self.mode}, workspace={str(self.workspace)!r}, uid={self.uid})"
+
+
+def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    """SIGKILL to the instance's process group (bwrap starts a session of its own): the outer bwrap and its
+    inner one, which is orphaned for good if the outer dies while the inner still waits on their handshake."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    except PermissionError:  # not this user's group (cannot happen for our own sessions): the outer alone
+        if proc.returncode is None:
+            proc.kill()
+
+
+async def _finish(spawning: asyncio.Future) -> asyncio.subprocess.Process | None:
+    """The process a cancelled ``create_subprocess_exec`` goes on to start (None if it failed), waited for
+    through further cancellations (the caller re-raises the first one)."""
+    while not spawning.done():
+        try:
+            await asyncio.shield(spawning)
+        except asyncio.CancelledError:
+            continue
+        except BaseException:
+            break
+    if spawning.cancelled() or spawning.exception() is not None:
+        return None
+    return spawning.result()
 
 
 def _resolve(future: asyncio.Future) -> None:
@@ -919,7 +948,10 @@ class BwrapWorker(_SessionProcess):
         oom = self.cgroup.oom_kills() > 0 if self.cgroup else False
         if self.proc.returncode is None:
             self.sandbox._reap(self.proc, self.cgroup)
-            await self.proc.wait()
+            try:  # bounded: a pipe held by a process that outlived the kill would keep wait() pending
+                await asyncio.wait_for(self.proc.wait(), 5.0)
+            except TimeoutError:
+                pass
         return await self._crash_report(self.proc.returncode, oom)
 
 

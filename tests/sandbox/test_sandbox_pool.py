@@ -83,3 +83,41 @@ def test_pool_reports_a_broken_backend():
 def test_unknown_option_names_the_key():
     with pytest.raises(ConfigError, match="options.imagee"):
         create_sandbox("bwrap", limits=SandboxLimits(), imagee="x")
+
+
+@pytest.mark.parametrize("zygote", [False, True], ids=["plain", "zygote"])
+def test_closing_while_sessions_start_ends_and_leaves_no_process(zygote):
+    """A pool closed at any moment of its warm-ups (the end of every synth run) cancels sessions halfway
+    through starting, process creation included: close() must end, and no bwrap may outlive it."""
+
+    def bwraps() -> set[int]:
+        """This process's bwrap instances and orphaned ones (other jobs on the machine have their own)."""
+        import os
+
+        found = set()
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                with open(f"/proc/{pid}/comm") as f:
+                    name = f.read().strip()
+            except OSError:
+                continue
+            if name == "bwrap" and fields[0] != "Z" and int(fields[1]) in (1, os.getpid()):
+                found.add(int(pid))
+        return found
+
+    before = bwraps()
+
+    async def main():
+        for step in range(40):
+            pool = SandboxPool("bwrap", size=4, zygote=zygote)
+            await pool.start()
+            await asyncio.sleep(0.004 * step)  # every phase of a start, from fork to a ready worker
+            await asyncio.wait_for(pool.close(), 30)
+
+    asyncio.run(main())
+    deadline = time.monotonic() + 10
+    while (left := bwraps() - before) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not left, f"bwrap processes outlived the pool: {sorted(left)}"
