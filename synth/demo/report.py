@@ -309,7 +309,8 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"Seed {report['seed']}, {report['cpus']} CPUs, wall {report['wall_seconds']:.0f} s, served by "
         f"{report['engine']}. From one pre-trained checkpoint: **A** = SFT only; **B** = agentic mid-training, "
-        f"then the same SFT; **C** = B with half the mid-training steps. SFT data: {', '.join(sft_families)}; "
+        f"then the same SFT{'; **C** = B with half the mid-training steps' if 'C' in report['results'] else ''}. "
+        f"SFT data: {', '.join(sft_families)}; "
         f"transfer (in mid-training, not in SFT): {', '.join(report['transfer']) or 'none'}.",
         "",
         f"Held-out pass@1 (greedy, agent in the sandboxes), {conf} Wilson intervals:",
